@@ -1,0 +1,2 @@
+//! The `wsgate` binary.
+fn main() {}
