@@ -1,2 +1,132 @@
-//! The `wsgate` binary.
-fn main() {}
+//! The `wsgate` binary: parses the command line, sets up logging, loads the
+//! config and hands over to the library. Exit codes: 0 after a clean drain,
+//! 64 (EX_USAGE) for a bad config, 1 for any other start-up failure.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+use wsgate::config::Config;
+
+/// The config file used when `--config` is not given.
+const DEFAULT_CONFIG: &str = "config/wsgate.toml";
+
+/// The same default config, compiled in, used when the file is absent.
+const EMBEDDED_CONFIG: &str = include_str!("../config/wsgate.toml");
+
+/// Exit code for an invalid config (sysexits EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+/// A TLS-terminating reverse proxy built for WebSocket.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Config file (TOML).
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config: exit 0, or print every error and exit 64.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let config = match load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match cli.command {
+        Some(Command::Check) => {
+            println!("config ok");
+            ExitCode::SUCCESS
+        }
+        None => serve(config),
+    }
+}
+
+/// Loads the given config, else `config/wsgate.toml`, else the embedded copy.
+fn load(path: Option<&Path>) -> Result<Config, String> {
+    let (result, name) = match path {
+        Some(path) => (Config::load(path), path.display().to_string()),
+        None if Path::new(DEFAULT_CONFIG).exists() => (
+            Config::load(Path::new(DEFAULT_CONFIG)),
+            DEFAULT_CONFIG.to_string(),
+        ),
+        None => (
+            Config::parse(EMBEDDED_CONFIG, Path::new(".")),
+            "embedded default config".to_string(),
+        ),
+    };
+    result.map_err(|errors| format!("{name}: invalid config:\n{errors}"))
+}
+
+/// Logs as text, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// Binds the listeners and runs until SIGTERM or SIGINT.
+fn serve(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for listener in &config.listeners {
+            let bound = TcpListener::bind(listener.bind)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", listener.bind))?;
+            listeners.push(bound);
+        }
+        wsgate::run(config, listeners, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on the first SIGTERM or SIGINT; a second one exits at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = int.recv() => tracing::info!("SIGINT: draining"),
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(1);
+    });
+}

@@ -1,0 +1,70 @@
+//! Forwards a non-upgrade request to a route's backend and streams the
+//! response back; bodies stream in both directions without buffering.
+//!
+//! Each request dials its own backend connection (as nginx does by default);
+//! a backend that refuses is skipped for the next, exactly as for WebSockets.
+
+use http::{Request, Response, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::config::Route;
+use crate::proxy::body::{boxed, Body};
+use crate::proxy::error::ProxyError;
+use crate::proxy::headers::{add_forwarding, strip_hop_by_hop, ClientInfo};
+use crate::upstream::{backend_label, Balancer, Connector};
+
+/// Sends `req` to one of the route's backends and returns its response.
+pub async fn forward(
+    connector: &Connector,
+    route: &Route,
+    balancer: &Balancer,
+    req: Request<Incoming>,
+    client: ClientInfo,
+) -> Result<Response<Body>, ProxyError> {
+    let (stream, backend) = connector.connect_any(route, balancer).await?;
+    let backend = backend_label(backend);
+    let failed = |e: hyper::Error| ProxyError::BackendProtocol {
+        backend: backend.clone(),
+        reason: e.to_string(),
+    };
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(failed)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "backend connection ended with an error");
+        }
+    });
+    let request = backend_request(req, &client);
+    let response = tokio::time::timeout(route.response_timeout, sender.send_request(request))
+        .await
+        .map_err(|_| ProxyError::BackendResponseTimeout {
+            backend: backend.clone(),
+            timeout: route.response_timeout,
+        })?
+        .map_err(failed)?;
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, boxed(body)))
+}
+
+/// The request as the backend sees it: origin-form URI, HTTP/1.1,
+/// end-to-end headers plus forwarding headers, the body streamed through.
+fn backend_request(req: Request<Incoming>, client: &ClientInfo) -> Request<Incoming> {
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(http::header::HOST) {
+        if let Some(authority) = parts.uri.authority() {
+            if let Ok(host) = authority.as_str().parse() {
+                parts.headers.insert(http::header::HOST, host);
+            }
+        }
+    }
+    add_forwarding(&mut parts.headers, client);
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    parts.uri = path.parse().unwrap_or_default();
+    parts.version = Version::HTTP_11;
+    Request::from_parts(parts, body)
+}

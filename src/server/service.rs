@@ -1,0 +1,91 @@
+//! The per-request hyper service: picks the route, then hands the request
+//! to the WebSocket path or to HTTP forwarding, and turns errors into
+//! responses in one place.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{header, Request, Response};
+use hyper::body::Incoming;
+
+use crate::proxy::body::Body;
+use crate::proxy::error::ProxyError;
+use crate::proxy::forward::forward;
+use crate::proxy::headers::ClientInfo;
+use crate::server::gateway::Gateway;
+use crate::ws::handshake::is_websocket_request;
+use crate::ws::session;
+
+/// Handles one request; never fails at the hyper level.
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+    client: ClientInfo,
+) -> Result<Response<Body>, Infallible> {
+    let websocket = is_websocket_request(req.headers());
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let result = dispatch(&gateway, req, client, websocket).await;
+    Ok(result.unwrap_or_else(|error| {
+        log_rejection(&error, &client, websocket, &method, &path);
+        error.to_response()
+    }))
+}
+
+/// Routes the request and runs the matching path.
+async fn dispatch(
+    gateway: &Arc<Gateway>,
+    req: Request<Incoming>,
+    client: ClientInfo,
+    websocket: bool,
+) -> Result<Response<Body>, ProxyError> {
+    let table = gateway.table();
+    let host = request_host(&req);
+    let route = table
+        .router
+        .find(host.as_deref(), req.uri().path())
+        .cloned()
+        .ok_or(ProxyError::NoRoute)?;
+    if websocket {
+        session::upgrade(gateway, &table, &route, req, client).await
+    } else {
+        let balancer = table.balancer(&route);
+        forward(&gateway.connector, &route, balancer, req, client).await
+    }
+}
+
+/// The request's host: the absolute-form URI's authority wins over the Host
+/// header (RFC 9112 §3.2.2).
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    if let Some(authority) = req.uri().authority() {
+        return Some(authority.as_str().to_owned());
+    }
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// One log line per refused request, with the reason and the side at fault.
+fn log_rejection(
+    error: &ProxyError,
+    client: &ClientInfo,
+    websocket: bool,
+    method: &http::Method,
+    path: &str,
+) {
+    let kind = if websocket {
+        "websocket handshake"
+    } else {
+        "http request"
+    };
+    tracing::warn!(
+        client = %client.peer,
+        %method,
+        path,
+        status = error.status().as_u16(),
+        reason = error.reason(),
+        side = ?error.side(),
+        error = %error,
+        "{kind} rejected"
+    );
+}

@@ -1,0 +1,207 @@
+//! The gateway's own WebSocket handshake with a backend.
+//!
+//! The client gets its 101 only after this succeeds, so a backend that is
+//! down, slow or misbehaving becomes a plain HTTP error (502, 504 or the
+//! backend's own status) instead of a 101 followed by a close.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{request, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+
+use crate::config::Route;
+use crate::proxy::body::empty;
+use crate::proxy::error::ProxyError;
+use crate::proxy::headers::{add_forwarding, strip_hop_by_hop, ClientInfo};
+use crate::upstream::{backend_label, BackendStream, Balancer, Connector};
+use crate::ws::handshake::{
+    accept_key, check_extension_answer, choose_protocol, new_key, CheckedUpgrade,
+};
+
+/// A backend that accepted the upgrade.
+pub struct BackendUpgrade {
+    /// The upgraded backend connection, ready for frames.
+    pub io: TokioIo<Upgraded>,
+    /// The backend as configured, for logs.
+    pub backend: String,
+    /// The subprotocol for the client's 101.
+    pub protocol: Option<String>,
+    /// The backend's extension answer, passed to the client as is.
+    pub extensions: Option<HeaderValue>,
+    /// Whether `permessage-deflate` was negotiated (the relay allows RSV1).
+    pub deflate: bool,
+    /// Other headers of the backend's 101 (e.g. `Set-Cookie`) for the client.
+    pub headers: HeaderMap,
+}
+
+/// How the backend answered the upgrade.
+pub enum DialOutcome {
+    /// 101: relay frames.
+    Upgraded(BackendUpgrade),
+    /// Any other status: relayed to the client as is.
+    Declined(Response<Incoming>),
+}
+
+/// Opens a WebSocket to one of the route's backends on the client's behalf.
+pub async fn open(
+    connector: &Connector,
+    route: &Route,
+    balancer: &Balancer,
+    client_req: &request::Parts,
+    checked: &CheckedUpgrade,
+    client: &ClientInfo,
+) -> Result<DialOutcome, ProxyError> {
+    let (stream, backend) = connector.connect_any(route, balancer).await?;
+    let backend = backend_label(backend);
+    let key = new_key();
+    let request = backend_request(client_req, checked, client, &key);
+    let exchange = send(stream, request, &backend);
+    let response = tokio::time::timeout(route.response_timeout, exchange)
+        .await
+        .map_err(|_| ProxyError::BackendResponseTimeout {
+            backend: backend.clone(),
+            timeout: route.response_timeout,
+        })??;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(DialOutcome::Declined(response));
+    }
+    let bad = |reason: String| ProxyError::BackendProtocol {
+        backend: backend.clone(),
+        reason,
+    };
+    let (protocol, deflate) = check_answer(&response, route, checked, &key).map_err(bad)?;
+    let extensions = response
+        .headers()
+        .get(header::SEC_WEBSOCKET_EXTENSIONS)
+        .cloned();
+    let headers = passthrough_headers(response.headers());
+    let upgraded = hyper::upgrade::on(response)
+        .await
+        .map_err(|e| bad(format!("upgrade failed: {e}")))?;
+    Ok(DialOutcome::Upgraded(BackendUpgrade {
+        io: TokioIo::new(upgraded),
+        backend,
+        protocol,
+        extensions,
+        deflate,
+        headers,
+    }))
+}
+
+/// The backend's upgrade request: the client's path, query and end-to-end
+/// headers (cookies, `Authorization`, Host), forwarding headers, a fresh key
+/// and the filtered subprotocol and extension offers.
+fn backend_request(
+    client_req: &request::Parts,
+    checked: &CheckedUpgrade,
+    client: &ClientInfo,
+    key: &str,
+) -> Request<crate::proxy::body::Body> {
+    let mut headers = client_req.headers.clone();
+    strip_hop_by_hop(&mut headers);
+    for name in [
+        header::SEC_WEBSOCKET_KEY,
+        header::SEC_WEBSOCKET_PROTOCOL,
+        header::SEC_WEBSOCKET_EXTENSIONS,
+        header::SEC_WEBSOCKET_VERSION,
+    ] {
+        headers.remove(name);
+    }
+    add_forwarding(&mut headers, client);
+    let mut set = |name, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set(header::CONNECTION, "Upgrade");
+    set(header::UPGRADE, "websocket");
+    set(header::SEC_WEBSOCKET_VERSION, "13");
+    set(header::SEC_WEBSOCKET_KEY, key);
+    if !checked.protocols.is_empty() {
+        set(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            &checked.protocols.join(", "),
+        );
+    }
+    if let Some(extensions) = &checked.extensions {
+        set(header::SEC_WEBSOCKET_EXTENSIONS, extensions);
+    }
+    let path = client_req
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    let mut request = Request::new(empty());
+    *request.uri_mut() = path.parse().unwrap_or_default();
+    *request.headers_mut() = headers;
+    request
+}
+
+/// Sends the request on a fresh HTTP/1.1 connection and waits for the head.
+async fn send(
+    stream: BackendStream,
+    request: Request<crate::proxy::body::Body>,
+    backend: &str,
+) -> Result<Response<Incoming>, ProxyError> {
+    let failed = |e: hyper::Error| ProxyError::BackendProtocol {
+        backend: backend.to_string(),
+        reason: e.to_string(),
+    };
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(failed)?;
+    // The connection task ends on its own: after the upgrade, after the body
+    // of a refusal, or when the response future is dropped on timeout.
+    tokio::spawn(connection.with_upgrades());
+    sender.send_request(request).await.map_err(failed)
+}
+
+/// Validates a 101: upgrade headers, accept key, subprotocol and extensions.
+fn check_answer(
+    response: &Response<Incoming>,
+    route: &Route,
+    checked: &CheckedUpgrade,
+    key: &str,
+) -> Result<(Option<String>, bool), String> {
+    let headers = response.headers();
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .map(|v| v.as_bytes().to_ascii_lowercase());
+    if upgrade.as_deref() != Some(b"websocket") {
+        return Err("101 without Upgrade: websocket".into());
+    }
+    let accept = headers
+        .get(header::SEC_WEBSOCKET_ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    if accept != Some(accept_key(key).as_str()) {
+        return Err("wrong Sec-WebSocket-Accept".into());
+    }
+    let choice = headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .map(|v| {
+            v.to_str()
+                .map(str::trim)
+                .map_err(|_| "unreadable subprotocol".to_string())
+        })
+        .transpose()?;
+    let protocol = choose_protocol(route, &checked.protocols, choice)?;
+    let deflate = check_extension_answer(headers, checked.extensions.is_some())?;
+    Ok((protocol, deflate))
+}
+
+/// Headers of the backend's 101 that the client should see too, i.e. all
+/// but hop-by-hop and the handshake's own.
+fn passthrough_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut headers = headers.clone();
+    strip_hop_by_hop(&mut headers);
+    for name in [
+        header::SEC_WEBSOCKET_ACCEPT,
+        header::SEC_WEBSOCKET_PROTOCOL,
+        header::SEC_WEBSOCKET_EXTENSIONS,
+        header::CONTENT_LENGTH,
+    ] {
+        headers.remove(name);
+    }
+    headers
+}

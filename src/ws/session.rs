@@ -1,0 +1,145 @@
+//! One WebSocket session end to end: checks, backend dial, the client's 101,
+//! then the relay as a tracked task that shutdown can see and drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use crate::config::Route;
+use crate::proxy::body::{boxed, empty, Body};
+use crate::proxy::error::ProxyError;
+use crate::proxy::headers::{strip_hop_by_hop, ClientInfo};
+use crate::server::gateway::{Gateway, RouteTable};
+use crate::ws::dial::{self, BackendUpgrade, DialOutcome};
+use crate::ws::handshake::{self, accept_key};
+use crate::ws::relay::{relay, RelayConfig, RelayReport, RelayStats};
+
+/// How long the gateway waits for a close reply before dropping the TCP.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Answers an upgrade request: an error response, the backend's refusal, or
+/// a 101 with the relay started behind it.
+pub async fn upgrade(
+    gateway: &Arc<Gateway>,
+    table: &RouteTable,
+    route: &Arc<Route>,
+    mut req: Request<Incoming>,
+    client: ClientInfo,
+) -> Result<Response<Body>, ProxyError> {
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (parts, _) = req.into_parts();
+    let checked = handshake::check(&parts, route, &client)?;
+    let balancer = table.balancer(route);
+    let outcome = dial::open(
+        &gateway.connector,
+        route,
+        balancer,
+        &parts,
+        &checked,
+        &client,
+    )
+    .await?;
+    let backend = match outcome {
+        DialOutcome::Upgraded(backend) => backend,
+        DialOutcome::Declined(response) => return Ok(declined(response, route, &client)),
+    };
+    let response = switching_protocols(&checked.key, &backend);
+    spawn_relay(gateway, route.clone(), client, on_upgrade, backend);
+    Ok(response)
+}
+
+/// The backend refused the upgrade: its status, headers and body go back.
+fn declined(response: Response<Incoming>, route: &Route, client: &ClientInfo) -> Response<Body> {
+    tracing::info!(route = %route.name, client = %client.peer, status = response.status().as_u16(), "backend declined WebSocket upgrade");
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, boxed(body))
+}
+
+/// The client's 101: our accept value, the chosen subprotocol, the backend's
+/// extension answer and its other end-to-end headers.
+fn switching_protocols(client_key: &str, backend: &BackendUpgrade) -> Response<Body> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.extend(backend.headers.clone());
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept_key(client_key)) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(protocol) = backend
+        .protocol
+        .as_deref()
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    if let Some(extensions) = &backend.extensions {
+        headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, extensions.clone());
+    }
+    response
+}
+
+/// Starts the relay once hyper hands over the client connection.
+fn spawn_relay(
+    gateway: &Arc<Gateway>,
+    route: Arc<Route>,
+    client: ClientInfo,
+    on_upgrade: OnUpgrade,
+    backend: BackendUpgrade,
+) {
+    let shutdown = gateway.shutdown.child_token();
+    let config = RelayConfig {
+        max_message_size: route.ws.max_message_size,
+        idle_timeout: route.ws.idle_timeout,
+        ping_interval: route.ws.ping_interval,
+        pong_timeout: route.ws.pong_timeout,
+        close_timeout: CLOSE_TIMEOUT,
+        deflate: backend.deflate,
+    };
+    gateway.relays.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::info!(route = %route.name, client = %client.peer, error = %e, "client left before the upgrade completed");
+                return;
+            }
+        };
+        let stats = Arc::new(RelayStats::default());
+        let report = relay(TokioIo::new(upgraded), backend.io, config, stats.clone(), shutdown).await;
+        log_session_end(&route, &client, &backend.backend, &stats, &report);
+    });
+}
+
+/// The one log line per finished WebSocket session.
+fn log_session_end(
+    route: &Route,
+    client: &ClientInfo,
+    backend: &str,
+    stats: &RelayStats,
+    report: &RelayReport,
+) {
+    let snapshot = stats.snapshot();
+    tracing::info!(
+        route = %route.name,
+        client = %client.peer,
+        backend,
+        duration_ms = report.duration.as_millis() as u64,
+        msgs_in = snapshot.client_to_backend_messages,
+        bytes_in = snapshot.client_to_backend_bytes,
+        msgs_out = snapshot.backend_to_client_messages,
+        bytes_out = snapshot.backend_to_client_bytes,
+        client_close = ?report.client_close,
+        backend_close = ?report.backend_close,
+        sent_to_client = ?report.sent_to_client,
+        sent_to_backend = ?report.sent_to_backend,
+        end = %report.end,
+        "websocket session ended"
+    );
+}

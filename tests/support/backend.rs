@@ -1,0 +1,248 @@
+//! Instrumented test backends on `127.0.0.1:0`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::{HeaderMap, HeaderValue, StatusCode};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// How a [`WsBackend`] answers the handshake.
+#[derive(Clone, Debug, Default)]
+pub enum Answer {
+    /// 101, choosing the first offered subprotocol.
+    #[default]
+    AcceptFirst,
+    /// 101 with this subprotocol, offered or not.
+    AcceptWith(String),
+    /// 101 with no subprotocol.
+    AcceptNone,
+    /// This status and body instead of 101.
+    Refuse(u16, String),
+}
+
+/// What a WebSocket session on the backend should do.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Behaviour {
+    /// Echo text and binary messages.
+    #[default]
+    Echo,
+    /// Echo, but drop the TCP connection (no close frame) on the message
+    /// "die", and send close 4001 "server bye" on the message "bye".
+    DieOnCommand,
+}
+
+/// A tokio-tungstenite server that records every handshake it sees.
+pub struct WsBackend {
+    pub addr: SocketAddr,
+    /// TCP connections accepted (a rejected handshake never gets here).
+    pub connections: Arc<AtomicUsize>,
+    /// Headers of every upgrade request received, in order.
+    pub requests: Arc<Mutex<Vec<(String, HeaderMap)>>>,
+    /// Close frames (code, reason) the backend received, in order.
+    pub closes: mpsc::UnboundedReceiver<(u16, String)>,
+    /// One item each time a backend session ends, however it ended.
+    pub ended: mpsc::UnboundedReceiver<()>,
+}
+
+impl WsBackend {
+    pub async fn start(answer: Answer, behaviour: Behaviour) -> WsBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (close_tx, closes) = mpsc::unbounded_channel();
+        let (ended_tx, ended) = mpsc::unbounded_channel();
+        let (conns, reqs) = (connections.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                conns.fetch_add(1, Ordering::SeqCst);
+                let (reqs, answer, close_tx) = (reqs.clone(), answer.clone(), close_tx.clone());
+                let ended_tx = ended_tx.clone();
+                tokio::spawn(async move {
+                    if let Some(ws) = handshake(stream, answer, reqs).await {
+                        session(ws, behaviour, close_tx).await;
+                        let _ = ended_tx.send(());
+                    }
+                });
+            }
+        });
+        WsBackend {
+            addr,
+            connections,
+            requests,
+            closes,
+            ended,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The headers of the n-th upgrade request.
+    pub fn request(&self, n: usize) -> (String, HeaderMap) {
+        self.requests.lock().unwrap()[n].clone()
+    }
+}
+
+async fn handshake(
+    stream: TcpStream,
+    answer: Answer,
+    requests: Arc<Mutex<Vec<(String, HeaderMap)>>>,
+) -> Option<WebSocketStream<TcpStream>> {
+    let callback = move |req: &Request, mut res: Response| -> Result<Response, ErrorResponse> {
+        let uri = req.uri().to_string();
+        requests.lock().unwrap().push((uri, req.headers().clone()));
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|p| p.trim().to_string());
+        let choice = match answer {
+            Answer::AcceptFirst => offered,
+            Answer::AcceptWith(p) => Some(p),
+            Answer::AcceptNone => None,
+            Answer::Refuse(status, body) => {
+                let mut refusal = ErrorResponse::new(Some(body));
+                *refusal.status_mut() = StatusCode::from_u16(status).unwrap();
+                refusal
+                    .headers_mut()
+                    .insert("x-backend", HeaderValue::from_static("refused"));
+                return Err(refusal);
+            }
+        };
+        if let Some(p) = choice {
+            res.headers_mut()
+                .insert("sec-websocket-protocol", HeaderValue::from_str(&p).unwrap());
+        }
+        res.headers_mut()
+            .insert("set-cookie", HeaderValue::from_static("session=abc"));
+        Ok(res)
+    };
+    tokio_tungstenite::accept_hdr_async(stream, callback)
+        .await
+        .ok()
+}
+
+async fn session(
+    ws: WebSocketStream<TcpStream>,
+    behaviour: Behaviour,
+    closes: mpsc::UnboundedSender<(u16, String)>,
+) {
+    let (mut sink, mut stream) = ws.split();
+    while let Some(Ok(message)) = stream.next().await {
+        match message {
+            Message::Text(t) if t == "die" && matches!(behaviour, Behaviour::DieOnCommand) => {
+                return
+            }
+            Message::Text(t) if t == "bye" && matches!(behaviour, Behaviour::DieOnCommand) => {
+                use tokio_tungstenite::tungstenite::protocol::{
+                    frame::coding::CloseCode, CloseFrame,
+                };
+                let frame = CloseFrame {
+                    code: CloseCode::from(4001),
+                    reason: "server bye".into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+            }
+            Message::Text(_) | Message::Binary(_) => {
+                if sink.send(message).await.is_err() {
+                    return;
+                }
+            }
+            Message::Close(frame) => {
+                let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                    (f.code.into(), f.reason.to_string())
+                });
+                let _ = closes.send((code, reason));
+            }
+            _ => {}
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// A backend that accepts TCP and never says anything; counts connections.
+pub async fn silent_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (addr, count)
+}
+
+/// An address nothing listens on (bound, then released).
+pub async fn refused_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A plain HTTP backend that answers every request with its method, path,
+/// the headers it saw and the request body, so tests can assert them.
+pub async fn http_echo_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve_http_echo(stream));
+        }
+    });
+    (addr, count)
+}
+
+async fn serve_http_echo(stream: TcpStream) {
+    use http_body_util::BodyExt;
+    let service =
+        hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+            let mut summary = format!("{} {}\n", req.method(), req.uri());
+            for (name, value) in req.headers() {
+                summary.push_str(&format!("{}: {}\n", name, value.to_str().unwrap_or("?")));
+            }
+            let body = req.into_body().collect().await?.to_bytes();
+            summary.push('\n');
+            let mut bytes = summary.into_bytes();
+            bytes.extend_from_slice(&body);
+            let response = hyper::Response::builder()
+                .header("x-backend", "http-echo")
+                .body(http_body_util::Full::new(bytes::Bytes::from(bytes)))
+                .unwrap();
+            Ok::<_, hyper::Error>(response)
+        });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+}
+
+/// Reads whatever arrives until EOF (bounded by the caller's timeout).
+pub async fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out).await;
+    out
+}
+
+/// Writes bytes, ignoring errors (the peer may already be gone).
+pub async fn write(stream: &mut TcpStream, bytes: &[u8]) {
+    let _ = stream.write_all(bytes).await;
+}

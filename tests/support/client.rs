@@ -1,0 +1,136 @@
+//! Test clients: raw HTTP over TCP (to send exactly the bytes a case needs)
+//! and tokio-tungstenite WebSocket clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::Request;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A bound on every wait in the tests, so a regression fails instead of
+/// hanging; far above what any case needs.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A parsed HTTP response head plus whatever body arrived.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The first value of a header (case-insensitive name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// A WebSocket upgrade request head for `path` with extra header lines.
+pub fn upgrade_request(path: &str, extra: &[&str]) -> String {
+    let mut req = format!(
+        "GET {path} HTTP/1.1\r\nHost: chat.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    for line in extra {
+        req.push_str(line);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    req
+}
+
+/// Sends raw bytes and reads the response head and any body that follows
+/// until the connection closes or the head's Content-Length is reached.
+pub async fn raw_request(addr: SocketAddr, request: &str) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::timeout(WAIT, read_response(&mut stream))
+        .await
+        .expect("response within the wait bound")
+}
+
+/// Reads one response from a stream (head, then Content-Length bytes or EOF).
+pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(pos) = find(&data, b"\r\n\r\n") {
+            break pos + 4;
+        }
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        assert!(
+            n > 0,
+            "connection closed before a response head: {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        data.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut response = RawResponse {
+        status,
+        head,
+        body: String::new(),
+    };
+    let length: Option<usize> = response
+        .header("content-length")
+        .and_then(|v| v.parse().ok());
+    let mut body = data[head_end..].to_vec();
+    if status != 101 {
+        while length.map_or(true, |l| body.len() < l) {
+            let n = stream.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
+    response.body = String::from_utf8_lossy(&body).to_string();
+    response
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A WebSocket client request with extra headers.
+pub fn ws_request(url: &str, headers: &[(&str, &str)]) -> Request<()> {
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().append(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    request
+}
+
+/// The client-side WebSocket type the tests use.
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Connects a WebSocket client (bounded by [`WAIT`]).
+pub async fn connect(
+    request: Request<()>,
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("handshake within the wait bound")
+}
