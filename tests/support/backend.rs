@@ -96,6 +96,7 @@ impl WsBackend {
     }
 }
 
+#[allow(clippy::result_large_err)] // tungstenite's callback signature
 async fn handshake(
     stream: TcpStream,
     answer: Answer,
@@ -157,11 +158,7 @@ async fn session(
                 };
                 let _ = sink.send(Message::Close(Some(frame))).await;
             }
-            Message::Text(_) | Message::Binary(_) => {
-                if sink.send(message).await.is_err() {
-                    return;
-                }
-            }
+            Message::Text(_) | Message::Binary(_) if sink.send(message).await.is_err() => return,
             Message::Close(frame) => {
                 let (code, reason) = frame.map_or((1005, String::new()), |f| {
                     (f.code.into(), f.reason.to_string())
