@@ -158,7 +158,12 @@ async fn session(
                 };
                 let _ = sink.send(Message::Close(Some(frame))).await;
             }
-            Message::Text(_) | Message::Binary(_) if sink.send(message).await.is_err() => return,
+            Message::Text(_) | Message::Binary(_) => {
+                let sent = sink.send(message).await;
+                if sent.is_err() {
+                    return;
+                }
+            }
             Message::Close(frame) => {
                 let (code, reason) = frame.map_or((1005, String::new()), |f| {
                     (f.code.into(), f.reason.to_string())
