@@ -99,6 +99,7 @@ mod tests {
             allow_missing_origin: true,
             subprotocols: vec![],
             fallback: false,
+            fallback_settings: Default::default(),
             ws: WsSettings {
                 max_message_size: 1 << 20,
                 idle_timeout: Duration::from_secs(600),

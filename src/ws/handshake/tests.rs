@@ -14,6 +14,7 @@ fn route(origins: OriginPolicy, subprotocols: &[&str]) -> Route {
         allow_missing_origin: true,
         subprotocols: subprotocols.iter().map(|s| s.to_string()).collect(),
         fallback: false,
+        fallback_settings: Default::default(),
         ws: WsSettings {
             max_message_size: 1 << 20,
             idle_timeout: Duration::from_secs(600),
