@@ -18,4 +18,4 @@
 //! request-path failure is a `proxy::error::ProxyError`, turned into a response
 //! by one function.
 
-pub mod config;
+pub mod ws;
