@@ -140,7 +140,7 @@ struct MessageWire {
 /// The body of a close: in a batch and for `POST …/close`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct CloseWire {
+struct CloseWire {
     code: Option<u16>,
     #[serde(default)]
     reason: String,
@@ -178,16 +178,18 @@ fn parse_message(message: MessageWire) -> Result<Payload, String> {
             .decode(data)
             .map(|d| Payload::Binary(d.into()))
             .map_err(|e| format!("binary is not base64: {e}")),
-        (None, None, Some(close)) => close_payload(close),
+        (None, None, Some(close)) => close_payload(close, false),
         _ => Err("needs exactly one of \"text\", \"binary\", \"close\"".into()),
     }
 }
 
 /// A client close, held to the codes a browser's `close()` may send:
-/// 1000 or 3000–4999; none at all is 1005.
-pub fn close_payload(close: CloseWire) -> Result<Payload, String> {
+/// 1000 or 3000–4999; none at all is 1005. `leaving` also admits 1001, which
+/// a page that is going away sends (`POST …/close` from `pagehide`).
+fn close_payload(close: CloseWire, leaving: bool) -> Result<Payload, String> {
     let code = close.code.unwrap_or(1005);
-    if !(code == 1000 || code == 1005 || (3000..=4999).contains(&code)) {
+    let allowed = code == 1000 || code == 1005 || (3000..=4999).contains(&code);
+    if !(allowed || (leaving && code == 1001)) {
         return Err(format!("close code {code} is not 1000 or 3000-4999"));
     }
     if close.reason.len() > MAX_CLOSE_REASON {
@@ -205,10 +207,10 @@ pub fn close_payload(close: CloseWire) -> Result<Payload, String> {
 /// Parses the body of `POST …/close` (may be empty: code 1005).
 pub fn parse_close(body: &[u8]) -> Result<Payload, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return close_payload(CloseWire::default());
+        return close_payload(CloseWire::default(), true);
     }
     let wire: CloseWire = serde_json::from_slice(body).map_err(|e| format!("close: {e}"))?;
-    close_payload(wire)
+    close_payload(wire, true)
 }
 
 #[cfg(test)]
@@ -312,6 +314,8 @@ mod tests {
             }
         );
         assert!(parse_close(br#"{"code":1000,"reason":"ok"}"#).is_ok());
+        assert!(parse_close(br#"{"code":1001,"reason":"page closed"}"#).is_ok());
+        assert!(parse_close(br#"{"code":1002}"#).is_err());
         assert!(parse_close(
             format!(r#"{{"code":1000,"reason":"{}"}}"#, "x".repeat(124)).as_bytes()
         )
