@@ -7,7 +7,7 @@ mod support;
 use serde_json::json;
 use support::backend::{Answer, Behaviour, WsBackend};
 use support::client::WAIT;
-use support::fallback::{self as fb, sse_events, text, texts, Session};
+use support::fallback::{self as fb, text, texts, Session, Sse};
 use support::{one_route, TestGateway};
 
 const ORIGIN: &str = "http://chat.example.com";
@@ -146,8 +146,8 @@ async fn sse_resumes_after_last_event_id() {
     s.send(1, &batch).await;
     let response = fb::start(gw.addr(), "GET", &s.path("sse"), &[], "").await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut body = response.into_body();
-    let first = sse_events(&mut body, 6).await;
+    let mut body = Sse::new(response.into_body());
+    let first = body.events(6).await;
     assert_eq!(
         first.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
         [1, 2, 3, 4, 5, 6]
@@ -161,15 +161,15 @@ async fn sse_resumes_after_last_event_id() {
         "",
     )
     .await;
-    let mut body = resumed.into_body();
-    let rest = sse_events(&mut body, 3).await;
+    let mut body = Sse::new(resumed.into_body());
+    let rest = body.events(3).await;
     let rest: Vec<_> = rest
         .iter()
         .map(|(_, e)| e["text"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(rest, ["4", "5", "6"]);
     s.send(7, &[text("live")]).await;
-    assert_eq!(sse_events(&mut body, 1).await[0].1["text"], "live");
+    assert_eq!(body.events(1).await[0].1["text"], "live");
     gw.stop().await;
 }
 
@@ -271,11 +271,10 @@ async fn shutdown_tells_the_client_to_reconnect_and_the_backend_1001() {
     let (gw, mut backend) = setup("").await;
     let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
     // An open event stream: the head has arrived, so the session is attached.
-    let mut body = fb::start(gw.addr(), "GET", &s.path("sse"), &[], "")
-        .await
-        .into_body();
+    let response = fb::start(gw.addr(), "GET", &s.path("sse"), &[], "").await;
+    let mut body = Sse::new(response.into_body());
     let stopped = tokio::spawn(gw.stop());
-    let events = sse_events(&mut body, 1).await;
+    let events = body.events(1).await;
     assert_eq!(events[0].1["close"]["code"], 1012);
     assert_eq!(next_close(&mut backend).await.0, 1001);
     tokio::time::timeout(WAIT, stopped).await.unwrap().unwrap();

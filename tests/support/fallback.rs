@@ -173,29 +173,45 @@ pub fn texts(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Reads SSE events (`id`, data JSON) from a streaming response until `count`.
-pub async fn sse_events(body: &mut Incoming, count: usize) -> Vec<(u64, Value)> {
-    let mut buffer = String::new();
-    let mut out = Vec::new();
-    while out.len() < count {
-        let frame = tokio::time::timeout(WAIT, body.frame())
-            .await
-            .expect("SSE data within the wait bound")
-            .expect("stream still open")
-            .unwrap();
-        if let Ok(data) = frame.into_data() {
-            buffer.push_str(&String::from_utf8_lossy(&data));
+/// Reads an SSE response, keeping partial events between calls.
+pub struct Sse {
+    body: Incoming,
+    buffer: String,
+}
+
+impl Sse {
+    pub fn new(body: Incoming) -> Sse {
+        Sse {
+            body,
+            buffer: String::new(),
         }
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let id = block.lines().find_map(|l| l.strip_prefix("id: "));
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "));
-            if let (Some(id), Some(data)) = (id, data) {
-                out.push((id.parse().unwrap(), serde_json::from_str(data).unwrap()));
+    }
+
+    /// The next events (`id`, data JSON), at least `count` of them.
+    pub async fn events(&mut self, count: usize) -> Vec<(u64, Value)> {
+        let mut out = Vec::new();
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let id = block.lines().find_map(|l| l.strip_prefix("id: "));
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+                if let (Some(id), Some(data)) = (id, data) {
+                    out.push((id.parse().unwrap(), serde_json::from_str(data).unwrap()));
+                }
+            }
+            if out.len() >= count {
+                return out;
+            }
+            let frame = tokio::time::timeout(WAIT, self.body.frame())
+                .await
+                .expect("SSE data within the wait bound")
+                .expect("stream still open")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
             }
         }
     }
-    out
 }
 
 /// A proxy on 127.0.0.1:0 that forwards plain HTTP to `upstream` and
