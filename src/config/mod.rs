@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use tls::{BackendTls, ListenerTls, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_WATCH_INTERVAL};
+pub use tls::{BackendTls, ListenerTls};
 pub use units::{parse_duration, parse_size};
 pub use validate::{ConfigError, ConfigErrors};
 

@@ -9,14 +9,6 @@ use http::HeaderName;
 
 use super::CertPair;
 
-/// Default for `listeners.tls.handshake_timeout`: a client that has not
-/// finished the TLS handshake by then is cut (slow or idle TCP openers).
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Default for `listeners.tls.watch_interval`: how often certificate and key
-/// files are re-read to pick up a renewal without a SIGHUP.
-pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
-
 /// TLS settings of a listener, `[listeners.tls]`.
 #[derive(Debug, Clone)]
 pub struct ListenerTls {
@@ -37,20 +29,6 @@ pub struct ListenerTls {
     /// Header carrying the verified client certificate's subject to the
     /// backend; any copy the client sent is always removed.
     pub client_subject_header: Option<HeaderName>,
-}
-
-impl ListenerTls {
-    /// Settings serving `certs` with every other key at its default.
-    pub fn new(certs: Vec<CertPair>) -> Self {
-        ListenerTls {
-            certs,
-            self_signed: false,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            watch_interval: DEFAULT_WATCH_INTERVAL,
-            client_ca: None,
-            client_subject_header: None,
-        }
-    }
 }
 
 /// How a route dials TLS backends (`backend_ca`, `backend_sni`,
