@@ -104,6 +104,7 @@ async fn sni_picks_the_certificate_covering_the_name_else_the_first() {
     assert_echo(&mut ws, "over tls").await;
     let (_, headers) = backend.request(0);
     assert_eq!(headers["x-forwarded-proto"], "https");
+    drop(ws); // closing first keeps stop() from waiting on a close reply
     gw.stop().await;
 }
 
@@ -147,6 +148,7 @@ async fn reload_serves_new_certificate_and_keeps_open_connections() {
     assert_echo(&mut open, "after reload, same connection").await;
     let mut fresh = wss(gw.addr(), "site.test", client, &[]).await.unwrap();
     assert_echo(&mut fresh, "new connection").await;
+    drop((open, fresh)); // closing first keeps stop() from waiting on a close reply
     gw.stop().await;
 }
 
@@ -196,6 +198,7 @@ async fn mtls_listener_refuses_anonymous_clients_and_forwards_the_subject() {
         ["CN=alice"],
         "the verified subject replaces the client's copy"
     );
+    drop(ws); // closing first keeps stop() from waiting on a close reply
     gw.stop().await;
 }
 
@@ -222,6 +225,7 @@ async fn wss_backend_verified_against_route_ca_with_sni_override() {
             Message::text("through tls"),
             "{sni}"
         );
+        drop(ws); // closing first keeps stop() from waiting on a close reply
         gw.stop().await;
     }
 }
@@ -336,6 +340,7 @@ async fn broken_handshakes_are_closed_within_bounds() {
         .await
         .unwrap();
     assert_echo(&mut ws, "still fine").await;
+    drop(ws); // closing first keeps stop() from waiting on a close reply
     gw.stop().await;
 }
 
