@@ -145,9 +145,7 @@ async fn self_signed_listener_serves_a_generated_certificate() {
     let pki = Pki::new("any");
     let client = pki.client_config(None);
     let refused = tls_connect(gw.addr(), "localhost", client).await;
-    let error = refused
-        .err()
-        .expect("a generated certificate is not trusted by this CA");
+    let error = refused.expect_err("a generated certificate is not trusted by this CA");
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
     let insecure = {
         let mut c = (*pki.client_config(None)).clone();
