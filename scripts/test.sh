@@ -12,3 +12,7 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 cargo test --locked "$@"
+
+# A wss echo round trip through the real binary with an independent TLS
+# client (Python websockets + ssl), trusting a `wsgate cert` certificate.
+tests/clients/run_wss_echo.sh

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod client;
 pub mod fallback;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
