@@ -82,6 +82,9 @@ pub enum ProxyError {
         /// What was wrong with the answer.
         reason: String,
     },
+    /// The gateway is draining and takes no new WebSockets.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -102,6 +105,7 @@ impl ProxyError {
             OriginNotAllowed { .. } | OriginMissing => StatusCode::FORBIDDEN,
             SubprotocolNotOffered { .. } | BadHandshake(_) => StatusCode::BAD_REQUEST,
             UnsupportedVersion(_) => StatusCode::UPGRADE_REQUIRED,
+            ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -133,6 +137,7 @@ impl ProxyError {
             BackendTls { .. } => "backend_tls",
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => "backend_timeout",
             BackendProtocol { .. } => "backend_protocol",
+            ShuttingDown => "draining",
         }
     }
 
