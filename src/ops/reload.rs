@@ -75,14 +75,20 @@ pub struct ReloadSource {
     poll: Duration,
     /// Explicit reload requests.
     requests: mpsc::Receiver<oneshot::Sender<ReloadOutcome>>,
+    /// The contents the running config was loaded from (read when the
+    /// source is made, right after start-up loaded the file).
+    seen: Option<Vec<u8>>,
 }
 
 /// A reload source for the file at `path`, watched every `poll`, and the
-/// handle that requests reloads explicitly.
+/// handle that requests reloads explicitly. Make it right after loading the
+/// config: a change after this moment is a change to reload.
 pub fn channel(path: impl Into<PathBuf>, poll: Duration) -> (ReloadHandle, ReloadSource) {
     let (tx, rx) = mpsc::channel(PENDING_REQUESTS);
+    let path = path.into();
     let source = ReloadSource {
-        path: path.into(),
+        seen: read(&path),
+        path,
         poll,
         requests: rx,
     };
@@ -101,7 +107,7 @@ pub(crate) struct Reloader {
 impl Reloader {
     /// Serves reload requests and file changes until `stop` fires.
     pub(crate) async fn run(mut self, mut source: ReloadSource, stop: CancellationToken) {
-        let mut seen = read(&source.path);
+        let mut seen = source.seen.take();
         let mut tick = (!source.poll.is_zero()).then(|| tokio::time::interval(source.poll));
         loop {
             tokio::select! {
