@@ -144,15 +144,16 @@ async fn binary_exits_0_on_sigterm_after_closing_websockets() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wsgate.toml");
     let toml = format!(
-        "[server]\nshutdown_grace = \"5s\"\n[[listeners]]\nbind = \"127.0.0.1:{port}\"\n\
+        "[server]\nshutdown_grace = \"5s\"\nlog_format = \"json\"\n[[listeners]]\nbind = \"127.0.0.1:{port}\"\n\
          [admin]\nbind = \"127.0.0.1:{admin_port}\"\n[[routes]]\nbackends = [{:?}]\n",
         backend.url()
     );
     std::fs::write(&path, toml).unwrap();
+    let log = dir.path().join("stderr.log");
     let child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
         .args(["--config", path.to_str().unwrap()])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let mut child = Reaper(child);
@@ -169,7 +170,9 @@ async fn binary_exits_0_on_sigterm_after_closing_websockets() {
     })
     .await;
     let url = format!("ws://127.0.0.1:{port}/");
-    let (mut ws, _) = connect(ws_request(&url, &[])).await.unwrap();
+    let (mut ws, _) = connect(ws_request(&url, &[("x-request-id", "drain-test-1")]))
+        .await
+        .unwrap();
     ws.send(Message::Text("x".into())).await.unwrap();
     assert_eq!(next(&mut ws).await, Some(Message::Text("x".into())));
     let pid = child.0.id().to_string();
@@ -187,4 +190,15 @@ async fn binary_exits_0_on_sigterm_after_closing_websockets() {
     })
     .await;
     assert_eq!(status.unwrap().code(), Some(0));
+    // JSON logs: the session's end line carries the request id in its span.
+    let log = std::fs::read_to_string(log).unwrap();
+    let ended = log
+        .lines()
+        .find(|l| l.contains("websocket session ended"))
+        .unwrap_or_else(|| panic!("no session line in {log}"));
+    assert!(
+        ended.starts_with('{') && ended.contains(r#""request_id":"drain-test-1""#),
+        "{ended}"
+    );
+    assert!(ended.contains(r#""end":"gateway shutdown""#), "{ended}");
 }
