@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
-use wsgate::config::Config;
+use wsgate::config::{Config, LogFormat};
+use wsgate::ops::logging;
+use wsgate::ops::reload::{self, load_verified};
+use wsgate::RunOptions;
 
 /// The config file used when `--config` is not given.
 const DEFAULT_CONFIG: &str = "config/wsgate.toml";
@@ -33,6 +36,13 @@ struct Cli {
 enum Command {
     /// Validate the config: exit 0, or print every error and exit 64.
     Check,
+    /// Probe an admin endpoint (container HEALTHCHECK): exit 0 on a 2xx
+    /// answer, 1 otherwise.
+    Health {
+        /// The URL to GET.
+        #[arg(long, default_value = "http://127.0.0.1:9090/healthz")]
+        url: String,
+    },
     /// Write a self-signed development certificate (dev.pem, dev.key) for
     /// localhost, 127.0.0.1 and ::1.
     Cert {
@@ -44,23 +54,58 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
-    if let Some(Command::Cert { out }) = &cli.command {
-        return write_dev_cert(out);
+    match &cli.command {
+        Some(Command::Cert { out }) => {
+            logging::init(LogFormat::Text);
+            return write_dev_cert(out);
+        }
+        Some(Command::Health { url }) => return health(url),
+        _ => {}
     }
     let config = match load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(message) => {
+            logging::init(LogFormat::Text);
             eprintln!("{message}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    logging::init(config.server.log_format);
     match cli.command {
         Some(Command::Check) => {
             println!("config ok");
             ExitCode::SUCCESS
         }
-        Some(Command::Cert { .. }) | None => serve(config),
+        _ => serve(config, config_file(cli.config.as_deref())),
+    }
+}
+
+/// `wsgate health`: one GET, the verdict as the exit code.
+fn health(url: &str) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(wsgate::ops::admin::probe(url)),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(answer) => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The config file a reload re-reads; `None` for the embedded config.
+fn config_file(path: Option<&Path>) -> Option<PathBuf> {
+    match path {
+        Some(path) => Some(path.to_owned()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
     }
 }
 
@@ -82,47 +127,28 @@ fn write_dev_cert(out: &Path) -> ExitCode {
     }
 }
 
-/// Loads the given config, else `config/wsgate.toml`, else the embedded copy.
+/// Loads the given config, else `config/wsgate.toml`, else the embedded
+/// copy. A file goes through the same validation as a reload (certificates
+/// and CA files included), so `check`, start-up and reload agree.
 fn load(path: Option<&Path>) -> Result<Config, String> {
-    let (result, name) = match path {
-        Some(path) => (Config::load(path), path.display().to_string()),
-        None if Path::new(DEFAULT_CONFIG).exists() => (
-            Config::load(Path::new(DEFAULT_CONFIG)),
-            DEFAULT_CONFIG.to_string(),
-        ),
+    let (result, name) = match config_file(path) {
+        Some(path) => (load_verified(&path), path.display().to_string()),
         None => (
-            Config::parse(EMBEDDED_CONFIG, Path::new(".")),
+            Config::parse(EMBEDDED_CONFIG, Path::new("."))
+                .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+                .and_then(|config| match wsgate::tls::check(&config) {
+                    errors if errors.is_empty() => Ok(config),
+                    errors => Err(errors),
+                }),
             "embedded default config".to_string(),
         ),
     };
-    let config = result.map_err(|errors| format!("{name}: invalid config:\n{errors}"))?;
-    // Certificates and CA files are loaded exactly as start-up loads them,
-    // so `check` and a start give the same verdict.
-    let tls_errors = wsgate::tls::check(&config);
-    if !tls_errors.is_empty() {
-        return Err(format!(
-            "{name}: invalid config:\n{}",
-            tls_errors.join("\n")
-        ));
-    }
-    Ok(config)
+    result.map_err(|errors| format!("{name}: invalid config:\n{}", errors.join("\n")))
 }
 
-/// Logs as text to stderr, filtered by `RUST_LOG` (default `info`);
-/// colours only when stderr is a terminal, so files and journald stay clean.
-fn init_tracing() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
-/// Binds the listeners and runs until SIGTERM or SIGINT.
-fn serve(config: Config) -> ExitCode {
+/// Binds the listeners and runs until SIGTERM or SIGINT; reloads `file`
+/// on SIGHUP and when it changes.
+fn serve(config: Config, file: Option<PathBuf>) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -138,7 +164,13 @@ fn serve(config: Config) -> ExitCode {
                 .map_err(|e| format!("cannot listen on {}: {e}", listener.bind))?;
             listeners.push(bound);
         }
-        wsgate::run(config, listeners, shutdown_signal())
+        let mut options = RunOptions::default();
+        if let Some(file) = file {
+            let (handle, source) = reload::channel(file, reload::DEFAULT_POLL);
+            tokio::spawn(reload_on_hangup(handle));
+            options.reload = Some(source);
+        }
+        wsgate::run_with(config, listeners, options, shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     });
@@ -147,6 +179,22 @@ fn serve(config: Config) -> ExitCode {
         Err(message) => {
             tracing::error!("{message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Asks for a config reload on every SIGHUP (the outcome is logged by the
+/// reloader).
+async fn reload_on_hangup(handle: reload::ReloadHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP; config reloads on file change only");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading config");
+        if handle.reload().await.is_none() {
+            return;
         }
     }
 }

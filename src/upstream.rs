@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::config::{Backend, BackendTls, Route};
+use crate::ops::metrics::Metrics;
 use crate::proxy::error::ProxyError;
 use crate::tls::backend::{self as backend_tls, BackendTlsConfigs};
 
@@ -36,6 +37,8 @@ pub struct Connector {
     builtin_echo: Option<SocketAddr>,
     /// rustls client configs for TLS backends, shared by all clones.
     tls: std::sync::Arc<BackendTlsConfigs>,
+    /// Where connect latency and errors are counted.
+    metrics: std::sync::Arc<Metrics>,
 }
 
 /// A route's round-robin position, kept beside the immutable route.
@@ -61,7 +64,18 @@ impl Connector {
         Connector {
             builtin_echo,
             tls: Default::default(),
+            metrics: Default::default(),
         }
+    }
+
+    /// The metrics this connector counts into (shared with the gateway).
+    pub fn metrics(&self) -> &std::sync::Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Counts into `metrics` instead of a private set.
+    pub fn with_metrics(self, metrics: std::sync::Arc<Metrics>) -> Self {
+        Connector { metrics, ..self }
     }
 
     /// Connects to the first backend of `route` that accepts, in balancer
@@ -121,12 +135,17 @@ impl Connector {
                 }
             }
         };
-        tokio::time::timeout(timeout, dial).await.unwrap_or(Err(
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(timeout, dial).await.unwrap_or(Err(
             ProxyError::BackendConnectTimeout {
                 backend: label.clone(),
                 timeout,
             },
-        ))
+        ));
+        let error = result.as_ref().err();
+        self.metrics
+            .backend_connect(&label, started.elapsed(), error);
+        result
     }
 
     /// Runs the TLS handshake with a backend; any failure, certificate

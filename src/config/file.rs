@@ -18,6 +18,11 @@ pub(crate) mod defaults {
     pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
     /// `server.header_read_timeout`: time to receive a full request head.
     pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `server.drain_spread`: 0 s, every relay gets its 1001 at once on
+    /// SIGTERM; raise it so clients do not all reconnect in the same instant.
+    pub(crate) const DRAIN_SPREAD: Duration = Duration::ZERO;
+    /// `server.log_format`: human-readable lines.
+    pub(crate) const LOG_FORMAT: &str = "text";
     /// `routes.path`: the whole URL space.
     pub(crate) const PATH: &str = "/";
     /// `routes.allow_missing_origin`: non-browser clients send no `Origin`.
@@ -77,6 +82,8 @@ pub(crate) struct ConfigFile {
 pub(crate) struct ServerFile {
     pub(crate) shutdown_grace: Option<String>,
     pub(crate) header_read_timeout: Option<String>,
+    pub(crate) drain_spread: Option<String>,
+    pub(crate) log_format: Option<String>,
 }
 
 /// `[[listeners]]`.

@@ -39,10 +39,25 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// How long a client may take to send a complete request head (slowloris).
     pub header_read_timeout: Duration,
+    /// On shutdown, relayed WebSockets get their 1001 at random moments
+    /// spread over this window, so clients do not reconnect in one burst.
+    /// Never longer than `shutdown_grace`.
+    pub drain_spread: Duration,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+}
+
+/// `server.log_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// One public listener, `[[listeners]]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     /// Address to bind.
     pub bind: SocketAddr,
@@ -64,7 +79,7 @@ pub struct CertPair {
 }
 
 /// The admin listener, `[admin]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     /// Address to bind; keep it off the public interfaces.
     pub bind: SocketAddr,

@@ -10,7 +10,7 @@ use http::HeaderName;
 use super::CertPair;
 
 /// TLS settings of a listener, `[listeners.tls]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListenerTls {
     /// Certificate chains with their keys; the first is the default when the
     /// client sends no SNI or a name no certificate covers.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::file::{self, defaults, SizeValue};
 use super::{
-    parse_duration, parse_size, Admin, Config, FallbackSettings, HostPattern, Listener,
+    parse_duration, parse_size, Admin, Config, FallbackSettings, HostPattern, Listener, LogFormat,
     OriginPolicy, Route, ServerSettings, WsSettings,
 };
 
@@ -190,7 +190,23 @@ pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, Con
             defaults::HEADER_READ_TIMEOUT,
             false,
         ),
+        drain_spread: errors.duration(
+            "server.drain_spread".into(),
+            raw.server.drain_spread.as_deref(),
+            defaults::DRAIN_SPREAD,
+            true,
+        ),
+        log_format: log_format(&mut errors, raw.server.log_format.as_deref()),
     };
+    if server.drain_spread > server.shutdown_grace {
+        errors.push(
+            "server.drain_spread",
+            format!(
+                "{:?} is longer than server.shutdown_grace ({:?}): connections would be cut before their close",
+                server.drain_spread, server.shutdown_grace
+            ),
+        );
+    }
     let listeners = listeners(&mut errors, raw.listeners, base);
     let admin = raw.admin.and_then(|admin| {
         let bind = errors.bind("admin.bind".into(), admin.bind.as_deref())?;
@@ -209,6 +225,21 @@ pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, Con
         })
     } else {
         Err(ConfigErrors(errors.0))
+    }
+}
+
+/// `server.log_format`: `"text"` or `"json"`.
+fn log_format(errors: &mut Errors, raw: Option<&str>) -> LogFormat {
+    match raw.unwrap_or(defaults::LOG_FORMAT) {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            errors.push(
+                "server.log_format",
+                format!("{other:?} is not a log format; use \"text\" or \"json\""),
+            );
+            LogFormat::Text
+        }
     }
 }
 

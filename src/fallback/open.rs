@@ -94,7 +94,7 @@ pub async fn open(
     gateway.fallback.stats.opened(ask.transport);
     let shutdown = gateway.shutdown.child_token();
     bridge::spawn(
-        &gateway.relays,
+        &gateway.lifecycle.fallback,
         shutdown,
         store,
         session.clone(),

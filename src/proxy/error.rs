@@ -18,6 +18,8 @@ pub enum Side {
     Client,
     /// The upstream backend failed or misbehaved.
     Backend,
+    /// The gateway itself refused (e.g. it is draining).
+    Gateway,
 }
 
 /// Everything that can go wrong between receiving a request and answering it.
@@ -112,6 +114,9 @@ pub enum ProxyError {
     /// A fallback request is malformed (query, batch, sequence numbers).
     #[error("bad fallback request: {0}")]
     BadFallbackRequest(String),
+    /// The gateway is draining and takes no new WebSockets.
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -147,6 +152,7 @@ impl ProxyError {
             TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedVersion(_) => StatusCode::UPGRADE_REQUIRED,
+            ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -158,7 +164,9 @@ impl ProxyError {
 
     /// Which side caused the error.
     pub fn side(&self) -> Side {
-        if self.status().is_server_error() {
+        if matches!(self, ProxyError::ShuttingDown) {
+            Side::Gateway
+        } else if self.status().is_server_error() {
             Side::Backend
         } else {
             Side::Client
@@ -184,6 +192,7 @@ impl ProxyError {
             BackendTls { .. } => "backend_tls",
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => "backend_timeout",
             BackendProtocol { .. } => "backend_protocol",
+            ShuttingDown => "draining",
         }
     }
 
@@ -191,7 +200,7 @@ impl ProxyError {
     /// client learns the kind of failure, not our internal addresses.
     pub fn to_response(&self) -> Response<Body> {
         let body = match self.side() {
-            Side::Client => format!("{self}\n"),
+            Side::Client | Side::Gateway => format!("{self}\n"),
             Side::Backend => format!("{}\n", self.status().canonical_reason().unwrap_or("")),
         };
         let mut response = Response::new(full(body));

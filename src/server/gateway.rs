@@ -8,6 +8,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Route, ServerSettings};
 use crate::fallback::Fallback;
+use crate::ops::drain::Lifecycle;
+use crate::ops::metrics::Metrics;
 use crate::routing::Router;
 use crate::upstream::{Balancer, Connector};
 
@@ -28,6 +30,10 @@ pub struct Gateway {
     pub settings: ServerSettings,
     /// Long-poll / SSE sessions and their counters.
     pub fallback: Fallback,
+    /// Prometheus metrics; one set per process, kept across reloads.
+    pub metrics: Arc<Metrics>,
+    /// Readiness phase, staggered drain and the fallback sessions' tracker.
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 /// Routes together with their round-robin positions.
@@ -60,9 +66,11 @@ impl Gateway {
     pub fn new(routes: Vec<Route>, settings: ServerSettings, connector: Connector) -> Self {
         Gateway {
             table: RwLock::new(Arc::new(RouteTable::new(routes))),
+            metrics: connector.metrics().clone(),
             connector,
             relays: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            lifecycle: Arc::default(),
             settings,
             fallback: Fallback::default(),
         }

@@ -44,17 +44,18 @@ pub enum Frontend {
     Tls(Arc<TlsListener>),
 }
 
-/// Accepts connections until `stop` is cancelled.
+/// Accepts connections until `stop` is cancelled, then hands the socket
+/// back (a config reload restarts a listener without closing it).
 pub async fn accept_loop(
     listener: TcpListener,
     frontend: Frontend,
     gateway: Arc<Gateway>,
     stop: CancellationToken,
     connections: TaskTracker,
-) {
+) -> TcpListener {
     loop {
         let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return listener,
             accepted = listener.accept() => accepted,
         };
         match accepted {
@@ -106,6 +107,7 @@ async fn serve_connection(
                     serve_proxy(accepted.stream, client, identity, gateway).await
                 }
                 Err(e) => {
+                    gateway.metrics.tls_handshake_failed();
                     tracing::info!(client = %peer, error = %e, "TLS handshake failed; connection closed")
                 }
             }

@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use http::{header, Request, Response};
 use hyper::body::Incoming;
+use tracing::Instrument;
 
 use crate::fallback;
+use crate::ops::metrics::NO_ROUTE;
+use crate::ops::request_id;
 use crate::proxy::body::Body;
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::forward;
@@ -17,27 +20,48 @@ use crate::server::gateway::Gateway;
 use crate::ws::handshake::is_websocket_request;
 use crate::ws::session;
 
-/// Handles one request; never fails at the hyper level.
+/// Handles one request; never fails at the hyper level. The request gets
+/// an `X-Request-Id` (kept or generated) that reaches the backend, the
+/// response and, through a span, every log line of the request.
 pub async fn handle(
     gateway: Arc<Gateway>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     client: ClientInfo,
 ) -> Result<Response<Body>, Infallible> {
+    let request_id = request_id::ensure(req.headers_mut());
+    let span = tracing::info_span!("request", request_id = %String::from_utf8_lossy(request_id.as_bytes()));
     let websocket = is_websocket_request(req.headers());
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let result = dispatch(&gateway, req, client, websocket).await;
-    Ok(result.unwrap_or_else(|error| {
-        log_rejection(&error, &client, websocket, &method, &path);
+    let mut route = None;
+    let result = dispatch(&gateway, req, client, websocket, &mut route)
+        .instrument(span.clone())
+        .await;
+    let route = route.as_deref().unwrap_or(NO_ROUTE);
+    let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
+    if websocket {
+        gateway
+            .metrics
+            .handshake(route, status.as_u16(), result.as_ref().err());
+    }
+    gateway.metrics.http_response(route, status.as_u16());
+    let mut response = result.unwrap_or_else(|error| {
+        span.in_scope(|| log_rejection(&error, &client, websocket, &method, &path));
         error.to_response()
-    }))
+    });
+    response
+        .headers_mut()
+        .insert(request_id::REQUEST_ID, request_id);
+    Ok(response)
 }
 
-/// Routes the request and runs the matching path.
+/// Routes the request and runs the matching path; `route_name` is set as
+/// soon as a route matched, for the metrics.
 async fn dispatch(
     gateway: &Arc<Gateway>,
     req: Request<Incoming>,
     client: ClientInfo,
     websocket: bool,
+    route_name: &mut Option<String>,
 ) -> Result<Response<Body>, ProxyError> {
     let table = gateway.table();
     if fallback::handles(&table, req.uri().path()) {
@@ -49,7 +73,11 @@ async fn dispatch(
         .find(host.as_deref(), req.uri().path())
         .cloned()
         .ok_or(ProxyError::NoRoute)?;
+    *route_name = Some(route.name.clone());
     if websocket {
+        if gateway.shutdown.is_cancelled() {
+            return Err(ProxyError::ShuttingDown);
+        }
         session::upgrade(gateway, &table, &route, req, client).await
     } else {
         let balancer = table.balancer(&route);

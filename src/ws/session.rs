@@ -11,7 +11,10 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use tracing::Instrument;
+
 use crate::config::Route;
+use crate::ops::sessions::SessionMetrics;
 use crate::proxy::body::{boxed, empty, Body};
 use crate::proxy::error::ProxyError;
 use crate::proxy::headers::{strip_hop_by_hop, ClientInfo};
@@ -99,7 +102,7 @@ fn spawn_relay(
     on_upgrade: OnUpgrade,
     backend: BackendUpgrade,
 ) {
-    let shutdown = gateway.shutdown.child_token();
+    let relays = gateway.relays.clone();
     let config = RelayConfig {
         max_message_size: route.ws.max_message_size,
         idle_timeout: route.ws.idle_timeout,
@@ -108,7 +111,8 @@ fn spawn_relay(
         close_timeout: CLOSE_TIMEOUT,
         deflate: backend.deflate,
     };
-    gateway.relays.spawn(async move {
+    let gateway = gateway.clone();
+    let session = async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
@@ -117,9 +121,20 @@ fn spawn_relay(
             }
         };
         let stats = Arc::new(RelayStats::default());
-        let report = relay(TokioIo::new(upgraded), backend.io, config, stats.clone(), shutdown).await;
-        log_session_end(&route, &client, &backend.backend, &stats, &report);
-    });
+        let accounted = SessionMetrics::start(&gateway.metrics, &route.name, stats.clone());
+        let client_io = TokioIo::new(upgraded);
+        let run = |own| relay(client_io, backend.io, config, stats.clone(), own);
+        match gateway.lifecycle.run_relay(&gateway.shutdown, run).await {
+            Some(report) => {
+                log_session_end(&route, &client, &backend.backend, &stats, &report);
+                accounted.finish(&report);
+            }
+            None => {
+                tracing::warn!(route = %route.name, client = %client.peer, "websocket cut: shutdown grace ran out")
+            }
+        }
+    };
+    relays.spawn(session.instrument(tracing::Span::current()));
 }
 
 /// The one log line per finished WebSocket session.

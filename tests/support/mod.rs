@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod client;
 pub mod fallback;
+pub mod ops;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -19,6 +20,10 @@ use wsgate::config::Config;
 pub struct TestGateway {
     /// The address of each listener, in config order.
     pub addrs: Vec<SocketAddr>,
+    /// The admin endpoints (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: SocketAddr,
+    /// Reloads the config file, for gateways started with `start_file`.
+    pub reload: Option<wsgate::ops::reload::ReloadHandle>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -28,20 +33,58 @@ impl TestGateway {
     pub async fn start(toml: &str) -> TestGateway {
         let config =
             Config::parse(toml, Path::new(".")).unwrap_or_else(|e| panic!("test config: {e}"));
+        Self::launch(config, None).await
+    }
+
+    /// Starts a gateway from a config file that `reload` (and, when `poll`
+    /// is not zero, a change of the file) reloads.
+    pub async fn start_file(path: &Path, poll: std::time::Duration) -> TestGateway {
+        let config = wsgate::ops::reload::load_verified(path)
+            .unwrap_or_else(|e| panic!("test config: {e:?}"));
+        let (handle, source) = wsgate::ops::reload::channel(path, poll);
+        let mut gw = Self::launch(config, Some(source)).await;
+        gw.reload = Some(handle);
+        gw
+    }
+
+    async fn launch(
+        config: Config,
+        reload: Option<wsgate::ops::reload::ReloadSource>,
+    ) -> TestGateway {
         let mut listeners = Vec::new();
         for listener in &config.listeners {
             listeners.push(TcpListener::bind(listener.bind).await.unwrap());
         }
         let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let options = wsgate::RunOptions {
+            admin: Some(admin),
+            reload,
+        };
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(wsgate::run(config, listeners, async {
+        let task = tokio::spawn(wsgate::run_with(config, listeners, options, async {
             let _ = rx.await;
         }));
         TestGateway {
             addrs,
+            admin: admin_addr,
+            reload: None,
             shutdown: Some(tx),
             task,
         }
+    }
+
+    /// Starts the drain without waiting for it (see [`TestGateway::join`]).
+    pub fn begin_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits until `run` returns (after [`TestGateway::begin_stop`]).
+    pub async fn join(mut self) {
+        (&mut self.task).await.unwrap().unwrap();
     }
 
     /// The first listener's address.

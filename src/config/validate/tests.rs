@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::{
-    Backend, CertPair, Config, ConfigError, ConfigErrors, HostPattern, OriginPattern, OriginPolicy,
-    RemoteBackend, WsSettings,
+    Backend, CertPair, Config, ConfigError, ConfigErrors, HostPattern, LogFormat, OriginPattern,
+    OriginPolicy, RemoteBackend, WsSettings,
 };
 
 const MINIMAL: &str = r#"
@@ -38,6 +38,8 @@ fn defaults_applied() {
     let config = parse(MINIMAL).unwrap();
     assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
     assert_eq!(config.server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(config.server.drain_spread, Duration::ZERO);
+    assert_eq!(config.server.log_format, LogFormat::Text);
     assert!(config.admin.is_none());
     assert!(config.listeners[0].tls.is_none());
     let route = &config.routes[0];
@@ -477,4 +479,25 @@ fn fallback_settings_errors_have_paths() {
     );
     let lines = errors(&route_with("fallback_hold = \"1s\""));
     assert!(lines[0].contains("fallback_hold"), "{lines:?}");
+}
+
+#[test]
+fn drain_and_log_keys() {
+    let config = parse(&format!(
+        "[server]\nshutdown_grace = \"10s\"\ndrain_spread = \"4s\"\nlog_format = \"json\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(config.server.drain_spread, Duration::from_secs(4));
+    assert_eq!(config.server.log_format, LogFormat::Json);
+    let got = errors(&format!(
+        "[server]\nshutdown_grace = \"2s\"\ndrain_spread = \"3s\"\nlog_format = \"xml\"\n{MINIMAL}"
+    ));
+    assert!(
+        got[0].starts_with("server.log_format: \"xml\" is not a log format"),
+        "{got:?}"
+    );
+    assert!(
+        got[1].starts_with("server.drain_spread: 3s is longer than server.shutdown_grace"),
+        "{got:?}"
+    );
 }

@@ -1,0 +1,181 @@
+//! The gateway's lifecycle phase and the staggered WebSocket drain.
+//!
+//! On shutdown every relayed WebSocket is closed with 1001 on both legs. If
+//! they all got it in the same instant, every client would reconnect (to the
+//! next instance) in one burst; so each relay has its own shutdown token,
+//! cancelled at a random moment within `server.drain_spread` after the drain
+//! starts. A relay that is still running when `shutdown_grace` ends is cut
+//! (its sockets dropped).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::RwLock;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerSettings;
+
+/// Where the process is in its life; `/readyz` answers 200 only in `Ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Listeners are not all bound yet.
+    Starting = 0,
+    /// Serving.
+    Ready = 1,
+    /// Shutting down: no new connections, open ones being closed.
+    Draining = 2,
+}
+
+/// Lifecycle state shared by the accept loops, relays, fallback sessions and
+/// the admin endpoints.
+#[derive(Debug)]
+pub struct Lifecycle {
+    /// The current [`Phase`], as its `u8`.
+    phase: AtomicU8,
+    /// `server.drain_spread`; replaced on reload.
+    spread: RwLock<Duration>,
+    /// `server.shutdown_grace`; replaced on reload.
+    grace: RwLock<Duration>,
+    /// Cancelled when `shutdown_grace` runs out: whatever is still open is cut.
+    cut: CancellationToken,
+    /// Fallback sessions (long-poll / SSE). The fallback work spawns each
+    /// session here and, when [`crate::server::gateway::Gateway::shutdown`]
+    /// fires, tells its client to reconnect and ends the session; drain
+    /// waits for them like for relays.
+    pub fallback: TaskTracker,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            phase: AtomicU8::new(Phase::Starting as u8),
+            spread: RwLock::new(Duration::ZERO),
+            grace: RwLock::new(Duration::ZERO),
+            cut: CancellationToken::new(),
+            fallback: TaskTracker::new(),
+        }
+    }
+}
+
+impl Lifecycle {
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Starting,
+            1 => Phase::Ready,
+            _ => Phase::Draining,
+        }
+    }
+
+    /// Moves to `phase`.
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// Takes `drain_spread` and `shutdown_grace` from (new) settings.
+    pub fn configure(&self, settings: &ServerSettings) {
+        *self.spread.write().unwrap_or_else(|e| e.into_inner()) = settings.drain_spread;
+        *self.grace.write().unwrap_or_else(|e| e.into_inner()) = settings.shutdown_grace;
+    }
+
+    /// The window drain spreads WebSocket closes over.
+    pub fn spread(&self) -> Duration {
+        *self.spread.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long the drain may take before what is open is cut.
+    pub fn grace(&self) -> Duration {
+        *self.grace.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Cuts everything still open (the grace ran out).
+    pub fn cut(&self) {
+        self.cut.cancel();
+    }
+
+    /// Runs one relay: `relay` gets its own shutdown token, cancelled at a
+    /// random moment within the spread once `drain` fires. Returns `None`
+    /// when the relay was cut at the end of the grace period.
+    pub async fn run_relay<F, R>(&self, drain: &CancellationToken, relay: R) -> Option<F::Output>
+    where
+        R: FnOnce(CancellationToken) -> F,
+        F: Future,
+    {
+        let own = CancellationToken::new();
+        let relay = relay(own.clone());
+        tokio::select! {
+            output = relay => Some(output),
+            never = self.close_when_drained(drain, own) => match never {},
+            () = self.cut.cancelled() => None,
+        }
+    }
+
+    /// Waits for the drain, then for this relay's moment, then closes it.
+    async fn close_when_drained(
+        &self,
+        drain: &CancellationToken,
+        own: CancellationToken,
+    ) -> Infallible {
+        drain.cancelled().await;
+        tokio::time::sleep(random_share(self.spread())).await;
+        own.cancel();
+        std::future::pending().await
+    }
+}
+
+/// A uniformly random point in `[0, window)`.
+fn random_share(window: Duration) -> Duration {
+    if window.is_zero() {
+        return Duration::ZERO;
+    }
+    window.mul_f64(rand::thread_rng().gen_range(0.0..1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn relays_close_within_the_spread() {
+        let lifecycle = std::sync::Arc::new(Lifecycle::default());
+        *lifecycle.spread.write().unwrap() = Duration::from_secs(10);
+        let drain = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (lifecycle, drain) = (lifecycle.clone(), drain.clone());
+            tasks.push(tokio::spawn(async move {
+                let relay = |own: CancellationToken| async move { own.cancelled().await };
+                lifecycle.run_relay(&drain, relay).await;
+                tokio::time::Instant::now() - start
+            }));
+        }
+        drain.cancel();
+        let mut moments = Vec::new();
+        for task in tasks {
+            moments.push(task.await.unwrap());
+        }
+        assert!(moments.iter().all(|m| *m < Duration::from_secs(10)));
+        moments.sort();
+        assert!(
+            moments[19] - moments[0] > Duration::from_secs(1),
+            "{moments:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cut_ends_a_relay_that_does_not_close() {
+        let lifecycle = Lifecycle::default();
+        let drain = CancellationToken::new();
+        lifecycle.cut();
+        let out = lifecycle
+            .run_relay(&drain, |_| std::future::pending::<()>())
+            .await;
+        assert!(out.is_none());
+    }
+}

@@ -1,0 +1,234 @@
+//! The public listeners as a set that config reload can change while the
+//! gateway runs: listeners that appear are bound, listeners that disappear
+//! stop accepting, listeners whose settings changed (TLS, redirect) keep
+//! their socket and restart their accept loop with the new settings.
+//! Connections already accepted are never touched: they belong to the
+//! connection and relay trackers, not to the listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Listener;
+use crate::server::gateway::Gateway;
+use crate::server::{self, Frontend};
+use crate::tls;
+
+/// One listener with its accept loop running.
+#[derive(Debug)]
+struct Running {
+    /// Its settings, to see whether a reload changed them.
+    config: Listener,
+    /// The address it actually bound (port 0 resolved).
+    addr: SocketAddr,
+    /// Stops the accept loop (which then hands the socket back) and the TLS
+    /// certificate watcher.
+    stop: CancellationToken,
+    /// The accept loop; yields the socket when stopped.
+    task: JoinHandle<TcpListener>,
+}
+
+/// Everything a listener needs to serve, shared by all of them.
+#[derive(Debug, Clone)]
+pub(crate) struct Serving {
+    pub(crate) gateway: Arc<Gateway>,
+    /// Accepted connections, waited for by drain.
+    pub(crate) connections: TaskTracker,
+    /// Cancelled when the drain starts: every accept loop stops.
+    pub(crate) stop_accepting: CancellationToken,
+    /// Cancelled when `run` returns: certificate watchers stop.
+    pub(crate) internal: CancellationToken,
+}
+
+/// The running public listeners, in config order.
+#[derive(Debug)]
+pub(crate) struct ListenerSet {
+    serving: Serving,
+    running: Vec<Running>,
+}
+
+impl ListenerSet {
+    /// Starts accept loops on already-bound sockets (one per `configs` entry).
+    pub(crate) fn start(
+        configs: &[Listener],
+        bound: Vec<TcpListener>,
+        serving: Serving,
+    ) -> Result<Self, Vec<String>> {
+        let mut set = ListenerSet {
+            serving,
+            running: Vec::new(),
+        };
+        let parent = set.serving.internal.clone();
+        let prepared = prepare(configs.iter().enumerate().zip(bound), &parent)?;
+        for (config, listener, frontend, stop) in prepared {
+            set.running
+                .push(set.spawn(config, listener, frontend, stop));
+        }
+        Ok(set)
+    }
+
+    /// The addresses listened on, in config order.
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        self.running.iter().map(|r| r.addr).collect()
+    }
+
+    /// Makes the running set match `configs`. New sockets are bound and new
+    /// TLS settings loaded before anything changes: if one fails, nothing
+    /// changes and every problem is returned.
+    pub(crate) async fn apply(&mut self, configs: &[Listener]) -> Result<(), Vec<String>> {
+        let mut to_prepare = Vec::new();
+        for (i, config) in configs.iter().enumerate() {
+            let unchanged = self.running.iter().any(|r| &r.config == config);
+            if !unchanged {
+                to_prepare.push((i, config));
+            }
+        }
+        let sockets = self.sockets_for(&to_prepare).await?;
+        let prepared = prepare(to_prepare.into_iter().zip(sockets), &self.serving.internal)?;
+        let mut old: Vec<Running> = std::mem::take(&mut self.running);
+        let mut fresh = prepared.into_iter();
+        for config in configs {
+            if let Some(pos) = old.iter().position(|r| &r.config == config) {
+                self.running.push(old.remove(pos));
+            } else if let Some((config, listener, frontend, stop)) = fresh.next() {
+                let listener = self.take_socket(&mut old, &config, listener).await;
+                self.running
+                    .push(self.spawn(config, listener, frontend, stop));
+            }
+        }
+        for removed in old {
+            tracing::info!(addr = %removed.addr, "listener removed by reload");
+            removed.stop.cancel();
+        }
+        Ok(())
+    }
+
+    /// A socket for each listener to (re)start: `None` where a running
+    /// listener on the same address will hand its socket over, else bound now.
+    async fn sockets_for(
+        &self,
+        configs: &[(usize, &Listener)],
+    ) -> Result<Vec<Option<TcpListener>>, Vec<String>> {
+        let mut sockets = Vec::new();
+        let mut errors = Vec::new();
+        for (i, config) in configs {
+            if self.running.iter().any(|r| r.config.bind == config.bind) {
+                sockets.push(None);
+                continue;
+            }
+            match TcpListener::bind(config.bind).await {
+                Ok(listener) => sockets.push(Some(listener)),
+                Err(e) => errors.push(format!(
+                    "listeners[{i}].bind: cannot listen on {}: {e}",
+                    config.bind
+                )),
+            }
+        }
+        match errors.is_empty() {
+            true => Ok(sockets),
+            false => Err(errors),
+        }
+    }
+
+    /// The socket for `config`: the freshly bound one, or the one the
+    /// running listener on the same address hands back once stopped.
+    async fn take_socket(
+        &self,
+        old: &mut Vec<Running>,
+        config: &Listener,
+        bound: Option<TcpListener>,
+    ) -> TcpListener {
+        if let Some(listener) = bound {
+            return listener;
+        }
+        let pos = old.iter().position(|r| r.config.bind == config.bind);
+        let running = old.remove(pos.expect("a running listener on this address"));
+        running.stop.cancel();
+        tracing::info!(addr = %running.addr, "listener settings changed by reload");
+        running.task.await.expect("accept loops do not panic")
+    }
+
+    /// Starts the accept loop of one listener.
+    fn spawn(
+        &self,
+        config: Listener,
+        listener: TcpListener,
+        frontend: Frontend,
+        stop: CancellationToken,
+    ) -> Running {
+        let addr = listener.local_addr().unwrap_or(config.bind);
+        tracing::info!(%addr, tls = matches!(frontend, Frontend::Tls(_)), "listening");
+        let accept_stop = self.serving.stop_accepting.child_token();
+        let (removed, drained) = (stop.clone(), accept_stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = removed.cancelled() => drained.cancel(),
+                () = drained.cancelled() => {}
+            }
+        });
+        let task = tokio::spawn(server::accept_loop(
+            listener,
+            frontend,
+            self.serving.gateway.clone(),
+            accept_stop,
+            self.serving.connections.clone(),
+        ));
+        Running {
+            config,
+            addr,
+            stop,
+            task,
+        }
+    }
+}
+
+/// A listener ready to start: settings, socket, frontend, stop token.
+type Prepared<S> = (Listener, S, Frontend, CancellationToken);
+
+/// Builds the frontend (TLS loaded, certificate watcher started) of each
+/// listener; on any error, stops the watchers already started.
+fn prepare<'a, S>(
+    items: impl IntoIterator<Item = ((usize, &'a Listener), S)>,
+    parent: &CancellationToken,
+) -> Result<Vec<Prepared<S>>, Vec<String>> {
+    let mut ready = Vec::new();
+    let mut errors = Vec::new();
+    for ((i, config), socket) in items {
+        let stop = parent.child_token();
+        match frontend(config, i, &stop) {
+            Ok(frontend) => ready.push((config.clone(), socket, frontend, stop)),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(ready);
+    }
+    ready.iter().for_each(|(_, _, _, stop)| stop.cancel());
+    Err(errors)
+}
+
+/// What a listener does with its connections; a TLS listener's certificate
+/// watcher runs until `stop` fires.
+fn frontend(
+    listener: &Listener,
+    i: usize,
+    stop: &CancellationToken,
+) -> Result<Frontend, Vec<String>> {
+    let at = format!("listeners[{i}].tls");
+    Ok(match (&listener.tls, listener.redirect_https) {
+        (None, None) => Frontend::Plain,
+        (None, Some(port)) => Frontend::RedirectHttps(port),
+        (Some(tls), _) => {
+            let (loaded, warnings) = tls::listener::TlsListener::load(tls, &at)?;
+            warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            let loaded = Arc::new(loaded);
+            let resolver = loaded.resolver().clone();
+            tls::reload::spawn_watcher(tls.clone(), at, resolver, stop.clone());
+            Frontend::Tls(loaded)
+        }
+    })
+}
