@@ -302,3 +302,37 @@ async fn the_backend_sees_cookies_authorization_and_forwarding_headers() {
     assert!(seen.get("content-length").is_none());
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_and_messages_show_on_metrics() {
+    use support::ops::{metric, metric_reaches};
+    let (gw, _backend) = setup("").await;
+    let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    s.send(1, &[text("a"), text("b"), text("c")]).await;
+    assert_eq!(texts(&s.collect(0, 3).await), ["a", "b", "c"]);
+    let longpoll = [("transport", "longpoll")];
+    assert_eq!(
+        metric(gw.admin, "wsgate_fallback_sessions_total", &longpoll).await,
+        1.0
+    );
+    assert_eq!(
+        metric(gw.admin, "wsgate_fallback_sessions_active", &longpoll).await,
+        1.0
+    );
+    let up = [
+        ("transport", "longpoll"),
+        ("direction", "client_to_backend"),
+    ];
+    let down = [
+        ("transport", "longpoll"),
+        ("direction", "backend_to_client"),
+    ];
+    assert_eq!(
+        metric(gw.admin, "wsgate_fallback_messages_total", &up).await,
+        3.0
+    );
+    metric_reaches(gw.admin, "wsgate_fallback_messages_total", &down, 3.0).await;
+    s.post("close", "").await;
+    metric_reaches(gw.admin, "wsgate_fallback_sessions_active", &longpoll, 0.0).await;
+    gw.stop().await;
+}

@@ -35,7 +35,7 @@ use crate::proxy::headers::ClientInfo;
 use crate::server::gateway::{Gateway, RouteTable};
 use protocol::SessionId;
 use session::Session;
-pub use stats::{FallbackStats, StatsSnapshot};
+pub use stats::{FallbackStats, SessionMeter, StatsSnapshot};
 use store::{LocalStore, SessionStore};
 
 /// Every fallback URL starts with this; it is reserved by the gateway
@@ -52,6 +52,16 @@ pub enum Transport {
     Sse,
     /// Long-polling (`GET …/poll`).
     LongPoll,
+}
+
+impl Transport {
+    /// The transport's name in metric labels and the JS client's `transport`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::LongPoll => "longpoll",
+        }
+    }
 }
 
 /// The fallback's process-wide state.

@@ -18,7 +18,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::exchange::{json, query_pairs, query_value};
 use super::session::{Session, SessionInit};
-use super::{bridge, protocol::SessionId, Transport, PREFIX};
+use super::{bridge, protocol::SessionId, SessionMeter, Transport, PREFIX};
 use crate::config::Route;
 use crate::proxy::body::Body;
 use crate::proxy::error::ProxyError;
@@ -88,10 +88,15 @@ pub async fn open(
         route_index: route.index,
         settings: route.fallback_settings.clone(),
         max_message: route.ws.max_message_size,
-        stats: gateway.fallback.stats.clone(),
+        stats: SessionMeter::new(
+            gateway.fallback.stats.clone(),
+            Some(gateway.metrics.clone()),
+            &route.name,
+            ask.transport,
+        ),
     });
     store.insert(session.clone(), cap)?;
-    gateway.fallback.stats.opened(ask.transport);
+    session.stats.opened();
     let shutdown = gateway.shutdown.child_token();
     bridge::spawn(
         &gateway.lifecycle.fallback,

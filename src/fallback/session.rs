@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::protocol::{Batch, Payload, SessionId};
-use super::stats::FallbackStats;
+use super::stats::SessionMeter;
 use crate::config::FallbackSettings;
 use crate::proxy::error::ProxyError;
 
@@ -39,7 +39,7 @@ pub struct SessionInit {
     /// The route's `max_message_size`, applied to upstream messages.
     pub max_message: u64,
     /// Counters to update.
-    pub stats: Arc<FallbackStats>,
+    pub stats: SessionMeter,
 }
 
 /// A fallback session.
@@ -56,7 +56,7 @@ pub struct Session {
     /// Largest upstream message.
     pub max_message: u64,
     /// Counters to update.
-    pub stats: Arc<FallbackStats>,
+    pub stats: SessionMeter,
     /// The Origin bound at open.
     origin: Option<HeaderValue>,
     /// Events for the client, until acknowledged.

@@ -3,7 +3,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
 use super::Transport;
+use crate::ops::metrics::Metrics;
 
 /// Fallback counters, shared by every session of a gateway.
 #[derive(Debug, Default)]
@@ -78,6 +81,72 @@ impl FallbackStats {
             sessions_expired: get(&self.sessions_expired),
             messages_to_backend: get(&self.messages_to_backend),
             messages_to_client: get(&self.messages_to_client),
+        }
+    }
+}
+
+/// One session's counters: the process-wide [`FallbackStats`] and the
+/// Prometheus families labelled by route and transport, updated together
+/// so the two can never disagree.
+#[derive(Debug, Clone)]
+pub struct SessionMeter {
+    /// Process-wide atomics.
+    stats: Arc<FallbackStats>,
+    /// Prometheus families; `None` in unit tests without a gateway.
+    metrics: Option<Arc<Metrics>>,
+    /// The route's name, a metric label.
+    route: Arc<str>,
+    /// The transport the session was opened for, a metric label.
+    transport: Transport,
+}
+
+impl SessionMeter {
+    /// A meter for a session on `route` opened for `transport`.
+    pub fn new(
+        stats: Arc<FallbackStats>,
+        metrics: Option<Arc<Metrics>>,
+        route: &str,
+        transport: Transport,
+    ) -> Self {
+        SessionMeter {
+            stats,
+            metrics,
+            route: route.into(),
+            transport,
+        }
+    }
+
+    /// The session was opened.
+    pub fn opened(&self) {
+        self.stats.opened(self.transport);
+        if let Some(m) = &self.metrics {
+            m.fallback_session_opened(&self.route, self.transport.label());
+        }
+    }
+
+    /// The session ended; `expired` when the session timeout ended it.
+    pub fn ended(&self, expired: bool) {
+        self.stats.ended(expired);
+        if let Some(m) = &self.metrics {
+            m.fallback_session_closed(&self.route, self.transport.label());
+        }
+    }
+
+    /// A message went to the backend.
+    pub fn to_backend(&self) {
+        self.stats.to_backend();
+        self.count_message("client_to_backend");
+    }
+
+    /// A message came from the backend.
+    pub fn to_client(&self) {
+        self.stats.to_client();
+        self.count_message("backend_to_client");
+    }
+
+    fn count_message(&self, direction: &str) {
+        if let Some(m) = &self.metrics {
+            m.fallback_messages(&self.route, self.transport.label(), direction, 1);
         }
     }
 }

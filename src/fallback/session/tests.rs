@@ -15,7 +15,7 @@ fn session(buffer: u64) -> (Arc<Session>, mpsc::Receiver<Payload>) {
             ..FallbackSettings::default()
         },
         max_message: 16,
-        stats: Arc::default(),
+        stats: SessionMeter::new(Arc::default(), None, "test", Transport::LongPoll),
     })
 }
 
