@@ -218,5 +218,6 @@ where
     let (backend_rd, backend_wr) = tokio::io::split(backend);
     let c2b = pump::Pump::new(Side::Client, client_rd, backend_wr, &cfg, stats.clone());
     let b2c = pump::Pump::new(Side::Backend, backend_rd, client_wr, &cfg, stats);
-    conn::Conn::new(c2b, b2c, cfg).run(&shutdown).await
+    let mut conn = conn::Conn::new(c2b, b2c, cfg);
+    conn.run(&shutdown).await
 }

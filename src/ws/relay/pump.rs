@@ -126,11 +126,27 @@ struct Carry {
     len: u8,
 }
 
-/// A gateway frame being written.
+/// A gateway frame waiting or being written. Only what it says is kept (not
+/// its up to 131 encoded bytes); it is encoded again for each write attempt,
+/// identically, so a half-written frame resumes where it stopped.
 struct Injection {
-    frame: ControlFrame,
-    written: usize,
     kind: Injected,
+    /// The ping's payload (pings only).
+    ping: [u8; 8],
+    /// The close reason (closes only).
+    reason: &'static str,
+    mask: Option<[u8; 4]>,
+    /// Bytes of the encoded frame already written.
+    written: u8,
+}
+
+impl Injection {
+    fn encode(&self) -> ControlFrame {
+        match self.kind {
+            Injected::Ping => ControlFrame::ping(&self.ping, self.mask),
+            Injected::Close(code) => ControlFrame::close(code, self.reason, self.mask),
+        }
+    }
 }
 
 /// Outcome of looking at the next frame header.
@@ -266,17 +282,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
 
     /// Queues a close frame to the destination and stops forwarding after
     /// the current frame. Returns false if a close already went there.
-    pub(super) fn close_dst(&mut self, code: u16, reason: &str, then: Then) -> bool {
+    pub(super) fn close_dst(&mut self, code: u16, reason: &'static str, then: Then) -> bool {
         self.stop(then);
         if self.dst_closed || self.dst_dead {
             return false;
         }
         self.dst_closed = true;
-        let frame = ControlFrame::close(code, reason, self.dst_mask());
         self.push_injection(Injection {
-            frame,
-            written: 0,
             kind: Injected::Close(code),
+            ping: [0; 8],
+            reason,
+            mask: self.dst_mask(),
+            written: 0,
         });
         true
     }
@@ -286,11 +303,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         if self.mode != Mode::Forward || self.dst_closed || self.dst_dead || self.inject.is_some() {
             return false;
         }
-        let frame = ControlFrame::ping(&payload, self.dst_mask());
         self.push_injection(Injection {
-            frame,
-            written: 0,
             kind: Injected::Ping,
+            ping: payload,
+            reason: "",
+            mask: self.dst_mask(),
+            written: 0,
         });
         true
     }
@@ -405,17 +423,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             }
             return Ok(None);
         };
-        let result = loop {
-            let bytes = &injection.frame.as_bytes()[injection.written..];
+        let dst = &mut self.dst;
+        // Encoded inside the poll, so no frame bytes live across an await.
+        let result = std::future::poll_fn(|cx| loop {
+            let frame = injection.encode();
+            let bytes = &frame.as_bytes()[usize::from(injection.written)..];
             if bytes.is_empty() {
-                break Ok(injection.kind);
+                return Poll::Ready(Ok(injection.kind));
             }
-            match self.dst.write(bytes).await {
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Err(e) => break Err(e),
-                Ok(n) => injection.written += n,
+            match std::task::ready!(Pin::new(&mut *dst).poll_write(cx, bytes)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Err(e) => return Poll::Ready(Err(e)),
+                // Fits in u8: a control frame is at most 131 bytes.
+                Ok(n) => injection.written += n as u8,
             }
-        };
+        })
+        .await;
         let kind = result.map_err(|e| self.dst_failed(e))?;
         self.needs_flush = true;
         self.inject = self.queued.take();
