@@ -9,16 +9,17 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use crate::config::Route;
 use crate::proxy::body::{boxed, empty, Body};
 use crate::proxy::error::ProxyError;
 use crate::proxy::headers::{strip_hop_by_hop, ClientInfo};
 use crate::server::gateway::{Gateway, RouteTable};
+use crate::upstream::BackendStream;
 use crate::ws::dial::{self, BackendUpgrade, DialOutcome};
 use crate::ws::handshake::{self, accept_key};
-use crate::ws::relay::{relay, RelayConfig, RelayReport, RelayStats};
+use crate::ws::relay::{relay, Leg, RelayConfig, RelayReport, RelayStats};
 
 /// How long the gateway waits for a close reply before dropping the TCP.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -88,6 +89,10 @@ fn switching_protocols(client_key: &str, backend: &BackendUpgrade) -> Response<B
 }
 
 /// Starts the relay once hyper hands over the client connection.
+///
+/// Only what the relay and its log line need moves into the task (it lives
+/// as long as the WebSocket); the 101's headers are dropped here, and both
+/// streams are taken out of hyper's wrapper.
 fn spawn_relay(
     gateway: &Arc<Gateway>,
     route: Arc<Route>,
@@ -104,6 +109,12 @@ fn spawn_relay(
         close_timeout: CLOSE_TIMEOUT,
         deflate: backend.deflate,
     };
+    let BackendUpgrade {
+        io: backend_io,
+        backend: backend_label,
+        ..
+    } = backend;
+    let backend_io = Leg::<BackendStream>::new(backend_io.into_inner());
     gateway.relays.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -113,8 +124,9 @@ fn spawn_relay(
             }
         };
         let stats = Arc::new(RelayStats::default());
-        let report = relay(TokioIo::new(upgraded), backend.io, config, stats.clone(), shutdown).await;
-        log_session_end(&route, &client, &backend.backend, &stats, &report);
+        let client_io = Leg::<TcpStream>::new(upgraded);
+        let report = relay(client_io, backend_io, config, stats.clone(), shutdown).await;
+        log_session_end(&route, &client, &backend_label, &stats, &report);
     });
 }
 

@@ -20,6 +20,7 @@
 //!   a deadline) lives in [`conn`](self::conn).
 
 mod conn;
+mod leg;
 mod pool;
 mod pump;
 #[cfg(test)]
@@ -34,6 +35,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::FrameError;
+
+pub use leg::Leg;
 
 /// Read buffer per direction while bytes are in flight: big enough to batch
 /// many small frames per syscall and to always hold a whole control frame,
