@@ -17,7 +17,8 @@
 //! the total instruction count of the whole gateway run is printed. Run two
 //! counts and take the difference to cancel start-up and handshakes:
 //! `(Ir(4000) - Ir(2000)) / 2000` is the cost of one round trip, i.e. of two
-//! relayed messages (client → backend and back).
+//! relayed messages (client → backend and back). Set `RELAY_COST_KEEP=1` to
+//! keep the callgrind output for `callgrind_annotate`.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -231,6 +232,10 @@ impl Gateway {
                 .unwrap_or("?");
             println!("gateway instructions (Ir): {}", total.trim());
         }
-        std::fs::remove_dir_all(dir).ok();
+        if std::env::var_os("RELAY_COST_KEEP").is_some() {
+            println!("kept {}", dir.display());
+        } else {
+            std::fs::remove_dir_all(dir).ok();
+        }
     }
 }
