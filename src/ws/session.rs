@@ -9,7 +9,7 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 use tracing::Instrument;
 
@@ -19,9 +19,10 @@ use crate::proxy::body::{boxed, empty, Body};
 use crate::proxy::error::ProxyError;
 use crate::proxy::headers::{strip_hop_by_hop, ClientInfo};
 use crate::server::gateway::{Gateway, RouteTable};
+use crate::upstream::BackendStream;
 use crate::ws::dial::{self, BackendUpgrade, DialOutcome};
 use crate::ws::handshake::{self, accept_key};
-use crate::ws::relay::{relay, RelayConfig, RelayReport, RelayStats};
+use crate::ws::relay::{relay, Leg, RelayConfig, RelayReport, RelayStats};
 
 /// How long the gateway waits for a close reply before dropping the TCP.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,6 +96,10 @@ fn switching_protocols(client_key: &str, backend: &BackendUpgrade) -> Response<B
 }
 
 /// Starts the relay once hyper hands over the client connection.
+///
+/// Only what the relay and its log line need moves into the task (it lives
+/// as long as the WebSocket); the 101's headers are dropped here, and both
+/// streams are taken out of hyper's wrapper.
 fn spawn_relay(
     gateway: &Arc<Gateway>,
     route: Arc<Route>,
@@ -112,6 +117,12 @@ fn spawn_relay(
         deflate: backend.deflate,
     };
     let gateway = gateway.clone();
+    let BackendUpgrade {
+        io: backend_io,
+        backend: backend_label,
+        ..
+    } = backend;
+    let backend_io = Leg::<BackendStream>::new(backend_io.into_inner());
     let session = async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
@@ -122,11 +133,11 @@ fn spawn_relay(
         };
         let stats = Arc::new(RelayStats::default());
         let accounted = SessionMetrics::start(&gateway.metrics, &route.name, stats.clone());
-        let client_io = TokioIo::new(upgraded);
-        let run = |own| relay(client_io, backend.io, config, stats.clone(), own);
+        let client_io = Leg::<TcpStream>::new(upgraded);
+        let run = |own| relay(client_io, backend_io, config, stats.clone(), own);
         match gateway.lifecycle.run_relay(&gateway.shutdown, run).await {
             Some(report) => {
-                log_session_end(&route, &client, &backend.backend, &stats, &report);
+                log_session_end(&route, &client, &backend_label, &stats, &report);
                 accounted.finish(&report);
             }
             None => {

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
+use crate::fallback::Transport;
 
 fn session(buffer: u64) -> (Arc<Session>, mpsc::Receiver<Payload>) {
     Session::new(SessionInit {

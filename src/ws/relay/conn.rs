@@ -2,8 +2,13 @@
 //!
 //! The pumps know frames; this module knows the connection's story: who
 //! closed, what the gateway must send to whom, and how long it may wait.
-//! Every wait in the closing phase is bounded by `close_timeout`, and every
-//! timer is a plain deadline polled in the same `select!` as the pumps.
+//! Every wait in the closing phase is bounded by `close_timeout`.
+//!
+//! All deadlines (ping, pong, idle, close) share one timer entry. It is moved
+//! only when a deadline comes *earlier* than the one it is armed for; when a
+//! later one is due (the idle deadline slides with every frame) it just
+//! fires early and is re-armed. A relayed frame therefore never touches the
+//! timer wheel, and shutdown is one long-lived waiter, not one per event.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant};
@@ -72,7 +77,7 @@ where
     }
 
     /// Relays until the end, shuts both streams down and reports.
-    pub(super) async fn run(mut self, shutdown: &CancellationToken) -> RelayReport {
+    pub(super) async fn run(&mut self, shutdown: &CancellationToken) -> RelayReport {
         let end = self.drive(shutdown).await;
         let grace = self.cfg.close_timeout;
         let shut = async { tokio::join!(self.c2b.shutdown_dst(), self.b2c.shutdown_dst()) };
@@ -89,30 +94,73 @@ where
     }
 
     async fn drive(&mut self, shutdown: &CancellationToken) -> RelayEnd {
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        // Not registered until armed; the branch is off while disarmed.
+        let timer = sleep_until(self.started);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             if let Some(end) = self.finished() {
                 return end;
             }
+            match self.next_deadline() {
+                Some(due) if armed.map_or(true, |at| due < at) => {
+                    timer.as_mut().reset(due);
+                    armed = Some(due);
+                }
+                Some(_) => {} // fires early, then re-armed
+                None => armed = None,
+            }
             let open = matches!(self.phase, Phase::Open);
-            let ping_at = (open && !self.cfg.ping_interval.is_zero()).then_some(self.next_ping);
-            let pong_at = self.pong_deadline.filter(|_| open);
-            let idle_at = self.idle_deadline();
-            let close_at = match self.phase {
-                Phase::Closing { deadline, .. } => Some(deadline),
-                Phase::Open => None,
-            };
             tokio::select! {
+                biased;
                 event = self.c2b.step() => self.on_event(Side::Client, event),
                 event = self.b2c.step() => self.on_event(Side::Backend, event),
-                () = sleep_opt(ping_at) => self.send_ping(),
-                () = sleep_opt(pong_at) => self.pong_timeout(),
-                () = sleep_opt(idle_at) => self.check_idle(),
-                () = sleep_opt(close_at) => return self.close_timed_out(),
-                () = shutdown.cancelled(), if open => {
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    if let Some(end) = self.on_timer() {
+                        return end;
+                    }
+                }
+                () = &mut cancelled, if open => {
                     self.gateway_close(RelayEnd::Shutdown, "going away");
                 }
             }
         }
+    }
+
+    /// The earliest deadline of the current phase, if any.
+    fn next_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Closing { deadline, .. } => Some(deadline),
+            Phase::Open => {
+                let ping = (!self.cfg.ping_interval.is_zero()).then_some(self.next_ping);
+                [ping, self.pong_deadline, self.idle_deadline()]
+                    .into_iter()
+                    .flatten()
+                    .min()
+            }
+        }
+    }
+
+    /// The timer fired: acts on every deadline that has passed (it may have
+    /// fired for one that has since moved later). Returns the end if the
+    /// close wait is over.
+    fn on_timer(&mut self) -> Option<RelayEnd> {
+        let now = Instant::now();
+        if let Phase::Closing { deadline, .. } = self.phase {
+            return (deadline <= now).then(|| self.close_timed_out());
+        }
+        if !self.cfg.ping_interval.is_zero() && self.next_ping <= now {
+            self.send_ping();
+        }
+        if self.pong_deadline.is_some_and(|at| at <= now) {
+            self.pong_timeout();
+            return None;
+        }
+        self.check_idle();
+        None
     }
 
     /// Both pumps stopped with nothing left to write.
@@ -233,7 +281,7 @@ where
     }
 
     /// Closes both sides with 1001 and waits for their replies.
-    fn gateway_close(&mut self, end: RelayEnd, reason: &str) {
+    fn gateway_close(&mut self, end: RelayEnd, reason: &'static str) {
         self.enter_closing(end);
         self.c2b.close_dst(GOING_AWAY, reason, Then::Discard);
         self.b2c.close_dst(GOING_AWAY, reason, Then::Discard);
@@ -285,13 +333,5 @@ where
                 initiator: Side::Client,
             },
         }
-    }
-}
-
-/// Sleeps until `at`, or forever when there is no deadline.
-async fn sleep_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

@@ -2,10 +2,14 @@
 //!
 //! Why it is shaped this way:
 //!
-//! - **Streaming, not buffering.** Each direction owns one fixed read buffer
+//! - **Streaming, not buffering.** Each direction reads into one fixed buffer
 //!   ([`BUF_SIZE`]). Frame headers are parsed in place; payload bytes are
 //!   written out as contiguous runs straight from that buffer, still masked.
-//!   Memory per connection is two buffers, whatever the message size.
+//!   Memory per connection is at most two buffers, whatever the message size.
+//! - **Idle costs no buffer.** The buffer comes from a per-thread pool for a
+//!   read that returns data and goes back once those bytes are forwarded; a
+//!   read that would block hands it straight back. An idle connection keeps
+//!   only an incomplete header or control frame, inline.
 //! - **Backpressure.** A direction reads again only once everything it read
 //!   has been written, so a slow reader slows the writer down through TCP.
 //! - **One future.** Both directions and every timer run inside one future
@@ -16,6 +20,8 @@
 //!   a deadline) lives in [`conn`](self::conn).
 
 mod conn;
+mod leg;
+mod pool;
 mod pump;
 #[cfg(test)]
 mod tests;
@@ -30,9 +36,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::FrameError;
 
-/// Read buffer per direction: big enough to batch many small frames per
-/// syscall and to always hold a whole control frame, small enough for 100k
-/// connections.
+pub use leg::Leg;
+
+/// Read buffer per direction while bytes are in flight: big enough to batch
+/// many small frames per syscall and to always hold a whole control frame,
+/// small enough that 100k connections stuck behind slow readers still fit.
 pub const BUF_SIZE: usize = 16 * 1024;
 
 /// Limits and timers of one relayed connection.
@@ -213,5 +221,6 @@ where
     let (backend_rd, backend_wr) = tokio::io::split(backend);
     let c2b = pump::Pump::new(Side::Client, client_rd, backend_wr, &cfg, stats.clone());
     let b2c = pump::Pump::new(Side::Backend, backend_rd, client_wr, &cfg, stats);
-    conn::Conn::new(c2b, b2c, cfg).run(&shutdown).await
+    let mut conn = conn::Conn::new(c2b, b2c, cfg);
+    conn.run(&shutdown).await
 }

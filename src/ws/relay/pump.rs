@@ -7,15 +7,23 @@
 //! and nothing is read while the run is unwritten (backpressure). Frames the
 //! gateway injects (pings, closes) wait for a frame boundary of the
 //! destination so they never land inside a forwarded frame.
+//!
+//! The buffer is borrowed from the [`pool`](super::pool) for a read that
+//! returns data and given back once all of it is forwarded; a read that is
+//! not ready returns it at once. Between reads the only bytes a pump keeps
+//! are an incomplete header or control frame, inline in a [`Carry`].
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
-use super::{RelayConfig, RelayStats, Side, BUF_SIZE};
-use crate::ws::frame::{ControlFrame, FrameError};
+use super::pool::Buf;
+use super::{RelayConfig, RelayStats, Side};
+use crate::ws::frame::{ControlFrame, FrameError, MAX_CONTROL_PAYLOAD};
 
 mod walk;
 
@@ -106,11 +114,39 @@ pub(super) enum Then {
     Done,
 }
 
-/// A gateway frame being written.
+/// The longest unparsed tail a pump can hold when it reads again: an
+/// incomplete control frame (a masked header of 6 bytes and up to 125 bytes
+/// of payload); an incomplete data frame header is shorter still.
+const CARRY_CAP: usize = 6 + MAX_CONTROL_PAYLOAD;
+
+/// Unparsed bytes kept inline while the pump holds no buffer.
+struct Carry {
+    bytes: [u8; CARRY_CAP],
+    /// How many of `bytes` are kept (at most `CARRY_CAP`).
+    len: u8,
+}
+
+/// A gateway frame waiting or being written. Only what it says is kept (not
+/// its up to 131 encoded bytes); it is encoded again for each write attempt,
+/// identically, so a half-written frame resumes where it stopped.
 struct Injection {
-    frame: ControlFrame,
-    written: usize,
     kind: Injected,
+    /// The ping's payload (pings only).
+    ping: [u8; 8],
+    /// The close reason (closes only).
+    reason: &'static str,
+    mask: Option<[u8; 4]>,
+    /// Bytes of the encoded frame already written.
+    written: u8,
+}
+
+impl Injection {
+    fn encode(&self) -> ControlFrame {
+        match self.kind {
+            Injected::Ping => ControlFrame::ping(&self.ping, self.mask),
+            Injected::Close(code) => ControlFrame::close(code, self.reason, self.mask),
+        }
+    }
 }
 
 /// Outcome of looking at the next frame header.
@@ -126,8 +162,10 @@ pub(super) struct Pump<R, W> {
     from: Side,
     src: R,
     dst: W,
-    /// The fixed read buffer; never grows.
-    buf: Box<[u8]>,
+    /// The read buffer, only while read bytes are unforwarded; never grows.
+    buf: Option<Buf>,
+    /// An incomplete header or control frame kept while `buf` is pooled.
+    carry: Carry,
     /// Start of the accepted-but-unwritten run.
     out: usize,
     /// End of the parsed bytes.
@@ -170,7 +208,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             from,
             src,
             dst,
-            buf: vec![0; BUF_SIZE].into_boxed_slice(),
+            buf: None,
+            carry: Carry {
+                bytes: [0; CARRY_CAP],
+                len: 0,
+            },
             out: 0,
             pos: 0,
             end: 0,
@@ -215,12 +257,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 return Event::DstGone;
             }
             if !self.wants_read() {
+                if self.mode == Mode::Done {
+                    // Nothing more will be parsed: the tail is dead weight.
+                    self.pos = self.end;
+                    self.park();
+                }
                 if !self.idle_reported {
                     self.idle_reported = true;
                     return Event::Idle;
                 }
                 return std::future::pending().await;
             }
+            self.park();
             if !self.read().await {
                 self.mode = if self.at_boundary() && self.mode != Mode::Discard {
                     Mode::Finish { then: Then::Done }
@@ -234,17 +282,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
 
     /// Queues a close frame to the destination and stops forwarding after
     /// the current frame. Returns false if a close already went there.
-    pub(super) fn close_dst(&mut self, code: u16, reason: &str, then: Then) -> bool {
+    pub(super) fn close_dst(&mut self, code: u16, reason: &'static str, then: Then) -> bool {
         self.stop(then);
         if self.dst_closed || self.dst_dead {
             return false;
         }
         self.dst_closed = true;
-        let frame = ControlFrame::close(code, reason, self.dst_mask());
         self.push_injection(Injection {
-            frame,
-            written: 0,
             kind: Injected::Close(code),
+            ping: [0; 8],
+            reason,
+            mask: self.dst_mask(),
+            written: 0,
         });
         true
     }
@@ -254,11 +303,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         if self.mode != Mode::Forward || self.dst_closed || self.dst_dead || self.inject.is_some() {
             return false;
         }
-        let frame = ControlFrame::ping(&payload, self.dst_mask());
         self.push_injection(Injection {
-            frame,
-            written: 0,
             kind: Injected::Ping,
+            ping: payload,
+            reason: "",
+            mask: self.dst_mask(),
+            written: 0,
         });
         true
     }
@@ -339,7 +389,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 self.out = self.pos;
                 break;
             }
-            match self.dst.write(&self.buf[self.out..self.pos]).await {
+            let Some(buf) = &self.buf else { break };
+            match self.dst.write(&buf[self.out..self.pos]).await {
                 Ok(0) => return Err(self.dst_failed(io::ErrorKind::WriteZero.into())),
                 Err(e) => return Err(self.dst_failed(e)),
                 Ok(n) => {
@@ -372,17 +423,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             }
             return Ok(None);
         };
-        let result = loop {
-            let bytes = &injection.frame.as_bytes()[injection.written..];
+        let dst = &mut self.dst;
+        // Encoded inside the poll, so no frame bytes live across an await.
+        let result = std::future::poll_fn(|cx| loop {
+            let frame = injection.encode();
+            let bytes = &frame.as_bytes()[usize::from(injection.written)..];
             if bytes.is_empty() {
-                break Ok(injection.kind);
+                return Poll::Ready(Ok(injection.kind));
             }
-            match self.dst.write(bytes).await {
-                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
-                Err(e) => break Err(e),
-                Ok(n) => injection.written += n,
+            match std::task::ready!(Pin::new(&mut *dst).poll_write(cx, bytes)) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Err(e) => return Poll::Ready(Err(e)),
+                // Fits in u8: a control frame is at most 131 bytes.
+                Ok(n) => injection.written += n as u8,
             }
-        };
+        })
+        .await;
         let kind = result.map_err(|e| self.dst_failed(e))?;
         self.needs_flush = true;
         self.inject = self.queued.take();
@@ -404,26 +460,73 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         e
     }
 
+    /// The bytes read and not yet given back (empty while parked).
+    pub(super) fn data(&self) -> &[u8] {
+        self.buf.as_deref().unwrap_or(&[])
+    }
+
+    /// Gives the buffer back once everything accepted has been written,
+    /// keeping the unparsed tail (an incomplete header or control frame)
+    /// inline. A longer tail only exists while the pump is leaving
+    /// [`Mode::Forward`]; the buffer is then kept until it is walked.
+    fn park(&mut self) {
+        let Some(buf) = &self.buf else { return };
+        let tail = &buf[self.pos..self.end];
+        if self.out < self.pos || tail.len() > CARRY_CAP {
+            return;
+        }
+        self.carry.bytes[..tail.len()].copy_from_slice(tail);
+        // Fits in u8: at most CARRY_CAP bytes.
+        self.carry.len = tail.len() as u8;
+        (self.out, self.pos, self.end) = (0, 0, 0);
+        self.buf = None;
+    }
+
     /// Reads more from the source; false on EOF or error. Only called when
-    /// everything accepted has been written, so the unparsed tail is at most
-    /// one incomplete header or control frame.
+    /// everything accepted has been written.
     async fn read(&mut self) -> bool {
-        if self.pos == self.end {
-            (self.pos, self.end) = (0, 0);
-        } else if self.pos > 0 {
-            self.buf.copy_within(self.pos..self.end, 0);
-            (self.pos, self.end) = (0, self.end - self.pos);
-        }
-        self.out = self.pos;
-        if self.end == self.buf.len() {
-            return false;
-        }
-        match self.src.read(&mut self.buf[self.end..]).await {
-            Ok(n) if n > 0 => {
-                self.end += n;
-                true
+        std::future::poll_fn(|cx| self.poll_read(cx)).await
+    }
+
+    /// Reads into a pooled buffer that starts with the carried tail; a read
+    /// that is not ready hands the buffer straight back, so waiting for the
+    /// peer holds none. A pump that could not park reads into its own buffer.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        let held = self.buf.is_some();
+        let (mut buf, kept) = match self.buf.take() {
+            Some(mut buf) => {
+                buf.copy_within(self.pos..self.end, 0);
+                (buf, self.end - self.pos)
             }
-            _ => false,
+            None => {
+                let mut buf = Buf::take();
+                let kept = usize::from(self.carry.len);
+                buf[..kept].copy_from_slice(&self.carry.bytes[..kept]);
+                (buf, kept)
+            }
+        };
+        (self.out, self.pos, self.end) = (0, 0, kept);
+        let mut read_buf = ReadBuf::new(&mut buf[kept..]);
+        let n = match Pin::new(&mut self.src).poll_read(cx, &mut read_buf) {
+            Poll::Ready(Ok(())) => read_buf.filled().len(),
+            Poll::Ready(Err(_)) => 0,
+            Poll::Pending if held => {
+                self.buf = Some(buf);
+                return Poll::Pending;
+            }
+            Poll::Pending => {
+                (self.pos, self.end) = (0, 0);
+                return Poll::Pending;
+            }
+        };
+        if held || n > 0 {
+            self.carry.len = 0;
+            self.end = kept + n;
+            self.buf = Some(buf);
+        } else {
+            // EOF while parked: the tail stays in the carry, unparsed.
+            self.end = 0;
         }
+        Poll::Ready(n > 0)
     }
 }

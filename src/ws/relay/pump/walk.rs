@@ -63,7 +63,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
     }
 
     fn next_frame(&mut self) -> Next {
-        let parsed = parse_header(&self.buf[self.pos..self.end], self.deflate)
+        let parsed = parse_header(&self.data()[self.pos..self.end], self.deflate)
             .and_then(|h| h.map(|h| self.check_mask(h)).transpose());
         let header = match parsed {
             Ok(Some(header)) => header,
@@ -147,7 +147,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         }
         let mut copy = [0u8; MAX_CONTROL_PAYLOAD];
         let payload = &mut copy[..len];
-        payload.copy_from_slice(&self.buf[self.pos + header.header_len..self.pos + total]);
+        payload.copy_from_slice(&self.data()[self.pos + header.header_len..self.pos + total]);
         if let Some(key) = header.mask {
             apply_mask(payload, key, 0);
         }
