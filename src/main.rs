@@ -77,11 +77,17 @@ fn load(path: Option<&Path>) -> Result<Config, String> {
     result.map_err(|errors| format!("{name}: invalid config:\n{errors}"))
 }
 
-/// Logs as text, filtered by `RUST_LOG` (default `info`).
+/// Logs as text to stderr, filtered by `RUST_LOG` (default `info`);
+/// colours only when stderr is a terminal, so files and journald stay clean.
 fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 /// Binds the listeners and runs until SIGTERM or SIGINT.

@@ -132,9 +132,9 @@ async fn backend_sees_only_allowed_subprotocols_and_client_gets_its_choice() {
     .await;
     let req = ws_request(
         &gw.ws_url("/"),
-        &[("sec-websocket-protocol", "mqtt, chat.v1, chat.v2")],
+        &[("sec-websocket-protocol", "mqtt,chat.v1,chat.v2")],
     );
-    let (_ws, res) = connect(req).await.unwrap();
+    let (_, res) = connect(req).await.unwrap();
     let (_, headers) = backend.request(0);
     assert_eq!(headers["sec-websocket-protocol"], "chat.v1, chat.v2");
     assert_eq!(res.headers()["sec-websocket-protocol"], "chat.v1");
@@ -158,9 +158,9 @@ async fn route_first_match_is_chosen_when_backend_picks_none() {
     .await;
     let req = ws_request(
         &gw.ws_url("/"),
-        &[("sec-websocket-protocol", "chat.v1, chat.v2")],
+        &[("sec-websocket-protocol", "chat.v1,chat.v2")],
     );
-    let (_ws, res) = connect(req).await.unwrap();
+    let (_, res) = connect(req).await.unwrap();
     assert_eq!(res.headers()["sec-websocket-protocol"], "chat.v2");
     gw.stop().await;
 }
@@ -170,7 +170,7 @@ async fn without_route_subprotocols_offer_and_choice_pass_through() {
     let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
     let gw = TestGateway::start(&one_route(&[backend.url()], "")).await;
     let req = ws_request(&gw.ws_url("/"), &[("sec-websocket-protocol", "x.a, x.b")]);
-    let (_ws, res) = connect(req).await.unwrap();
+    let (_, res) = connect(req).await.unwrap();
     assert_eq!(backend.request(0).1["sec-websocket-protocol"], "x.a, x.b");
     assert_eq!(res.headers()["sec-websocket-protocol"], "x.a");
     gw.stop().await;
@@ -280,7 +280,7 @@ async fn backend_gets_path_query_credentials_and_forwarding_headers() {
             ("x-forwarded-for", "203.0.113.7"),
         ],
     );
-    let (_ws, res) = connect(req).await.unwrap();
+    let (_, res) = connect(req).await.unwrap();
     assert_eq!(
         res.headers()["set-cookie"],
         "session=abc",

@@ -22,7 +22,7 @@ async fn get_is_forwarded_with_forwarding_headers_and_credentials() {
     for line in [
         "host: app.example.com",
         "cookie: sid=1",
-        "authorization: basic exg5",
+        "authorization: basic edp5",
         "x-forwarded-for: 127.0.0.1",
         "x-forwarded-proto: http",
         "x-forwarded-host: app.example.com",
@@ -146,5 +146,6 @@ async fn builtin_echo_serves_the_demo_page_and_echoes() {
         reply,
         tokio_tungstenite::tungstenite::Message::Text("ping?".into())
     );
+    drop(ws);
     gw.stop().await;
 }

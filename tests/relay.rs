@@ -90,7 +90,7 @@ async fn many_messages_in_flight_arrive_complete_and_in_order() {
             .unwrap();
         assert_eq!(got, Message::Text(i.to_string()));
     }
-    sender.await.unwrap();
+    drop(sender.await.unwrap());
     gw.stop().await;
 }
 

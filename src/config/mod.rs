@@ -190,7 +190,8 @@ impl Config {
 
     /// Parses and validates config text; `base` resolves relative paths.
     pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-        let raw: file::ConfigFile = toml::from_str(text).map_err(ConfigErrors::from_toml)?;
+        let raw: file::ConfigFile =
+            toml::from_str(text).map_err(|e| ConfigErrors::from_toml_in(e, text))?;
         validate::validate(raw, base)
     }
 }

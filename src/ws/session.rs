@@ -1,6 +1,7 @@
 //! One WebSocket session end to end: checks, backend dial, the client's 101,
 //! then the relay as a tracked task that shutdown can see and drain.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,16 +126,16 @@ fn log_session_end(
     stats: &RelayStats,
     report: &RelayReport,
 ) {
-    let snapshot = stats.snapshot();
+    let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     tracing::info!(
         route = %route.name,
         client = %client.peer,
         backend,
         duration_ms = report.duration.as_millis() as u64,
-        msgs_in = snapshot.client_to_backend_messages,
-        bytes_in = snapshot.client_to_backend_bytes,
-        msgs_out = snapshot.backend_to_client_messages,
-        bytes_out = snapshot.backend_to_client_bytes,
+        msgs_in = count(&stats.client_to_backend_messages),
+        bytes_in = count(&stats.client_to_backend_bytes),
+        msgs_out = count(&stats.backend_to_client_messages),
+        bytes_out = count(&stats.backend_to_client_bytes),
         client_close = ?report.client_close,
         backend_close = ?report.backend_close,
         sent_to_client = ?report.sent_to_client,

@@ -96,6 +96,7 @@ impl WsBackend {
     }
 }
 
+#[allow(clippy::result_large_err)] // tungstenite's callback signature
 async fn handshake(
     stream: TcpStream,
     answer: Answer,
@@ -158,7 +159,8 @@ async fn session(
                 let _ = sink.send(Message::Close(Some(frame))).await;
             }
             Message::Text(_) | Message::Binary(_) => {
-                if sink.send(message).await.is_err() {
+                let sent = sink.send(message).await;
+                if sent.is_err() {
                     return;
                 }
             }

@@ -87,9 +87,13 @@ pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
     let length: Option<usize> = response
         .header("content-length")
         .and_then(|v| v.parse().ok());
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     let mut body = data[head_end..].to_vec();
     if status != 101 {
-        while length.map_or(true, |l| body.len() < l) {
+        while length.map_or(true, |l| body.len() < l) && !(chunked && body.ends_with(b"0\r\n\r\n"))
+        {
             let n = stream.read(&mut chunk).await.unwrap_or(0);
             if n == 0 {
                 break;
@@ -97,8 +101,28 @@ pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
             body.extend_from_slice(&chunk[..n]);
         }
     }
+    if chunked {
+        body = dechunk(&body);
+    }
     response.body = String::from_utf8_lossy(&body).to_string();
     response
+}
+
+/// Decodes a complete chunked body (sizes in hex, each chunk then CRLF).
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = find(data, b"\r\n") {
+        let size = std::str::from_utf8(&data[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
+        let Some(size) = size.filter(|s| *s > 0) else {
+            break;
+        };
+        let start = line_end + 2;
+        out.extend_from_slice(&data[start..(start + size).min(data.len())]);
+        data = &data[(start + size + 2).min(data.len())..];
+    }
+    out
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

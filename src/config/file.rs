@@ -1,0 +1,156 @@
+//! The TOML file format, mirrored one to one with `serde`.
+//!
+//! Every table denies unknown keys. Keys that have a default, and keys that
+//! are required, are `Option`s here: `validate` applies the defaults from
+//! [`defaults`] and reports a missing required key together with every other
+//! problem, instead of serde stopping at the first one.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// Defaults for every optional key; the only place they are defined.
+pub(crate) mod defaults {
+    use std::time::Duration;
+
+    /// `server.shutdown_grace`: how long a drain may take before connections are cut.
+    pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+    /// `server.header_read_timeout`: time to receive a full request head.
+    pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `routes.path`: the whole URL space.
+    pub(crate) const PATH: &str = "/";
+    /// `routes.allow_missing_origin`: non-browser clients send no `Origin`.
+    pub(crate) const ALLOW_MISSING_ORIGIN: bool = true;
+    /// `routes.fallback`: long-poll / SSE is opt-in per route.
+    pub(crate) const FALLBACK: bool = false;
+    /// `routes.max_message_size`: 1 MiB.
+    pub(crate) const MAX_MESSAGE_SIZE: u64 = 1 << 20;
+    /// `routes.idle_timeout`: a relay with no frame either way for this long is closed.
+    pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+    /// `routes.ping_interval`: below common proxy and NAT idle cuts (60 s).
+    pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(30);
+    /// `routes.pong_timeout`: how long a client has to answer a ping.
+    pub(crate) const PONG_TIMEOUT: Duration = Duration::from_secs(20);
+    /// `routes.connect_timeout`: dialing one backend.
+    pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// `routes.response_timeout`: waiting for a backend's response head.
+    pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    #[serde(default)]
+    pub(crate) server: ServerFile,
+    /// Required, at least one.
+    #[serde(default)]
+    pub(crate) listeners: Vec<ListenerFile>,
+    pub(crate) admin: Option<AdminFile>,
+    /// Required, at least one.
+    #[serde(default)]
+    pub(crate) routes: Vec<RouteFile>,
+}
+
+/// `[server]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerFile {
+    pub(crate) shutdown_grace: Option<String>,
+    pub(crate) header_read_timeout: Option<String>,
+}
+
+/// `[[listeners]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListenerFile {
+    /// Required.
+    pub(crate) bind: Option<String>,
+    pub(crate) tls: Option<TlsFile>,
+}
+
+/// `[listeners.tls]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFile {
+    /// Required, non-empty.
+    #[serde(default)]
+    pub(crate) certs: Vec<CertFile>,
+}
+
+/// One entry of `certs`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertFile {
+    pub(crate) cert: String,
+    pub(crate) key: String,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdminFile {
+    /// Required.
+    pub(crate) bind: Option<String>,
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteFile {
+    pub(crate) name: Option<String>,
+    pub(crate) host: Option<String>,
+    pub(crate) path: Option<String>,
+    /// Required, non-empty.
+    pub(crate) backends: Option<Vec<String>>,
+    pub(crate) origins: Option<Vec<String>>,
+    pub(crate) allow_missing_origin: Option<bool>,
+    pub(crate) subprotocols: Option<Vec<String>>,
+    pub(crate) fallback: Option<bool>,
+    pub(crate) max_message_size: Option<SizeValue>,
+    pub(crate) idle_timeout: Option<String>,
+    pub(crate) ping_interval: Option<String>,
+    pub(crate) pong_timeout: Option<String>,
+    pub(crate) connect_timeout: Option<String>,
+    pub(crate) response_timeout: Option<String>,
+}
+
+/// A size as written: `"1MiB"`, or a bare integer meaning bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SizeValue {
+    /// A string, parsed later by `parse_size` so its error carries the key path.
+    Text(String),
+    /// A TOML integer: bytes. Negative values are kept to be reported later.
+    Bytes(i64),
+}
+
+impl<'de> Deserialize<'de> for SizeValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+
+        impl Visitor<'_> for SizeVisitor {
+            type Value = SizeValue;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"1MiB\" or a number of bytes")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SizeValue, E> {
+                Ok(SizeValue::Bytes(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SizeValue, E> {
+                i64::try_from(v)
+                    .map(SizeValue::Bytes)
+                    .map_err(|_| E::custom("size too large"))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SizeValue, E> {
+                Ok(SizeValue::Text(v.to_owned()))
+            }
+        }
+
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}

@@ -1,0 +1,297 @@
+//! The connection: both pumps, the timers and the phase, in one future.
+//!
+//! The pumps know frames; this module knows the connection's story: who
+//! closed, what the gateway must send to whom, and how long it may wait.
+//! Every wait in the closing phase is bounded by `close_timeout`, and every
+//! timer is a plain deadline polled in the same `select!` as the pumps.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::pump::{Event, Injected, Pump, Then, Violation};
+use super::{RelayConfig, RelayEnd, RelayReport, Side};
+
+/// Status codes the gateway sends (RFC 6455 §7.4.1).
+const GOING_AWAY: u16 = 1001;
+const PROTOCOL_ERROR: u16 = 1002;
+const MESSAGE_TOO_BIG: u16 = 1009;
+const INTERNAL_ERROR: u16 = 1011;
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Relaying; timers for pings and idleness are live.
+    Open,
+    /// A close is under way; `end` is what started it.
+    Closing { end: RelayEnd, deadline: Instant },
+}
+
+/// Both directions of one relayed connection.
+pub(super) struct Conn<CR, CW, BR, BW> {
+    c2b: Pump<CR, BW>,
+    b2c: Pump<BR, CW>,
+    cfg: RelayConfig,
+    phase: Phase,
+    started: Instant,
+    /// When the next gateway ping is due.
+    next_ping: Instant,
+    ping_counter: u64,
+    /// Set once our ping has been written; cleared by its pong.
+    pong_deadline: Option<Instant>,
+    client_close: Option<u16>,
+    backend_close: Option<u16>,
+    sent_to_client: Option<u16>,
+    sent_to_backend: Option<u16>,
+}
+
+impl<CR, CW, BR, BW> Conn<CR, CW, BR, BW>
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    BR: AsyncRead + Unpin,
+    BW: AsyncWrite + Unpin,
+{
+    /// A connection in the open phase.
+    pub(super) fn new(c2b: Pump<CR, BW>, b2c: Pump<BR, CW>, cfg: RelayConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            c2b,
+            b2c,
+            next_ping: now + cfg.ping_interval,
+            cfg,
+            phase: Phase::Open,
+            started: now,
+            ping_counter: 0,
+            pong_deadline: None,
+            client_close: None,
+            backend_close: None,
+            sent_to_client: None,
+            sent_to_backend: None,
+        }
+    }
+
+    /// Relays until the end, shuts both streams down and reports.
+    pub(super) async fn run(mut self, shutdown: &CancellationToken) -> RelayReport {
+        let end = self.drive(shutdown).await;
+        let grace = self.cfg.close_timeout;
+        let shut = async { tokio::join!(self.c2b.shutdown_dst(), self.b2c.shutdown_dst()) };
+        // A peer that stopped reading cannot hold the task beyond the grace.
+        let _ = tokio::time::timeout(grace, shut).await;
+        RelayReport {
+            duration: self.started.elapsed(),
+            client_close: self.client_close,
+            backend_close: self.backend_close,
+            end,
+            sent_to_client: self.sent_to_client,
+            sent_to_backend: self.sent_to_backend,
+        }
+    }
+
+    async fn drive(&mut self, shutdown: &CancellationToken) -> RelayEnd {
+        loop {
+            if let Some(end) = self.finished() {
+                return end;
+            }
+            let open = matches!(self.phase, Phase::Open);
+            let ping_at = (open && !self.cfg.ping_interval.is_zero()).then_some(self.next_ping);
+            let pong_at = self.pong_deadline.filter(|_| open);
+            let idle_at = self.idle_deadline();
+            let close_at = match self.phase {
+                Phase::Closing { deadline, .. } => Some(deadline),
+                Phase::Open => None,
+            };
+            tokio::select! {
+                event = self.c2b.step() => self.on_event(Side::Client, event),
+                event = self.b2c.step() => self.on_event(Side::Backend, event),
+                () = sleep_opt(ping_at) => self.send_ping(),
+                () = sleep_opt(pong_at) => self.pong_timeout(),
+                () = sleep_opt(idle_at) => self.check_idle(),
+                () = sleep_opt(close_at) => return self.close_timed_out(),
+                () = shutdown.cancelled(), if open => {
+                    self.gateway_close(RelayEnd::Shutdown, "going away");
+                }
+            }
+        }
+    }
+
+    /// Both pumps stopped with nothing left to write.
+    fn finished(&self) -> Option<RelayEnd> {
+        if !(self.c2b.is_idle() && self.b2c.is_idle()) {
+            return None;
+        }
+        Some(match self.phase {
+            Phase::Closing { end, .. } => end,
+            // Both pumps only stop after something moved the phase on.
+            Phase::Open => RelayEnd::ClientGone,
+        })
+    }
+
+    fn on_event(&mut self, from: Side, event: Event) {
+        match event {
+            Event::Close { code } => self.on_close(from, code),
+            Event::OurPong => self.pong_deadline = None,
+            Event::Injected(Injected::Ping) => {
+                self.pong_deadline = Some(Instant::now() + self.cfg.pong_timeout);
+            }
+            Event::Injected(Injected::Close(code)) => match from.other() {
+                Side::Client => self.sent_to_client = Some(code),
+                Side::Backend => self.sent_to_backend = Some(code),
+            },
+            Event::Violation(violation) => self.on_violation(from, violation),
+            Event::SrcGone => self.side_gone(from),
+            Event::DstGone => self.side_gone(from.other()),
+            Event::Idle => {}
+        }
+    }
+
+    fn enter_closing(&mut self, end: RelayEnd) {
+        if let Phase::Open = self.phase {
+            let deadline = Instant::now() + self.cfg.close_timeout;
+            self.phase = Phase::Closing { end, deadline };
+        }
+    }
+
+    /// A peer's close was forwarded (or, while draining, consumed); its
+    /// pump already stopped reading. The other pump keeps relaying until the
+    /// reply comes through.
+    fn on_close(&mut self, from: Side, code: Option<u16>) {
+        match from {
+            Side::Client => self.client_close = code,
+            Side::Backend => self.backend_close = code,
+        }
+        self.enter_closing(RelayEnd::CloseHandshake { initiator: from });
+    }
+
+    /// Fails the connection: the same code to both sides, no waiting.
+    fn on_violation(&mut self, from: Side, violation: Violation) {
+        let (code, end, reason) = match (violation, from) {
+            (Violation::Protocol(error), side) => {
+                let reason = match side {
+                    Side::Client => "protocol error by client",
+                    Side::Backend => "protocol error by backend",
+                };
+                (
+                    PROTOCOL_ERROR,
+                    RelayEnd::ProtocolError { side, error },
+                    reason,
+                )
+            }
+            (Violation::TooBig, Side::Client) => (
+                MESSAGE_TOO_BIG,
+                RelayEnd::MessageTooBig { side: from },
+                "message too big from client",
+            ),
+            (Violation::TooBig, Side::Backend) => (
+                MESSAGE_TOO_BIG,
+                RelayEnd::MessageTooBig { side: from },
+                "message too big from backend",
+            ),
+        };
+        self.enter_closing(end);
+        self.c2b.close_dst(code, reason, Then::Done);
+        self.b2c.close_dst(code, reason, Then::Done);
+    }
+
+    /// A side's stream ended without a close: tell the other side (1001 for
+    /// a vanished client, 1011 for a vanished backend) and wait for its reply,
+    /// unless the close cannot be sent because a frame was cut in half.
+    fn side_gone(&mut self, side: Side) {
+        let end = match side {
+            Side::Client => RelayEnd::ClientGone,
+            Side::Backend => RelayEnd::BackendGone,
+        };
+        self.enter_closing(end);
+        match side {
+            Side::Client => {
+                self.c2b.stop(Then::Done);
+                self.b2c.mark_dst_dead();
+                let sent = self
+                    .c2b
+                    .close_dst(GOING_AWAY, "client went away", Then::Done);
+                let then = if sent && self.c2b.can_inject() {
+                    Then::Discard
+                } else {
+                    Then::Done
+                };
+                self.b2c.stop(then);
+            }
+            Side::Backend => {
+                self.b2c.stop(Then::Done);
+                self.c2b.mark_dst_dead();
+                let sent = self
+                    .b2c
+                    .close_dst(INTERNAL_ERROR, "backend went away", Then::Done);
+                let then = if sent && self.b2c.can_inject() {
+                    Then::Discard
+                } else {
+                    Then::Done
+                };
+                self.c2b.stop(then);
+            }
+        }
+    }
+
+    /// Closes both sides with 1001 and waits for their replies.
+    fn gateway_close(&mut self, end: RelayEnd, reason: &str) {
+        self.enter_closing(end);
+        self.c2b.close_dst(GOING_AWAY, reason, Then::Discard);
+        self.b2c.close_dst(GOING_AWAY, reason, Then::Discard);
+    }
+
+    fn send_ping(&mut self) {
+        self.next_ping = Instant::now() + self.cfg.ping_interval;
+        if self.c2b.expect_pong.is_some() {
+            return; // still outstanding; the pong deadline decides
+        }
+        self.ping_counter += 1;
+        let payload = self.ping_counter.to_be_bytes();
+        if self.b2c.queue_ping(payload) {
+            self.c2b.expect_pong = Some(payload);
+        }
+    }
+
+    /// The client is presumed dead: tell the backend, don't wait for anyone.
+    fn pong_timeout(&mut self) {
+        self.enter_closing(RelayEnd::PongTimeout);
+        self.c2b
+            .close_dst(GOING_AWAY, "client did not answer ping", Then::Done);
+        self.b2c.stop(Then::Done);
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        if !matches!(self.phase, Phase::Open) || self.cfg.idle_timeout.is_zero() {
+            return None;
+        }
+        let last = self.c2b.last_forward.max(self.b2c.last_forward);
+        Some(last + self.cfg.idle_timeout)
+    }
+
+    /// The deadline was computed before the last writes; recheck it.
+    fn check_idle(&mut self) {
+        if self.idle_deadline().is_some_and(|at| at <= Instant::now()) {
+            self.gateway_close(RelayEnd::IdleTimeout, "idle timeout");
+        }
+    }
+
+    fn close_timed_out(&self) -> RelayEnd {
+        match self.phase {
+            Phase::Closing {
+                end: RelayEnd::CloseHandshake { initiator },
+                ..
+            } => RelayEnd::CloseTimeout { initiator },
+            Phase::Closing { end, .. } => end,
+            Phase::Open => RelayEnd::CloseTimeout {
+                initiator: Side::Client,
+            },
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no deadline.
+async fn sleep_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,217 @@
+//! The relay: forwards WebSocket frames between client and backend after the 101.
+//!
+//! Why it is shaped this way:
+//!
+//! - **Streaming, not buffering.** Each direction owns one fixed read buffer
+//!   ([`BUF_SIZE`]). Frame headers are parsed in place; payload bytes are
+//!   written out as contiguous runs straight from that buffer, still masked.
+//!   Memory per connection is two buffers, whatever the message size.
+//! - **Backpressure.** A direction reads again only once everything it read
+//!   has been written, so a slow reader slows the writer down through TCP.
+//! - **One future.** Both directions and every timer run inside one future
+//!   (`select!` over cancel-safe steps), so shutdown and the caller see the
+//!   whole connection, and there is nothing to leak.
+//! - **Explicit states.** Frame position and message state live in each
+//!   [`pump`](self::pump) direction; the connection phase (open / closing with
+//!   a deadline) lives in [`conn`](self::conn).
+
+mod conn;
+mod pump;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use super::frame::FrameError;
+
+/// Read buffer per direction: big enough to batch many small frames per
+/// syscall and to always hold a whole control frame, small enough for 100k
+/// connections.
+pub const BUF_SIZE: usize = 16 * 1024;
+
+/// Limits and timers of one relayed connection.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Largest message (sum of its frames' payloads); larger → close 1009.
+    pub max_message_size: u64,
+    /// No frame relayed in either direction for this long → close 1001 both.
+    /// Zero disables it.
+    pub idle_timeout: Duration,
+    /// How often the gateway pings the client. Zero disables pings.
+    pub ping_interval: Duration,
+    /// How long the client has to answer a gateway ping before it is
+    /// considered dead.
+    pub pong_timeout: Duration,
+    /// How long to wait for the peer's close reply before giving up.
+    pub close_timeout: Duration,
+    /// permessage-deflate was negotiated: RSV1 may be set on the first frame
+    /// of a data message.
+    pub deflate: bool,
+}
+
+/// Which end of the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The browser side; the gateway is its server.
+    Client,
+    /// The application side; the gateway is its client.
+    Backend,
+}
+
+impl Side {
+    /// The other end.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Client => Self::Backend,
+            Self::Backend => Self::Client,
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Client => "client",
+            Self::Backend => "backend",
+        })
+    }
+}
+
+/// Message and byte counters, readable while the relay runs (e.g. by metrics).
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Complete messages forwarded from client to backend.
+    pub client_to_backend_messages: AtomicU64,
+    /// Payload bytes forwarded from client to backend.
+    pub client_to_backend_bytes: AtomicU64,
+    /// Complete messages forwarded from backend to client.
+    pub backend_to_client_messages: AtomicU64,
+    /// Payload bytes forwarded from backend to client.
+    pub backend_to_client_bytes: AtomicU64,
+}
+
+impl RelayStats {
+    /// The `(messages, bytes)` counters for frames coming from `from`.
+    fn counters(&self, from: Side) -> (&AtomicU64, &AtomicU64) {
+        match from {
+            Side::Client => (
+                &self.client_to_backend_messages,
+                &self.client_to_backend_bytes,
+            ),
+            Side::Backend => (
+                &self.backend_to_client_messages,
+                &self.backend_to_client_bytes,
+            ),
+        }
+    }
+
+    fn add_bytes(&self, from: Side, n: u64) {
+        self.counters(from).1.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn add_message(&self, from: Side) {
+        self.counters(from).0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Why a relayed connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayEnd {
+    /// A peer sent close and the other side answered (or had closed too).
+    CloseHandshake {
+        /// Who sent the first close.
+        initiator: Side,
+    },
+    /// The client's connection ended without a close frame.
+    ClientGone,
+    /// The backend's connection ended without a close frame.
+    BackendGone,
+    /// A side broke RFC 6455; both sides got 1002.
+    ProtocolError {
+        /// The side that broke the protocol.
+        side: Side,
+        /// What it did.
+        error: FrameError,
+    },
+    /// A side sent a message over `max_message_size`; both sides got 1009.
+    MessageTooBig {
+        /// The side that sent it.
+        side: Side,
+    },
+    /// Nothing was relayed for `idle_timeout`; both sides got 1001.
+    IdleTimeout,
+    /// The client did not answer a gateway ping in time; the backend got 1001.
+    PongTimeout,
+    /// The gateway is shutting down; both sides got 1001.
+    Shutdown,
+    /// A peer started the close handshake and the other never answered.
+    CloseTimeout {
+        /// Who sent the first close.
+        initiator: Side,
+    },
+}
+
+impl fmt::Display for RelayEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CloseHandshake { initiator } => {
+                write!(f, "close handshake started by {initiator}")
+            }
+            Self::ClientGone => f.write_str("client went away without closing"),
+            Self::BackendGone => f.write_str("backend went away without closing"),
+            Self::ProtocolError { side, error } => write!(f, "protocol error from {side}: {error}"),
+            Self::MessageTooBig { side } => write!(f, "message too big from {side}"),
+            Self::IdleTimeout => f.write_str("idle timeout"),
+            Self::PongTimeout => f.write_str("client did not answer ping"),
+            Self::Shutdown => f.write_str("gateway shutdown"),
+            Self::CloseTimeout { initiator } => {
+                write!(f, "close started by {initiator} was not answered in time")
+            }
+        }
+    }
+}
+
+/// What happened on one relayed connection, for the log line and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayReport {
+    /// How long the relay ran.
+    pub duration: Duration,
+    /// Status code in the close frame the client sent, if any.
+    pub client_close: Option<u16>,
+    /// Status code in the close frame the backend sent, if any.
+    pub backend_close: Option<u16>,
+    /// Why it ended.
+    pub end: RelayEnd,
+    /// Status code of a close frame the gateway itself sent to the client.
+    pub sent_to_client: Option<u16>,
+    /// Status code of a close frame the gateway itself sent to the backend.
+    pub sent_to_backend: Option<u16>,
+}
+
+/// Relays frames between `client` and `backend` until the connection ends.
+///
+/// Both streams are shut down before this returns; the future never panics
+/// on peer input and always finishes (every waiting phase has a deadline).
+pub async fn relay<C, B>(
+    client: C,
+    backend: B,
+    cfg: RelayConfig,
+    stats: Arc<RelayStats>,
+    shutdown: CancellationToken,
+) -> RelayReport
+where
+    C: AsyncRead + AsyncWrite + Unpin + Send,
+    B: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (client_rd, client_wr) = tokio::io::split(client);
+    let (backend_rd, backend_wr) = tokio::io::split(backend);
+    let c2b = pump::Pump::new(Side::Client, client_rd, backend_wr, &cfg, stats.clone());
+    let b2c = pump::Pump::new(Side::Backend, backend_rd, client_wr, &cfg, stats);
+    conn::Conn::new(c2b, b2c, cfg).run(&shutdown).await
+}

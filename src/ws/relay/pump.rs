@@ -1,0 +1,429 @@
+//! One direction of the relay: read a source, walk its frame headers, write
+//! the forwardable byte ranges to the destination.
+//!
+//! Bytes between `out` and `pos` in the buffer are parsed and accepted but
+//! not yet written; `pos..end` is read but not yet parsed. Because `out..pos`
+//! is always one contiguous run, forwarding many small frames costs one write,
+//! and nothing is read while the run is unwritten (backpressure). Frames the
+//! gateway injects (pings, closes) wait for a frame boundary of the
+//! destination so they never land inside a forwarded frame.
+
+use std::io;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::{RelayConfig, RelayStats, Side, BUF_SIZE};
+use crate::ws::frame::{ControlFrame, FrameError};
+
+mod walk;
+
+/// What a [`Pump::step`] reports to the connection.
+#[derive(Debug)]
+pub(super) enum Event {
+    /// The source sent a close frame (forwarded unless the pump was draining).
+    Close {
+        /// Its status code.
+        code: Option<u16>,
+    },
+    /// A pong answering the gateway's own ping arrived and was swallowed.
+    OurPong,
+    /// A frame the gateway injected has been written completely.
+    Injected(Injected),
+    /// The source broke a rule; nothing of the offending frame was forwarded.
+    Violation(Violation),
+    /// The source ended (EOF or read error) without a close frame.
+    SrcGone,
+    /// Writing to the destination failed.
+    DstGone,
+    /// The pump has stopped and has nothing left to write.
+    Idle,
+}
+
+/// Kinds of frames the gateway injects.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Injected {
+    /// A keepalive ping to the client.
+    Ping,
+    /// A close frame with this status code.
+    Close(u16),
+}
+
+/// Rule breaks that end the connection.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Violation {
+    /// RFC 6455 violation → 1002.
+    Protocol(FrameError),
+    /// Message over `max_message_size` → 1009.
+    TooBig,
+}
+
+/// Where the source stream is relative to frame boundaries.
+#[derive(Debug, Clone, Copy)]
+enum FrameState {
+    /// The next byte starts a frame header.
+    Boundary,
+    /// Inside a data frame's payload.
+    Payload {
+        /// Payload bytes still to come.
+        remaining: u64,
+        /// The frame ends its message.
+        fin: bool,
+        /// Forwarded (true) or discarded while draining.
+        forward: bool,
+    },
+}
+
+/// Whether the source is inside a fragmented data message.
+#[derive(Debug, Clone, Copy)]
+enum Message {
+    /// Between messages.
+    Idle,
+    /// After a non-final data frame; `size` counts payload so far.
+    Fragmented { size: u64 },
+}
+
+/// What the pump does with its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Relay frames.
+    Forward,
+    /// Finish the current frame, write any injected frame, then switch.
+    Finish { then: Then },
+    /// Read and drop frames until the source's close frame arrives.
+    Discard,
+    /// Read nothing more; only write out what is pending.
+    Done,
+}
+
+/// The mode after [`Mode::Finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Then {
+    /// Wait for the source's close reply.
+    Discard,
+    /// Stop reading.
+    Done,
+}
+
+/// A gateway frame being written.
+struct Injection {
+    frame: ControlFrame,
+    written: usize,
+    kind: Injected,
+}
+
+/// Outcome of looking at the next frame header.
+enum Next {
+    Progress,
+    Wait,
+    Event(Event),
+}
+
+/// One direction: `from` → the other side.
+pub(super) struct Pump<R, W> {
+    /// The side the source stream belongs to.
+    from: Side,
+    src: R,
+    dst: W,
+    /// The fixed read buffer; never grows.
+    buf: Box<[u8]>,
+    /// Start of the accepted-but-unwritten run.
+    out: usize,
+    /// End of the parsed bytes.
+    pos: usize,
+    /// End of the bytes read.
+    end: usize,
+    frame: FrameState,
+    message: Message,
+    mode: Mode,
+    /// Frame to write at the next boundary, and one queued behind a
+    /// half-written one.
+    inject: Option<Injection>,
+    queued: Option<Injection>,
+    /// A close went to the destination: nothing else may follow it.
+    dst_closed: bool,
+    /// The destination failed; drop everything meant for it.
+    dst_dead: bool,
+    needs_flush: bool,
+    /// `Event::Idle` was reported; report it again only after new work.
+    idle_reported: bool,
+    /// Payload of the gateway's outstanding ping (client → backend pump only).
+    pub(super) expect_pong: Option<[u8; 8]>,
+    /// When forwarded bytes were last written (idle timeout).
+    pub(super) last_forward: Instant,
+    max_message_size: u64,
+    deflate: bool,
+    stats: Arc<RelayStats>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
+    /// A pump forwarding from `src` (belonging to `from`) to `dst`.
+    pub(super) fn new(
+        from: Side,
+        src: R,
+        dst: W,
+        cfg: &RelayConfig,
+        stats: Arc<RelayStats>,
+    ) -> Self {
+        Self {
+            from,
+            src,
+            dst,
+            buf: vec![0; BUF_SIZE].into_boxed_slice(),
+            out: 0,
+            pos: 0,
+            end: 0,
+            frame: FrameState::Boundary,
+            message: Message::Idle,
+            mode: Mode::Forward,
+            inject: None,
+            queued: None,
+            dst_closed: false,
+            dst_dead: false,
+            needs_flush: false,
+            idle_reported: false,
+            expect_pong: None,
+            last_forward: Instant::now(),
+            max_message_size: cfg.max_message_size,
+            deflate: cfg.deflate,
+            stats,
+        }
+    }
+
+    /// Runs until something the connection must know about happens.
+    ///
+    /// Cancel-safe: every await either completes a write/read whose result
+    /// is recorded in `self`, or has done nothing.
+    pub(super) async fn step(&mut self) -> Event {
+        loop {
+            if self.write_run().await.is_err() {
+                return Event::DstGone;
+            }
+            match self.write_injection().await {
+                Err(_) => return Event::DstGone,
+                Ok(Some(kind)) => return Event::Injected(kind),
+                Ok(None) => {}
+            }
+            if let Some(event) = self.process() {
+                return event;
+            }
+            if self.out < self.pos {
+                continue;
+            }
+            if self.flush().await.is_err() {
+                return Event::DstGone;
+            }
+            if !self.wants_read() {
+                if !self.idle_reported {
+                    self.idle_reported = true;
+                    return Event::Idle;
+                }
+                return std::future::pending().await;
+            }
+            if !self.read().await {
+                self.mode = if self.at_boundary() && self.mode != Mode::Discard {
+                    Mode::Finish { then: Then::Done }
+                } else {
+                    Mode::Done
+                };
+                return Event::SrcGone;
+            }
+        }
+    }
+
+    /// Queues a close frame to the destination and stops forwarding after
+    /// the current frame. Returns false if a close already went there.
+    pub(super) fn close_dst(&mut self, code: u16, reason: &str, then: Then) -> bool {
+        self.stop(then);
+        if self.dst_closed || self.dst_dead {
+            return false;
+        }
+        self.dst_closed = true;
+        let frame = ControlFrame::close(code, reason, self.dst_mask());
+        self.push_injection(Injection {
+            frame,
+            written: 0,
+            kind: Injected::Close(code),
+        });
+        true
+    }
+
+    /// Queues a ping to the destination; false if it cannot go now.
+    pub(super) fn queue_ping(&mut self, payload: [u8; 8]) -> bool {
+        if self.mode != Mode::Forward || self.dst_closed || self.dst_dead || self.inject.is_some() {
+            return false;
+        }
+        let frame = ControlFrame::ping(&payload, self.dst_mask());
+        self.push_injection(Injection {
+            frame,
+            written: 0,
+            kind: Injected::Ping,
+        });
+        true
+    }
+
+    /// Stops forwarding once the current frame is done.
+    pub(super) fn stop(&mut self, then: Then) {
+        self.idle_reported = false;
+        self.mode = match self.mode {
+            Mode::Forward => Mode::Finish { then },
+            Mode::Finish { then: old } if old == Then::Done || then == Then::Done => {
+                Mode::Finish { then: Then::Done }
+            }
+            Mode::Discard if then == Then::Done => Mode::Done,
+            mode => mode,
+        };
+    }
+
+    /// The destination is gone: drop everything meant for it.
+    pub(super) fn mark_dst_dead(&mut self) {
+        self.dst_dead = true;
+        self.dst_closed = true;
+        self.out = self.pos;
+        self.inject = None;
+        self.queued = None;
+        self.idle_reported = false;
+    }
+
+    /// Whether a queued frame will ever be written (false when the source
+    /// stopped in the middle of a frame, or the destination is dead).
+    pub(super) fn can_inject(&self) -> bool {
+        !self.dst_dead && (self.at_boundary() || self.mode != Mode::Done)
+    }
+
+    /// Stopped, with nothing left to write.
+    pub(super) fn is_idle(&self) -> bool {
+        let nothing_to_inject = self.inject.is_none() || !self.can_inject();
+        let flushed = self.dst_dead || (self.out == self.pos && !self.needs_flush);
+        self.mode == Mode::Done && nothing_to_inject && flushed
+    }
+
+    /// Shuts the destination's write side down (TCP FIN / TLS close_notify).
+    pub(super) async fn shutdown_dst(&mut self) {
+        if !self.dst_dead {
+            // The connection is over either way; a failure here changes nothing.
+            let _ = self.dst.shutdown().await;
+        }
+    }
+
+    fn at_boundary(&self) -> bool {
+        matches!(self.frame, FrameState::Boundary)
+    }
+
+    /// Frames to a backend must be masked (RFC 6455 §5.3), with a fresh key.
+    fn dst_mask(&self) -> Option<[u8; 4]> {
+        (self.from == Side::Client).then(rand::random::<[u8; 4]>)
+    }
+
+    fn push_injection(&mut self, injection: Injection) {
+        self.idle_reported = false;
+        match &self.inject {
+            Some(current) if current.written > 0 => self.queued = Some(injection),
+            _ => self.inject = Some(injection),
+        }
+    }
+
+    fn wants_read(&self) -> bool {
+        match self.mode {
+            Mode::Forward | Mode::Discard => true,
+            Mode::Finish { .. } => !self.at_boundary(),
+            Mode::Done => false,
+        }
+    }
+
+    /// Writes the accepted run; one write call per contiguous batch.
+    async fn write_run(&mut self) -> io::Result<()> {
+        while self.out < self.pos {
+            if self.dst_dead {
+                self.out = self.pos;
+                break;
+            }
+            match self.dst.write(&self.buf[self.out..self.pos]).await {
+                Ok(0) => return Err(self.dst_failed(io::ErrorKind::WriteZero.into())),
+                Err(e) => return Err(self.dst_failed(e)),
+                Ok(n) => {
+                    self.out += n;
+                    self.needs_flush = true;
+                    self.last_forward = Instant::now();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// At a frame boundary, writes the pending gateway frame (if any) and
+    /// completes a [`Mode::Finish`].
+    async fn write_injection(&mut self) -> io::Result<Option<Injected>> {
+        if !self.can_inject() {
+            self.inject = None;
+            self.queued = None;
+        }
+        if !self.at_boundary() {
+            return Ok(None);
+        }
+        let Some(injection) = self.inject.as_mut() else {
+            if let Mode::Finish { then } = self.mode {
+                self.mode = if then == Then::Done {
+                    Mode::Done
+                } else {
+                    Mode::Discard
+                };
+            }
+            return Ok(None);
+        };
+        let result = loop {
+            let bytes = &injection.frame.as_bytes()[injection.written..];
+            if bytes.is_empty() {
+                break Ok(injection.kind);
+            }
+            match self.dst.write(bytes).await {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Err(e) => break Err(e),
+                Ok(n) => injection.written += n,
+            }
+        };
+        let kind = result.map_err(|e| self.dst_failed(e))?;
+        self.needs_flush = true;
+        self.inject = self.queued.take();
+        Ok(Some(kind))
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.needs_flush && !self.dst_dead {
+            if let Err(e) = self.dst.flush().await {
+                return Err(self.dst_failed(e));
+            }
+        }
+        self.needs_flush = false;
+        Ok(())
+    }
+
+    fn dst_failed(&mut self, e: io::Error) -> io::Error {
+        self.mark_dst_dead();
+        e
+    }
+
+    /// Reads more from the source; false on EOF or error. Only called when
+    /// everything accepted has been written, so the unparsed tail is at most
+    /// one incomplete header or control frame.
+    async fn read(&mut self) -> bool {
+        if self.pos == self.end {
+            (self.pos, self.end) = (0, 0);
+        } else if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            (self.pos, self.end) = (0, self.end - self.pos);
+        }
+        self.out = self.pos;
+        if self.end == self.buf.len() {
+            return false;
+        }
+        match self.src.read(&mut self.buf[self.end..]).await {
+            Ok(n) if n > 0 => {
+                self.end += n;
+                true
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,660 @@
+//! Relay tests over in-memory duplex pipes: real tungstenite peers where
+//! message-level behaviour matters, hand-written bytes where exact wire
+//! bytes or protocol violations matter. Time is paused where it matters.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::ws::frame::{FrameError, OpCode};
+use crate::ws::test_support::{client_frame, encode, read_close, read_frame};
+
+fn cfg() -> RelayConfig {
+    RelayConfig {
+        max_message_size: 2 << 20,
+        idle_timeout: Duration::ZERO,
+        ping_interval: Duration::ZERO,
+        pong_timeout: Duration::from_secs(10),
+        close_timeout: Duration::from_secs(5),
+        deflate: false,
+    }
+}
+
+/// The peers' ends of the pipes plus the running relay.
+struct Harness {
+    client: DuplexStream,
+    backend: DuplexStream,
+    stats: Arc<RelayStats>,
+    shutdown: CancellationToken,
+    relay: JoinHandle<RelayReport>,
+}
+
+fn start(cfg: RelayConfig) -> Harness {
+    start_with_capacity(cfg, 64 * 1024)
+}
+
+fn start_with_capacity(cfg: RelayConfig, capacity: usize) -> Harness {
+    let (client, gw_client) = duplex(capacity);
+    let (backend, gw_backend) = duplex(capacity);
+    let stats = Arc::new(RelayStats::default());
+    let shutdown = CancellationToken::new();
+    let relay = tokio::spawn(relay(
+        gw_client,
+        gw_backend,
+        cfg,
+        stats.clone(),
+        shutdown.clone(),
+    ));
+    Harness {
+        client,
+        backend,
+        stats,
+        shutdown,
+        relay,
+    }
+}
+
+type Ws = WebSocketStream<DuplexStream>;
+
+async fn ws_peers(client: DuplexStream, backend: DuplexStream) -> (Ws, Ws) {
+    let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+    let backend = WebSocketStream::from_raw_socket(backend, Role::Server, None).await;
+    (client, backend)
+}
+
+/// Echoes data messages until the stream ends; returns the close it got.
+fn spawn_echo(mut ws: Ws) -> JoinHandle<Option<CloseFrame<'static>>> {
+    tokio::spawn(async move {
+        let mut close = None;
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Close(frame) = &msg {
+                close = frame.clone();
+            } else if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                break;
+            }
+        }
+        close
+    })
+}
+
+/// Reads until the stream ends; returns every message, the close included.
+fn spawn_reader(mut ws: Ws) -> JoinHandle<Vec<Message>> {
+    tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Some(Ok(msg)) = ws.next().await {
+            got.push(msg);
+        }
+        got
+    })
+}
+
+fn close_code(msg: Option<&Message>) -> Option<(u16, String)> {
+    match msg {
+        Some(Message::Close(Some(frame))) => Some((frame.code.into(), frame.reason.to_string())),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn echo_text_binary_and_large_messages_both_ways() {
+    let h = start(cfg());
+    let (client, backend) = ws_peers(h.client, h.backend).await;
+    let echo = spawn_echo(backend);
+    let (mut tx, mut rx) = client.split();
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    let sent = vec![
+        Message::text("hello"),
+        Message::binary(vec![7u8; 64 * 1024]),
+        Message::binary(big),
+    ];
+    let send = async {
+        for msg in sent.clone() {
+            tx.send(msg).await.unwrap();
+        }
+    };
+    let recv = async {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(rx.next().await.unwrap().unwrap());
+        }
+        got
+    };
+    let ((), got) = tokio::join!(send, recv);
+    assert_eq!(got, sent);
+
+    let bye = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    };
+    tx.send(Message::Close(Some(bye))).await.unwrap();
+    let reply = rx.next().await.unwrap().unwrap();
+    assert_eq!(close_code(Some(&reply)), Some((1000, "bye".into())));
+    assert_eq!(
+        echo.await.unwrap().map(|f| f.reason.to_string()),
+        Some("bye".into())
+    );
+
+    let report = h.relay.await.unwrap();
+    assert_eq!(
+        report.end,
+        RelayEnd::CloseHandshake {
+            initiator: Side::Client
+        }
+    );
+    assert_eq!(
+        (report.client_close, report.backend_close),
+        (Some(1000), Some(1000))
+    );
+    assert_eq!(
+        (report.sent_to_client, report.sent_to_backend),
+        (None, None)
+    );
+    let bytes = 5 + 64 * 1024 + (1 << 20);
+    for (messages, counted) in [
+        (
+            &h.stats.client_to_backend_messages,
+            &h.stats.client_to_backend_bytes,
+        ),
+        (
+            &h.stats.backend_to_client_messages,
+            &h.stats.backend_to_client_bytes,
+        ),
+    ] {
+        assert_eq!(messages.load(Ordering::Relaxed), 3);
+        assert_eq!(counted.load(Ordering::Relaxed), bytes);
+    }
+}
+
+#[tokio::test]
+async fn fragmented_and_masked_frames_pass_byte_exact() {
+    let mut h = start(cfg());
+    let mut upstream = client_frame(0x01, b"Hel");
+    upstream.extend(client_frame(0x89, b"ping between fragments"));
+    upstream.extend(client_frame(0x80, b"lo"));
+    upstream.extend(client_frame(0x82, &vec![0x5A; 64 * 1024]));
+    h.client.write_all(&upstream).await.unwrap();
+    let mut got = vec![0; upstream.len()];
+    h.backend.read_exact(&mut got).await.unwrap();
+    assert_eq!(
+        got, upstream,
+        "masked bytes must reach the backend unchanged"
+    );
+
+    let mut downstream = encode(0x02, &[1, 2, 3], None);
+    downstream.extend(encode(0x00, &[4, 5], None));
+    downstream.extend(encode(0x80, &[6], None));
+    h.backend.write_all(&downstream).await.unwrap();
+    let mut got = vec![0; downstream.len()];
+    h.client.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, downstream);
+
+    assert_eq!(
+        h.stats.client_to_backend_messages.load(Ordering::Relaxed),
+        2
+    );
+    assert_eq!(
+        h.stats.client_to_backend_bytes.load(Ordering::Relaxed),
+        5 + 64 * 1024
+    );
+    assert_eq!(
+        h.stats.backend_to_client_messages.load(Ordering::Relaxed),
+        1
+    );
+    assert_eq!(h.stats.backend_to_client_bytes.load(Ordering::Relaxed), 6);
+}
+
+/// Sends `bytes` from `from`, expects 1002 on both sides and the report.
+async fn expect_failure(cfg: RelayConfig, from: Side, bytes: Vec<u8>, code: u16) -> RelayReport {
+    let mut h = start(cfg);
+    match from {
+        Side::Client => h.client.write_all(&bytes).await.unwrap(),
+        Side::Backend => h.backend.write_all(&bytes).await.unwrap(),
+    }
+    let (to_client, reason) = read_close(&mut h.client).await.expect("close to client");
+    assert_eq!(to_client, code, "client, input {bytes:02x?}");
+    assert!(
+        reason.contains(&from.to_string()),
+        "reason {reason:?} names {from}"
+    );
+    let (to_backend, _) = read_close(&mut h.backend).await.expect("close to backend");
+    assert_eq!(to_backend, code, "backend, input {bytes:02x?}");
+    let report = h.relay.await.unwrap();
+    assert_eq!(
+        (report.sent_to_client, report.sent_to_backend),
+        (Some(code), Some(code))
+    );
+    report
+}
+
+#[tokio::test]
+async fn client_protocol_errors_close_1002_both_sides() {
+    let msb_len = [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4].to_vec();
+    let interleaved = [client_frame(0x01, b"a"), client_frame(0x81, b"b")].concat();
+    let cases = [
+        (encode(0x81, b"hi", None), FrameError::UnmaskedClientFrame),
+        (client_frame(0x83, b""), FrameError::ReservedOpcode(3)),
+        (client_frame(0xA1, b"x"), FrameError::ReservedBits),
+        (client_frame(0xC1, b"x"), FrameError::Rsv1NotAllowed),
+        (client_frame(0x09, b""), FrameError::FragmentedControl),
+        (
+            client_frame(0x89, &[0; 126]),
+            FrameError::ControlTooLong(126),
+        ),
+        (client_frame(0x80, b"x"), FrameError::UnexpectedContinuation),
+        (interleaved, FrameError::InterleavedMessage),
+        (msb_len, FrameError::LengthMsbSet),
+        (client_frame(0x88, &[3]), FrameError::CloseTooShort),
+        (
+            client_frame(0x88, &[0x03, 0xED]),
+            FrameError::InvalidCloseCode(1005),
+        ),
+    ];
+    for (bytes, error) in cases {
+        let report = expect_failure(cfg(), Side::Client, bytes, 1002).await;
+        assert_eq!(
+            report.end,
+            RelayEnd::ProtocolError {
+                side: Side::Client,
+                error
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn backend_protocol_errors_close_1002_both_sides() {
+    let cases = [
+        (
+            encode(0x81, b"hi", Some([1, 2, 3, 4])),
+            FrameError::MaskedServerFrame,
+        ),
+        (encode(0x8F, b"", None), FrameError::ReservedOpcode(0xF)),
+        (encode(0x91, b"", None), FrameError::ReservedBits),
+        (encode(0x0A, b"", None), FrameError::FragmentedControl),
+        (encode(0x00, b"x", None), FrameError::UnexpectedContinuation),
+    ];
+    for (bytes, error) in cases {
+        let report = expect_failure(cfg(), Side::Backend, bytes, 1002).await;
+        assert_eq!(
+            report.end,
+            RelayEnd::ProtocolError {
+                side: Side::Backend,
+                error
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn gateway_closes_are_masked_to_backend_and_unmasked_to_client() {
+    let mut h = start(cfg());
+    h.client.write_all(&client_frame(0x83, b"")).await.unwrap();
+    let (to_client, _, _) = read_frame(&mut h.client).await.unwrap();
+    assert_eq!((to_client.opcode, to_client.mask), (OpCode::Close, None));
+    let (to_backend, _, _) = read_frame(&mut h.backend).await.unwrap();
+    assert_eq!(to_backend.opcode, OpCode::Close);
+    assert!(to_backend.mask.is_some());
+}
+
+#[tokio::test]
+async fn rsv1_passes_only_on_first_frame_when_deflate_negotiated() {
+    let mut h = start(RelayConfig {
+        deflate: true,
+        ..cfg()
+    });
+    let first = client_frame(0xC1, b"compressed");
+    h.client.write_all(&first).await.unwrap();
+    let (_, _, raw) = read_frame(&mut h.backend).await.unwrap();
+    assert_eq!(raw, first);
+    drop(h);
+
+    let bytes = [client_frame(0x41, b"a"), client_frame(0xC0, b"b")].concat();
+    let report = expect_failure(
+        RelayConfig {
+            deflate: true,
+            ..cfg()
+        },
+        Side::Client,
+        bytes,
+        1002,
+    )
+    .await;
+    let error = FrameError::Rsv1NotAllowed;
+    assert_eq!(
+        report.end,
+        RelayEnd::ProtocolError {
+            side: Side::Client,
+            error
+        }
+    );
+}
+
+#[tokio::test]
+async fn message_over_limit_in_one_frame_closes_1009_before_forwarding() {
+    let small = RelayConfig {
+        max_message_size: 1000,
+        ..cfg()
+    };
+    let mut h = start(small.clone());
+    h.client
+        .write_all(&client_frame(0x82, &[0; 1001]))
+        .await
+        .unwrap();
+    let (first, payload, _) = read_frame(&mut h.backend).await.unwrap();
+    assert_eq!(
+        first.opcode,
+        OpCode::Close,
+        "nothing of the big frame is forwarded"
+    );
+    assert_eq!(&payload[..2], &1009u16.to_be_bytes());
+    assert_eq!(read_close(&mut h.client).await.unwrap().0, 1009);
+    let report = h.relay.await.unwrap();
+    assert_eq!(report.end, RelayEnd::MessageTooBig { side: Side::Client });
+
+    let report = expect_failure(
+        small,
+        Side::Backend,
+        encode(0x81, &[b'x'; 1001], None),
+        1009,
+    )
+    .await;
+    assert_eq!(
+        report.end,
+        RelayEnd::MessageTooBig {
+            side: Side::Backend
+        }
+    );
+}
+
+#[tokio::test]
+async fn message_over_limit_across_continuations_closes_1009() {
+    let small = RelayConfig {
+        max_message_size: 1000,
+        ..cfg()
+    };
+    let mut h = start(small);
+    let first = client_frame(0x02, &[1; 600]);
+    let bytes = [first.clone(), client_frame(0x80, &[2; 600])].concat();
+    h.client.write_all(&bytes).await.unwrap();
+    let (_, _, raw) = read_frame(&mut h.backend).await.unwrap();
+    assert_eq!(raw, first, "the first fragment fits and is forwarded");
+    assert_eq!(read_close(&mut h.backend).await.unwrap().0, 1009);
+    assert_eq!(read_close(&mut h.client).await.unwrap().0, 1009);
+    let report = h.relay.await.unwrap();
+    assert_eq!(report.end, RelayEnd::MessageTooBig { side: Side::Client });
+}
+
+#[tokio::test]
+async fn backend_close_reaches_client_with_code_and_reason_and_reply_returns() {
+    let h = start(cfg());
+    let (client, mut backend) = ws_peers(h.client, h.backend).await;
+    let client = spawn_reader(client);
+    let close = CloseFrame {
+        code: CloseCode::from(4000),
+        reason: "bye from backend".into(),
+    };
+    backend.send(Message::Close(Some(close))).await.unwrap();
+    let reply = backend.next().await.unwrap().unwrap();
+    assert_eq!(
+        close_code(Some(&reply)),
+        Some((4000, "bye from backend".into()))
+    );
+    let got = client.await.unwrap();
+    assert_eq!(
+        close_code(got.last()),
+        Some((4000, "bye from backend".into()))
+    );
+    let report = h.relay.await.unwrap();
+    assert_eq!(
+        report.end,
+        RelayEnd::CloseHandshake {
+            initiator: Side::Backend
+        }
+    );
+    assert_eq!(
+        (report.backend_close, report.client_close),
+        (Some(4000), Some(4000))
+    );
+}
+
+#[tokio::test]
+async fn backend_eof_sends_1011_to_client() {
+    let h = start(cfg());
+    let client = WebSocketStream::from_raw_socket(h.client, Role::Client, None).await;
+    let client = spawn_reader(client);
+    drop(h.backend);
+    let got = client.await.unwrap();
+    assert_eq!(
+        close_code(got.last()),
+        Some((1011, "backend went away".into()))
+    );
+    let report = h.relay.await.unwrap();
+    assert_eq!(report.end, RelayEnd::BackendGone);
+    assert_eq!(
+        (report.sent_to_client, report.client_close),
+        (Some(1011), Some(1011))
+    );
+}
+
+#[tokio::test]
+async fn client_eof_sends_1001_to_backend() {
+    let h = start(cfg());
+    let backend = WebSocketStream::from_raw_socket(h.backend, Role::Server, None).await;
+    let backend = spawn_reader(backend);
+    drop(h.client);
+    let got = backend.await.unwrap();
+    assert_eq!(
+        close_code(got.last()),
+        Some((1001, "client went away".into()))
+    );
+    let report = h.relay.await.unwrap();
+    assert_eq!(report.end, RelayEnd::ClientGone);
+    assert_eq!(report.sent_to_backend, Some(1001));
+}
+
+#[tokio::test]
+async fn eof_mid_frame_shuts_down_without_injecting() {
+    let mut h = start(cfg());
+    let frame = encode(0x82, &[9; 100], None);
+    h.backend.write_all(&frame[..12]).await.unwrap();
+    drop(h.backend);
+    let mut got = Vec::new();
+    h.client.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, frame[..12], "no close frame inside the cut frame");
+    let report = h.relay.await.unwrap();
+    assert_eq!(
+        (report.end, report.sent_to_client),
+        (RelayEnd::BackendGone, None)
+    );
+}
+
+#[tokio::test]
+async fn shutdown_sends_1001_to_both_and_waits_for_replies() {
+    let h = start(cfg());
+    let (client, backend) = ws_peers(h.client, h.backend).await;
+    let (client, backend) = (spawn_reader(client), spawn_reader(backend));
+    h.shutdown.cancel();
+    for got in [client.await.unwrap(), backend.await.unwrap()] {
+        assert_eq!(close_code(got.last()), Some((1001, "going away".into())));
+    }
+    let report = h.relay.await.unwrap();
+    assert_eq!(report.end, RelayEnd::Shutdown);
+    assert_eq!(
+        (report.sent_to_client, report.sent_to_backend),
+        (Some(1001), Some(1001))
+    );
+    assert_eq!(
+        (report.client_close, report.backend_close),
+        (Some(1001), Some(1001))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn injected_close_waits_for_the_frame_boundary() {
+    let mut h = start(cfg());
+    let frame = encode(0x82, &[3; 20], None);
+    h.backend.write_all(&frame[..12]).await.unwrap();
+    let mut head = [0; 12];
+    h.client.read_exact(&mut head).await.unwrap();
+    h.shutdown.cancel();
+    let early = tokio::time::timeout(Duration::from_millis(100), h.client.read_u8()).await;
+    assert!(early.is_err(), "nothing may be injected mid-frame");
+    h.backend.write_all(&frame[12..]).await.unwrap();
+    let mut rest = [0; 10];
+    h.client.read_exact(&mut rest).await.unwrap();
+    assert_eq!([&head[..], &rest[..]].concat(), frame);
+    assert_eq!(read_close(&mut h.client).await.unwrap().0, 1001);
+}
+
+#[tokio::test(start_paused = true)]
+async fn gateway_ping_is_answered_and_the_pong_swallowed() {
+    let h = start(RelayConfig {
+        ping_interval: Duration::from_secs(30),
+        ..cfg()
+    });
+    let (mut client, mut backend) = ws_peers(h.client, h.backend).await;
+    let ping = client.next().await.unwrap().unwrap();
+    let Message::Ping(payload) = ping else {
+        panic!("expected a ping, got {ping:?}")
+    };
+    assert_eq!(payload.len(), 8);
+    // tungstenite answers the ping before writing this message.
+    client.send(Message::Ping(b"mine".to_vec())).await.unwrap();
+    client.send(Message::text("after")).await.unwrap();
+    assert_eq!(
+        backend.next().await.unwrap().unwrap(),
+        Message::Ping(b"mine".to_vec())
+    );
+    assert_eq!(
+        backend.next().await.unwrap().unwrap(),
+        Message::text("after")
+    );
+    // The backend's own pong is not ours: it is forwarded.
+    let forwarded = client.next().await.unwrap().unwrap();
+    assert_eq!(forwarded, Message::Pong(b"mine".to_vec()));
+    // A second ping comes, proving the first pong cleared the deadline.
+    let again = client.next().await.unwrap().unwrap();
+    let Message::Ping(second) = again else {
+        panic!("expected a ping, got {again:?}")
+    };
+    assert_ne!(second, payload, "each ping carries a fresh payload");
+    assert!(!h.relay.is_finished());
+}
+
+#[tokio::test(start_paused = true)]
+async fn unanswered_ping_closes_backend_1001() {
+    let mut h = start(RelayConfig {
+        ping_interval: Duration::from_secs(30),
+        ..cfg()
+    });
+    let (ping, payload, _) = read_frame(&mut h.client).await.unwrap();
+    assert_eq!(
+        (ping.opcode, ping.mask, payload.len()),
+        (OpCode::Ping, None, 8)
+    );
+    let (code, reason) = read_close(&mut h.backend).await.unwrap();
+    assert_eq!(
+        (code, reason.as_str()),
+        (1001, "client did not answer ping")
+    );
+    let report = h.relay.await.unwrap();
+    assert_eq!(report.end, RelayEnd::PongTimeout);
+    assert_eq!(report.duration, Duration::from_secs(40));
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_closes_both_1001_and_pings_do_not_count() {
+    let idle = RelayConfig {
+        idle_timeout: Duration::from_secs(60),
+        ping_interval: Duration::from_secs(10),
+        ..cfg()
+    };
+    let h = start(idle);
+    let (mut client, backend) = ws_peers(h.client, h.backend).await;
+    let echo = spawn_echo(backend);
+    client.send(Message::text("once")).await.unwrap();
+    assert_eq!(client.next().await.unwrap().unwrap(), Message::text("once"));
+    let got = spawn_reader(client).await.unwrap();
+    assert!(
+        got.iter().any(|m| matches!(m, Message::Ping(_))),
+        "gateway pinged meanwhile"
+    );
+    assert_eq!(close_code(got.last()), Some((1001, "idle timeout".into())));
+    let backend_close = echo.await.unwrap().unwrap();
+    assert_eq!(
+        (u16::from(backend_close.code), &*backend_close.reason),
+        (1001, "idle timeout")
+    );
+    let report = h.relay.await.unwrap();
+    assert_eq!(report.end, RelayEnd::IdleTimeout);
+    assert_eq!(report.duration.as_secs(), 60);
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_reader_stops_the_relay_reading() {
+    const CAP: usize = 4096;
+    let mut h = start_with_capacity(cfg(), CAP);
+    let payload: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
+    let frame = client_frame(0x82, &payload);
+    let mut written = 0;
+    for chunk in frame.chunks(1024) {
+        let write = h.client.write_all(chunk);
+        if tokio::time::timeout(Duration::from_secs(1), write)
+            .await
+            .is_err()
+        {
+            break;
+        }
+        written += chunk.len();
+    }
+    // Two pipe buffers plus the relay's own buffer, never the message.
+    assert!(
+        written <= 2 * CAP + BUF_SIZE + 1024,
+        "wrote {written} bytes unread"
+    );
+    let rest = frame[written..].to_vec();
+    let mut client = h.client;
+    let writer = tokio::spawn(async move { client.write_all(&rest).await.map(|()| client) });
+    let (_, got, raw) = read_frame(&mut h.backend).await.unwrap();
+    assert_eq!(raw, frame);
+    assert_eq!(got, payload);
+    writer.await.unwrap().unwrap();
+}
+
+#[test]
+fn relay_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let (a, _) = duplex(8);
+    let (b, _) = duplex(8);
+    let fut = relay(a, b, cfg(), Arc::default(), CancellationToken::new());
+    assert_send(&fut);
+}
+
+#[test]
+fn relay_end_displays_for_the_log_line() {
+    let end = RelayEnd::ProtocolError {
+        side: Side::Backend,
+        error: FrameError::MaskedServerFrame,
+    };
+    assert_eq!(
+        end.to_string(),
+        "protocol error from backend: masked frame from server"
+    );
+    assert_eq!(
+        RelayEnd::CloseTimeout {
+            initiator: Side::Client
+        }
+        .to_string(),
+        "close started by client was not answered in time"
+    );
+}
