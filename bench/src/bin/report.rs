@@ -234,11 +234,15 @@ fn print_table(results: &BTreeMap<(String, String), Rounds>) {
             (Some(&a), Some(&b)) => Some(a.max(b)),
             (a, b) => a.or(b).copied(),
         };
+        // A ratio to a value at or below zero (an added latency lost in the
+        // noise) says nothing; it is shown as inconclusive.
         let ratio = match (medians.get("wsgate"), best) {
-            (Some(&w), Some(b)) if b != 0.0 => Some(w / b),
+            (Some(&w), Some(b)) if b > 0.0 => Some(w / b),
             _ => None,
         };
+        let inconclusive = ratio.is_none() && best.is_some_and(|b| b <= 0.0);
         let status = match (ratio, row.goal) {
+            _ if inconclusive => "inconclusive (best ≤ 0: noise)",
             (Some(r), Some(goal)) if r <= goal => "met",
             (Some(_), Some(_)) => "**not met**",
             (None, Some(_)) => "not measured",
