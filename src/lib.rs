@@ -7,6 +7,7 @@
 //! config/        TOML file format → validated runtime Config
 //! routing        host + whole-segment path prefix matching
 //! server/        accept loops and the per-connection hyper service
+//! tls/           TLS termination, certificate reload, backend TLS
 //! ws/            handshake checks, backend dial, frame codec, relay
 //! proxy/         plain HTTP forwarding; the one place errors become responses
 //! builtin        the in-process echo backend and demo page of the default config
@@ -23,6 +24,7 @@ pub mod config;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 pub mod ws;
 
@@ -34,8 +36,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use config::{Backend, Config};
+use config::{Backend, Config, Listener};
 use server::gateway::Gateway;
+use server::Frontend;
 use upstream::Connector;
 
 /// Runs the gateway on already-bound listeners (one per `config.listeners`
@@ -48,6 +51,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let internal = CancellationToken::new();
+    let frontends = frontends(&config.listeners, &internal).inspect_err(|_| internal.cancel())?;
     let uses_builtin = config
         .routes
         .iter()
@@ -64,12 +68,13 @@ pub async fn run(
     ));
     let stop_accepting = CancellationToken::new();
     let connections = TaskTracker::new();
-    for listener in listeners {
+    for (listener, frontend) in listeners.into_iter().zip(frontends) {
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "listening");
+            tracing::info!(%addr, tls = matches!(frontend, Frontend::Tls(_)), "listening");
         }
         let accept = server::accept_loop(
             listener,
+            frontend,
             gateway.clone(),
             stop_accepting.clone(),
             connections.clone(),
@@ -95,4 +100,37 @@ pub async fn run(
     }
     internal.cancel();
     Ok(())
+}
+
+/// What each listener does with its connections, TLS loaded and reload
+/// watchers started (they stop with `stop`). A certificate that does not
+/// load fails start-up with every problem named.
+fn frontends(listeners: &[Listener], stop: &CancellationToken) -> io::Result<Vec<Frontend>> {
+    let mut frontends = Vec::new();
+    let mut errors = Vec::new();
+    for (i, listener) in listeners.iter().enumerate() {
+        let at = format!("listeners[{i}].tls");
+        let frontend = match (&listener.tls, listener.redirect_https) {
+            (None, None) => Frontend::Plain,
+            (None, Some(port)) => Frontend::RedirectHttps(port),
+            (Some(tls), _) => match tls::listener::TlsListener::load(tls, &at) {
+                Ok((loaded, warnings)) => {
+                    warnings.iter().for_each(|w| tracing::warn!("{w}"));
+                    let loaded = Arc::new(loaded);
+                    let resolver = loaded.resolver().clone();
+                    tls::reload::spawn_watcher(tls.clone(), at, resolver, stop.clone());
+                    Frontend::Tls(loaded)
+                }
+                Err(e) => {
+                    errors.extend(e);
+                    continue;
+                }
+            },
+        };
+        frontends.push(frontend);
+    }
+    match errors.is_empty() {
+        true => Ok(frontends),
+        false => Err(io::Error::other(errors.join("\n"))),
+    }
 }

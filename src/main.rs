@@ -40,11 +40,21 @@ struct Cli {
 enum Command {
     /// Validate the config: exit 0, or print every error and exit 64.
     Check,
+    /// Write a self-signed development certificate (dev.pem, dev.key) for
+    /// localhost, 127.0.0.1 and ::1.
+    Cert {
+        /// Directory to write into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    if let Some(Command::Cert { out }) = &cli.command {
+        return write_dev_cert(out);
+    }
     let config = match load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(message) => {
@@ -57,7 +67,25 @@ fn main() -> ExitCode {
             println!("config ok");
             ExitCode::SUCCESS
         }
-        None => serve(config),
+        Some(Command::Cert { .. }) | None => serve(config),
+    }
+}
+
+/// `wsgate cert`: writes the development certificate and says how to use it.
+fn write_dev_cert(out: &Path) -> ExitCode {
+    match wsgate::tls::dev::write(out) {
+        Ok((cert, key)) => {
+            println!("wrote {} and {}", cert.display(), key.display());
+            println!(
+                "trust it with e.g.: curl --cacert {} https://localhost:8443/",
+                cert.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -74,7 +102,17 @@ fn load(path: Option<&Path>) -> Result<Config, String> {
             "embedded default config".to_string(),
         ),
     };
-    result.map_err(|errors| format!("{name}: invalid config:\n{errors}"))
+    let config = result.map_err(|errors| format!("{name}: invalid config:\n{errors}"))?;
+    // Certificates and CA files are loaded exactly as start-up loads them,
+    // so `check` and a start give the same verdict.
+    let tls_errors = wsgate::tls::check(&config);
+    if !tls_errors.is_empty() {
+        return Err(format!(
+            "{name}: invalid config:\n{}",
+            tls_errors.join("\n")
+        ));
+    }
+    Ok(config)
 }
 
 /// Logs as text to stderr, filtered by `RUST_LOG` (default `info`);

@@ -107,6 +107,7 @@ mod tests {
             },
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),
+            backend_tls: Default::default(),
         }
     }
 

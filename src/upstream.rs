@@ -11,19 +11,22 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::config::{Backend, Route};
+use crate::config::{Backend, BackendTls, Route};
 use crate::proxy::error::ProxyError;
+use crate::tls::backend::{self as backend_tls, BackendTlsConfigs};
 
 /// A connected backend stream.
 #[derive(Debug)]
 pub enum BackendStream {
     /// Plain TCP (`ws://`, `http://`, `builtin:echo`).
     Plain(TcpStream),
+    /// TLS over TCP (`wss://`, `https://`); boxed because the TLS state is
+    /// large and most backends are plain.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 /// Dials backends; holds what dialing needs beyond the route itself.
@@ -31,6 +34,8 @@ pub enum BackendStream {
 pub struct Connector {
     /// Where the in-process `builtin:echo` server listens.
     builtin_echo: Option<SocketAddr>,
+    /// rustls client configs for TLS backends, shared by all clones.
+    tls: std::sync::Arc<BackendTlsConfigs>,
 }
 
 /// A route's round-robin position, kept beside the immutable route.
@@ -53,7 +58,10 @@ impl Balancer {
 impl Connector {
     /// A connector; `builtin_echo` is the address of the in-process echo server.
     pub fn new(builtin_echo: Option<SocketAddr>) -> Self {
-        Connector { builtin_echo }
+        Connector {
+            builtin_echo,
+            tls: Default::default(),
+        }
     }
 
     /// Connects to the first backend of `route` that accepts, in balancer
@@ -65,7 +73,7 @@ impl Connector {
     ) -> Result<(BackendStream, &'r Backend), ProxyError> {
         let mut last = None;
         for backend in balancer.order(route) {
-            match self.connect(backend, route.connect_timeout).await {
+            match self.connect(backend, route).await {
                 Ok(stream) => return Ok((stream, backend)),
                 Err(e) => {
                     tracing::warn!(route = %route.name, backend = %backend_label(backend), error = %e, "backend connect failed");
@@ -76,14 +84,16 @@ impl Connector {
         Err(last.unwrap_or(ProxyError::NoBackend))
     }
 
-    /// Connects to one backend within `timeout`.
+    /// Connects to one backend of `route` within its `connect_timeout`,
+    /// TLS handshake included.
     pub async fn connect(
         &self,
         backend: &Backend,
-        timeout: Duration,
+        route: &Route,
     ) -> Result<BackendStream, ProxyError> {
         let label = backend_label(backend);
-        let (host, port) = match backend {
+        let timeout = route.connect_timeout;
+        let (host, port, tls) = match backend {
             Backend::BuiltinEcho => {
                 let addr = self
                     .builtin_echo
@@ -91,31 +101,53 @@ impl Connector {
                         backend: label.clone(),
                         source: io::Error::new(io::ErrorKind::NotFound, "builtin echo not running"),
                     })?;
-                (addr.ip().to_string(), addr.port())
+                (addr.ip().to_string(), addr.port(), false)
             }
-            Backend::Remote(remote) if remote.tls => {
-                return Err(ProxyError::BackendTlsUnsupported { backend: label })
-            }
-            Backend::Remote(remote) => (remote.host.clone(), remote.port),
+            Backend::Remote(remote) => (remote.host.clone(), remote.port, remote.tls),
         };
-        let dial = TcpStream::connect((host.as_str(), port));
-        let stream = match tokio::time::timeout(timeout, dial).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => {
-                return Err(ProxyError::BackendConnect {
-                    backend: label,
+        let dial = async {
+            let stream = TcpStream::connect((host.as_str(), port))
+                .await
+                .map_err(|source| ProxyError::BackendConnect {
+                    backend: label.clone(),
                     source,
-                })
-            }
-            Err(_) => {
-                return Err(ProxyError::BackendConnectTimeout {
-                    backend: label,
-                    timeout,
-                })
+                })?;
+            stream.set_nodelay(true).ok();
+            match tls {
+                false => Ok(BackendStream::Plain(stream)),
+                true => {
+                    self.tls_handshake(stream, &host, &route.backend_tls, &label)
+                        .await
+                }
             }
         };
-        stream.set_nodelay(true).ok();
-        Ok(BackendStream::Plain(stream))
+        tokio::time::timeout(timeout, dial).await.unwrap_or(Err(
+            ProxyError::BackendConnectTimeout {
+                backend: label.clone(),
+                timeout,
+            },
+        ))
+    }
+
+    /// Runs the TLS handshake with a backend; any failure, certificate
+    /// verification included, is a [`ProxyError::BackendTls`].
+    async fn tls_handshake(
+        &self,
+        stream: TcpStream,
+        host: &str,
+        settings: &BackendTls,
+        label: &str,
+    ) -> Result<BackendStream, ProxyError> {
+        let failed = |reason: String| ProxyError::BackendTls {
+            backend: label.to_string(),
+            reason,
+        };
+        let config = self.tls.get(settings).map_err(failed)?;
+        let name = backend_tls::server_name(settings, host).map_err(failed)?;
+        let tls = backend_tls::handshake(config, name, stream)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(BackendStream::Tls(Box::new(tls)))
     }
 }
 
@@ -135,6 +167,7 @@ impl AsyncRead for BackendStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -147,6 +180,7 @@ impl AsyncWrite for BackendStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -157,24 +191,28 @@ impl AsyncWrite for BackendStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            BackendStream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             BackendStream::Plain(s) => s.is_write_vectored(),
+            BackendStream::Tls(s) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            BackendStream::Tls(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            BackendStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -36,6 +36,16 @@ pub(crate) mod defaults {
     pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
     /// `routes.response_timeout`: waiting for a backend's response head.
     pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+    /// `listeners.tls.handshake_timeout`: a client that opens TCP and stalls
+    /// the TLS handshake is cut after this.
+    pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// `listeners.tls.watch_interval`: how often cert and key files are
+    /// re-read to pick up a renewal without a SIGHUP.
+    pub(crate) const WATCH_INTERVAL: Duration = Duration::from_secs(5);
+    /// `listeners.tls.self_signed`: off; certificates come from files.
+    pub(crate) const SELF_SIGNED: bool = false;
+    /// `listeners.redirect_https = true`: the standard HTTPS port.
+    pub(crate) const REDIRECT_HTTPS_PORT: u16 = 443;
 }
 
 /// The whole file.
@@ -68,15 +78,31 @@ pub(crate) struct ListenerFile {
     /// Required.
     pub(crate) bind: Option<String>,
     pub(crate) tls: Option<TlsFile>,
+    pub(crate) redirect_https: Option<RedirectValue>,
+}
+
+/// `redirect_https`: `true` (port 443) or a port number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RedirectValue {
+    /// `true` redirects to 443; `false` is the same as omitting the key.
+    Enabled(bool),
+    /// A port; out-of-range values are kept to be reported later.
+    Port(i64),
 }
 
 /// `[listeners.tls]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TlsFile {
-    /// Required, non-empty.
+    /// Required, non-empty, unless `self_signed = true`.
     #[serde(default)]
     pub(crate) certs: Vec<CertFile>,
+    pub(crate) self_signed: Option<bool>,
+    pub(crate) handshake_timeout: Option<String>,
+    pub(crate) watch_interval: Option<String>,
+    pub(crate) client_ca: Option<String>,
+    pub(crate) client_subject_header: Option<String>,
 }
 
 /// One entry of `certs`.
@@ -114,6 +140,9 @@ pub(crate) struct RouteFile {
     pub(crate) pong_timeout: Option<String>,
     pub(crate) connect_timeout: Option<String>,
     pub(crate) response_timeout: Option<String>,
+    pub(crate) backend_ca: Option<String>,
+    pub(crate) backend_sni: Option<String>,
+    pub(crate) backend_client_cert: Option<CertFile>,
 }
 
 /// A size as written: `"1MiB"`, or a bare integer meaning bytes.

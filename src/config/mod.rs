@@ -7,6 +7,7 @@
 //! Every problem is collected with its key path and reported at once.
 
 mod file;
+mod tls;
 mod units;
 mod validate;
 
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use tls::{BackendTls, ListenerTls};
 pub use units::{parse_duration, parse_size};
 pub use validate::{ConfigError, ConfigErrors};
 
@@ -46,18 +48,14 @@ pub struct Listener {
     pub bind: SocketAddr,
     /// TLS settings; `None` serves plain HTTP.
     pub tls: Option<ListenerTls>,
-}
-
-/// TLS settings of a listener, `[listeners.tls]`.
-#[derive(Debug, Clone)]
-pub struct ListenerTls {
-    /// Certificate chains with their keys; the first is the default for SNI.
-    pub certs: Vec<CertPair>,
+    /// `redirect_https`: a plain listener answers every request with a
+    /// redirect to `https://` on this port instead of proxying.
+    pub redirect_https: Option<u16>,
 }
 
 /// A certificate chain file and its private key file, resolved against the
 /// config file's directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CertPair {
     /// PEM certificate chain, leaf first.
     pub cert: PathBuf,
@@ -101,6 +99,8 @@ pub struct Route {
     pub connect_timeout: Duration,
     /// How long a backend may take to answer the request head (then 504).
     pub response_timeout: Duration,
+    /// How `wss://` and `https://` backends are dialed.
+    pub backend_tls: BackendTls,
 }
 
 /// Limits and timers applied by the relay to every WebSocket on a route.

@@ -2,6 +2,7 @@
 //! collects every problem with its key path, so one run of `wsgate check`
 //! shows them all.
 
+mod tls;
 mod toml_path;
 mod values;
 
@@ -13,8 +14,8 @@ use std::time::Duration;
 
 use super::file::{self, defaults, SizeValue};
 use super::{
-    parse_duration, parse_size, Admin, CertPair, Config, HostPattern, Listener, ListenerTls,
-    OriginPolicy, Route, ServerSettings, WsSettings,
+    parse_duration, parse_size, Admin, Config, HostPattern, Listener, OriginPolicy, Route,
+    ServerSettings, WsSettings,
 };
 
 /// One configuration problem and where it is.
@@ -179,7 +180,7 @@ pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, Con
         }
         Some(Admin { bind })
     });
-    let routes = routes(&mut errors, raw.routes);
+    let routes = routes(&mut errors, raw.routes, base);
     if errors.0.is_empty() {
         Ok(Config {
             server,
@@ -200,34 +201,10 @@ fn listeners(errors: &mut Errors, raw: Vec<file::ListenerFile>, base: &Path) -> 
     for (i, listener) in raw.into_iter().enumerate() {
         let path = format!("listeners[{i}]");
         let bind = errors.bind(format!("{path}.bind"), listener.bind.as_deref());
-        let tls = listener.tls.map(|tls| {
-            if tls.certs.is_empty() {
-                errors.push(
-                    format!("{path}.tls.certs"),
-                    "at least one { cert, key } pair is required",
-                );
-            }
-            let certs = tls
-                .certs
-                .into_iter()
-                .enumerate()
-                .map(|(j, pair)| CertPair {
-                    cert: cert_path(
-                        errors,
-                        format!("{path}.tls.certs[{j}].cert"),
-                        &pair.cert,
-                        base,
-                    ),
-                    key: cert_path(
-                        errors,
-                        format!("{path}.tls.certs[{j}].key"),
-                        &pair.key,
-                        base,
-                    ),
-                })
-                .collect();
-            ListenerTls { certs }
-        });
+        let tls = listener
+            .tls
+            .map(|raw| tls::listener_tls(errors, &format!("{path}.tls"), raw, base));
+        let redirect_https = tls::redirect_https(errors, &path, listener.redirect_https, &tls);
         let Some(bind) = bind else { continue };
         if let Some(first) = out.iter().position(|l| l.bind == bind) {
             errors.push(
@@ -235,19 +212,16 @@ fn listeners(errors: &mut Errors, raw: Vec<file::ListenerFile>, base: &Path) -> 
                 format!("{bind} is already bound by listeners[{first}]"),
             );
         }
-        out.push(Listener { bind, tls });
+        out.push(Listener {
+            bind,
+            tls,
+            redirect_https,
+        });
     }
     out
 }
 
-fn cert_path(errors: &mut Errors, path: String, raw: &str, base: &Path) -> std::path::PathBuf {
-    if raw.is_empty() {
-        errors.push(path, "empty file path");
-    }
-    base.join(raw)
-}
-
-fn routes(errors: &mut Errors, raw: Vec<file::RouteFile>) -> Vec<Route> {
+fn routes(errors: &mut Errors, raw: Vec<file::RouteFile>, base: &Path) -> Vec<Route> {
     if raw.is_empty() {
         errors.push("routes", "at least one [[routes]] table is required");
     }
@@ -256,7 +230,7 @@ fn routes(errors: &mut Errors, raw: Vec<file::RouteFile>) -> Vec<Route> {
     let mut seen: Vec<(HostPattern, String, usize)> = Vec::new();
     let mut names: HashMap<String, usize> = HashMap::new();
     for (index, route) in raw.into_iter().enumerate() {
-        let (route, key_valid) = self::route(errors, index, route);
+        let (route, key_valid) = self::route(errors, index, route, base);
         let first_same = seen
             .iter()
             .find(|(host, path, _)| *host == route.host && *path == route.path)
@@ -283,7 +257,7 @@ fn routes(errors: &mut Errors, raw: Vec<file::RouteFile>) -> Vec<Route> {
 
 /// Validates one route; the flag says whether its host and path (and so its
 /// default name) are valid, which the duplicate checks need.
-fn route(errors: &mut Errors, index: usize, raw: file::RouteFile) -> (Route, bool) {
+fn route(errors: &mut Errors, index: usize, raw: file::RouteFile, base: &Path) -> (Route, bool) {
     let at = |key: &str| format!("routes[{index}].{key}");
     let before = errors.0.len();
     let host = match raw.host.as_deref() {
@@ -375,6 +349,12 @@ fn route(errors: &mut Errors, index: usize, raw: file::RouteFile) -> (Route, boo
         raw.response_timeout,
         defaults::RESPONSE_TIMEOUT,
     );
+    let backend_tls = tls::backend_tls(
+        errors,
+        &format!("routes[{index}]"),
+        (raw.backend_ca, raw.backend_sni, raw.backend_client_cert),
+        base,
+    );
     let route = Route {
         index,
         name,
@@ -390,6 +370,7 @@ fn route(errors: &mut Errors, index: usize, raw: file::RouteFile) -> (Route, boo
         ws,
         connect_timeout,
         response_timeout,
+        backend_tls,
     };
     (route, key_valid)
 }

@@ -82,11 +82,14 @@ pub enum ProxyError {
         /// What was wrong with the answer.
         reason: String,
     },
-    /// `wss://` / `https://` backends need backend TLS support.
-    #[error("backend {backend} needs TLS, which this build does not dial yet")]
-    BackendTlsUnsupported {
+    /// The TLS handshake with a `wss://` / `https://` backend failed
+    /// (certificate not trusted, wrong name, no common protocol, ...).
+    #[error("TLS with backend {backend} failed: {reason}")]
+    BackendTls {
         /// The backend as configured.
         backend: String,
+        /// Why, as rustls put it.
+        reason: String,
     },
 }
 
@@ -102,10 +105,9 @@ impl ProxyError {
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            NoBackend
-            | BackendConnect { .. }
-            | BackendProtocol { .. }
-            | BackendTlsUnsupported { .. } => StatusCode::BAD_GATEWAY,
+            NoBackend | BackendConnect { .. } | BackendProtocol { .. } | BackendTls { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 
@@ -127,7 +129,8 @@ impl ProxyError {
             SubprotocolNotOffered { .. } => "subprotocol",
             UnsupportedVersion(_) => "version",
             BadHandshake(_) => "bad_request",
-            NoBackend | BackendConnect { .. } | BackendTlsUnsupported { .. } => "backend_refused",
+            NoBackend | BackendConnect { .. } => "backend_refused",
+            BackendTls { .. } => "backend_tls",
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => "backend_timeout",
             BackendProtocol { .. } => "backend_protocol",
         }
@@ -163,7 +166,7 @@ mod tests {
 
     #[test]
     fn statuses_and_reasons() {
-        let cases: Vec<(ProxyError, u16, &str, Side)> = vec![
+        let mut cases: Vec<(ProxyError, u16, &str, Side)> = vec![
             (ProxyError::NoRoute, 404, "no_route", Side::Client),
             (ProxyError::OriginMissing, 403, "origin", Side::Client),
             (
@@ -205,6 +208,15 @@ mod tests {
                 Side::Backend,
             ),
         ];
+        cases.push((
+            ProxyError::BackendTls {
+                backend: "b".into(),
+                reason: "invalid peer certificate: UnknownIssuer".into(),
+            },
+            502,
+            "backend_tls",
+            Side::Backend,
+        ));
         for (err, status, reason, side) in cases {
             assert_eq!(err.status().as_u16(), status, "{err}");
             assert_eq!(err.reason(), reason, "{err}");

@@ -1,32 +1,53 @@
 //! Accept loops and per-connection HTTP/1.1 serving.
 //!
-//! Each accepted connection is one tracked task running hyper with upgrades
-//! enabled; a WebSocket leaves hyper at its 101 and continues as a relay
-//! task tracked by [`gateway::Gateway::relays`].
+//! Each accepted connection is one tracked task: for a TLS listener it first
+//! runs the handshake (bounded by `handshake_timeout`), then hyper with
+//! upgrades enabled; a WebSocket leaves hyper at its 101 and continues as a
+//! relay task tracked by [`gateway::Gateway::relays`]. A plain listener with
+//! `redirect_https` answers every request with a redirect instead.
 
 pub mod gateway;
+pub mod redirect;
 pub mod service;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
+use http::{HeaderName, HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::proxy::body::Body;
 use crate::proxy::headers::ClientInfo;
+use crate::tls::listener::TlsListener;
 use gateway::Gateway;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
+/// What a listener does with the connections it accepts.
+#[derive(Debug, Clone)]
+pub enum Frontend {
+    /// Plain HTTP, proxied.
+    Plain,
+    /// Plain HTTP, every request redirected to `https://` on this port.
+    RedirectHttps(u16),
+    /// TLS terminated here, then proxied.
+    Tls(Arc<TlsListener>),
+}
+
 /// Accepts connections until `stop` is cancelled.
 pub async fn accept_loop(
     listener: TcpListener,
+    frontend: Frontend,
     gateway: Arc<Gateway>,
     stop: CancellationToken,
     connections: TaskTracker,
@@ -38,7 +59,8 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                connections.spawn(serve_connection(stream, peer, gateway.clone()));
+                let task = serve_connection(stream, peer, frontend.clone(), gateway.clone());
+                connections.spawn(task);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -48,19 +70,100 @@ pub async fn accept_loop(
     }
 }
 
-/// Serves HTTP/1.1 on one plain connection until it closes, upgrades, or
-/// the gateway drains (then in-flight requests finish first).
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, gateway: Arc<Gateway>) {
+/// Serves one accepted connection until it closes, upgrades, or the
+/// gateway drains (then in-flight requests finish first).
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    frontend: Frontend,
+    gateway: Arc<Gateway>,
+) {
     stream.set_nodelay(true).ok();
-    let client = ClientInfo { peer, tls: false };
+    match frontend {
+        Frontend::Plain => {
+            serve_proxy(stream, ClientInfo { peer, tls: false }, None, gateway).await
+        }
+        Frontend::RedirectHttps(port) => {
+            let service = service_fn(move |req| async move {
+                Ok::<_, Infallible>(redirect::redirect(&req, port))
+            });
+            serve_http(stream, service, peer, &gateway).await
+        }
+        Frontend::Tls(tls) => {
+            let handshake = tokio::select! {
+                result = tls.handshake(stream) => result,
+                _ = gateway.shutdown.cancelled() => return,
+            };
+            match handshake {
+                Ok(accepted) => {
+                    let identity = tls.subject_header().map(|header| Identity {
+                        header: header.clone(),
+                        subject: accepted
+                            .subject
+                            .and_then(|s| HeaderValue::from_str(&s).ok()),
+                    });
+                    let client = ClientInfo { peer, tls: true };
+                    serve_proxy(accepted.stream, client, identity, gateway).await
+                }
+                Err(e) => {
+                    tracing::info!(client = %peer, error = %e, "TLS handshake failed; connection closed")
+                }
+            }
+        }
+    }
+}
+
+/// The verified client certificate subject, and the header it travels in.
+#[derive(Debug, Clone)]
+struct Identity {
+    /// `client_subject_header`.
+    header: HeaderName,
+    /// The subject; `None` when the client presented no certificate.
+    subject: Option<HeaderValue>,
+}
+
+impl Identity {
+    /// Replaces whatever the client sent in the header with the verified
+    /// subject, so a backend can trust the header.
+    fn apply(&self, headers: &mut http::HeaderMap) {
+        headers.remove(&self.header);
+        if let Some(subject) = &self.subject {
+            headers.insert(self.header.clone(), subject.clone());
+        }
+    }
+}
+
+/// Serves the proxy on a (plain or decrypted) connection.
+async fn serve_proxy<IO>(
+    io: IO,
+    client: ClientInfo,
+    identity: Option<Identity>,
+    gateway: Arc<Gateway>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let svc_gateway = gateway.clone();
-    let service = service_fn(move |req| service::handle(svc_gateway.clone(), req, client));
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        if let Some(identity) = &identity {
+            identity.apply(req.headers_mut());
+        }
+        service::handle(svc_gateway.clone(), req, client)
+    });
+    serve_http(io, service, client.peer, &gateway).await
+}
+
+/// Runs hyper's HTTP/1.1 server with upgrades on one connection.
+async fn serve_http<IO, S>(io: IO, service: S, peer: SocketAddr, gateway: &Gateway)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+{
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(gateway.settings.header_read_timeout);
     let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {

@@ -248,3 +248,64 @@ pub async fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
 pub async fn write(stream: &mut TcpStream, bytes: &[u8]) {
     let _ = stream.write_all(bytes).await;
 }
+
+/// What a [`raw_ws_backend`] saw: the upgrade request head, then every
+/// chunk of bytes that followed, unparsed.
+#[derive(Debug)]
+pub enum RawEvent {
+    Head(String),
+    Bytes(Vec<u8>),
+}
+
+/// A byte-level WebSocket backend for one connection: answers the upgrade
+/// with 101 (with `extensions` as its `Sec-WebSocket-Extensions` answer) and
+/// then reports raw bytes, so tests can see frames exactly as forwarded.
+pub async fn raw_ws_backend(
+    extensions: Option<&'static str>,
+) -> (SocketAddr, mpsc::UnboundedReceiver<RawEvent>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let head = read_head(&mut stream).await;
+        let key = head
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("sec-websocket-key:")
+                    .or_else(|| l.strip_prefix("Sec-WebSocket-Key:"))
+            })
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let _ = tx.send(RawEvent::Head(head));
+        let mut answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n",
+            wsgate::ws::handshake::accept_key(&key)
+        );
+        if let Some(ext) = extensions {
+            answer.push_str(&format!("Sec-WebSocket-Extensions: {ext}\r\n"));
+        }
+        answer.push_str("\r\n");
+        write(&mut stream, answer.as_bytes()).await;
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 || tx.send(RawEvent::Bytes(buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+/// Reads an HTTP head byte by byte (tests only; heads are small).
+async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read_exact(&mut byte).await.is_ok() {
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}

@@ -22,6 +22,7 @@ fn route(origins: OriginPolicy, subprotocols: &[&str]) -> Route {
         },
         connect_timeout: Duration::from_secs(5),
         response_timeout: Duration::from_secs(30),
+        backend_tls: Default::default(),
     }
 }
 

@@ -1,0 +1,138 @@
+//! TLS termination for one listener: the rustls server config (TLS 1.2 and
+//! 1.3 only, rustls' default cipher suites, ALPN `http/1.1`, optional client
+//! certificates) and the handshake itself, bounded by `handshake_timeout` so
+//! a client that opens TCP and stalls cannot hold a task forever.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use rustls::server::WebPkiClientVerifier;
+use rustls::ServerConfig;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::ListenerTls;
+use crate::tls::load::load_certs;
+use crate::tls::pem::{provider, read_roots};
+use crate::tls::sni::SniResolver;
+use crate::tls::x509::subject;
+
+/// ALPN protocols offered, in preference order. Only HTTP/1.1 today: the
+/// WebSocket upgrade needs it (RFC 8441 over h2 would be added here first).
+const ALPN: [&[u8]; 1] = [b"http/1.1"];
+
+/// A listener's TLS state, shared by all its connections.
+#[derive(Debug)]
+pub struct TlsListener {
+    /// The rustls config every handshake of this listener uses.
+    config: Arc<ServerConfig>,
+    /// The certificate set, swapped by reloads.
+    resolver: Arc<SniResolver>,
+    /// Bound on one handshake.
+    handshake_timeout: Duration,
+    /// Where the verified client subject goes, if anywhere.
+    subject_header: Option<HeaderName>,
+}
+
+/// A completed handshake.
+pub struct Accepted {
+    /// The decrypted stream.
+    pub stream: TlsStream<TcpStream>,
+    /// The verified client certificate's subject (mTLS listeners only).
+    pub subject: Option<String>,
+}
+
+/// Why a handshake did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// The client did not finish within `handshake_timeout`.
+    #[error("TLS handshake not completed within {0:?}")]
+    Timeout(Duration),
+    /// The client sent something rustls refused, or went away.
+    #[error("TLS handshake failed: {0}")]
+    Failed(io::Error),
+}
+
+impl TlsListener {
+    /// Loads certificates and CA files; `at` is the key path for messages
+    /// (`listeners[0].tls`). Returns warnings beside the listener, or every
+    /// error.
+    pub fn load(tls: &ListenerTls, at: &str) -> Result<(TlsListener, Vec<String>), Vec<String>> {
+        let loaded = load_certs(tls, at);
+        let mut errors = loaded.errors;
+        let config = match server_config(tls, at) {
+            Ok(builder) => Some(builder),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let (Some(set), Some(build), true) = (loaded.set, config, errors.is_empty()) else {
+            return Err(errors);
+        };
+        let resolver = Arc::new(SniResolver::new(set));
+        let listener = TlsListener {
+            config: Arc::new(build(resolver.clone())),
+            resolver,
+            handshake_timeout: tls.handshake_timeout,
+            subject_header: tls.client_subject_header.clone(),
+        };
+        Ok((listener, loaded.warnings))
+    }
+
+    /// The resolver, for reloads.
+    pub fn resolver(&self) -> &Arc<SniResolver> {
+        &self.resolver
+    }
+
+    /// The header that carries the client subject to backends, if any.
+    pub fn subject_header(&self) -> Option<&HeaderName> {
+        self.subject_header.as_ref()
+    }
+
+    /// Runs the server side of the handshake within the timeout.
+    pub async fn handshake(&self, tcp: TcpStream) -> Result<Accepted, HandshakeError> {
+        let accept = TlsAcceptor::from(self.config.clone()).accept(tcp);
+        let stream = tokio::time::timeout(self.handshake_timeout, accept)
+            .await
+            .map_err(|_| HandshakeError::Timeout(self.handshake_timeout))?
+            .map_err(HandshakeError::Failed)?;
+        let subject = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(subject);
+        Ok(Accepted { stream, subject })
+    }
+}
+
+/// Everything of the server config but the resolver, which is built once
+/// the certificates loaded.
+type ConfigBuild = Box<dyn FnOnce(Arc<SniResolver>) -> ServerConfig>;
+
+/// The rustls server config builder for a listener.
+fn server_config(tls: &ListenerTls, at: &str) -> Result<ConfigBuild, String> {
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("{at}: {e}"))?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let roots = read_roots(ca).map_err(|e| format!("{at}.client_ca: {e}"))?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| format!("{at}.client_ca: {}: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    Ok(Box::new(move |resolver| {
+        let mut config = builder.with_cert_resolver(resolver);
+        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        config
+    }))
+}
