@@ -129,7 +129,7 @@ wait_ready() {
 
 write_configs() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-        -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 2 -subj /CN=127.0.0.1 \
+        -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 30 -subj /CN=127.0.0.1 \
         -addext subjectAltName=IP:127.0.0.1 2>/dev/null
     chmod 644 "$TMP/key.pem"
     cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/haproxy.pem"
