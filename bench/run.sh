@@ -266,7 +266,7 @@ start() {
 RESULTS="$TMP/results.tsv"
 : >"$RESULTS"
 # The metrics a failed or skipped measurement is recorded under.
-NOTE_KEYS="msgs_per_s cpu_us_per_msg rtt_p50_us rtt_p99_us handshakes_per_s cpu_us_per_handshake rss_kib_per_conn"
+NOTE_KEYS="msgs_per_s cpu_us_per_msg rtt_p50_us rtt_p99_us added_p50_us added_p99_us handshakes_per_s cpu_us_per_handshake rss_kib_per_conn"
 
 note() { # note SCENARIO TARGET ROUND TEXT
     local key
@@ -317,9 +317,16 @@ run_round() {
     for target in "${order[@]}"; do
         measure tp64k "$target" "$round" "${URL[$target]}" throughput "${load[@]}" --inflight "$INFLIGHT" --size 65536
     done
+    # Latency: each proxy runs paired with direct (the same load on both at
+    # once), so the added latency is measured under the same conditions.
+    local latency=(rate --warmup "$WARMUP" --duration "$WINDOW" --conns "$LATENCY_CONNS"
+        --rate "$LATENCY_RATE" --size "$LATENCY_SIZE")
     for target in "${order[@]}"; do
-        measure lat "$target" "$round" "${URL[$target]}" rate --warmup "$WARMUP" --duration "$WINDOW" \
-            --conns "$LATENCY_CONNS" --rate "$LATENCY_RATE" --size "$LATENCY_SIZE"
+        if [[ $target == direct ]]; then
+            measure lat "$target" "$round" "${URL[direct]}" "${latency[@]}"
+        else
+            measure lat "$target" "$round" "${URL[$target]}" "${latency[@]}" --baseline-url "${URL[direct]}"
+        fi
     done
     for target in "${order[@]}"; do
         measure hs "$target" "$round" "${URL[$target]}" handshake --concurrency "$HANDSHAKE_WORKERS" --duration "$HS_SECS"

@@ -27,18 +27,21 @@ impl Samples {
         self.0.is_empty()
     }
 
-    /// Prints `rtt_p50_us`, `rtt_p90_us`, `rtt_p99_us` and `rtt_p999_us`
-    /// (nearest rank), if there are samples.
-    pub fn print_percentiles(mut self) {
+    /// The 50th, 90th, 99th and 99.9th percentiles (nearest rank) in
+    /// microseconds, named `p50` … `p999`; empty without samples.
+    pub fn percentiles(mut self) -> Vec<(&'static str, f64)> {
         if self.0.is_empty() {
-            return;
+            return Vec::new();
         }
         self.0.sort_unstable();
-        for (name, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
-            let rank = ((p / 100.0) * self.0.len() as f64).ceil() as usize;
-            let value = self.0[rank.clamp(1, self.0.len()) - 1];
-            metric(&format!("rtt_{name}_us"), value as f64 / 1000.0);
-        }
+        [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)]
+            .into_iter()
+            .map(|(name, p)| {
+                let rank = ((p / 100.0) * self.0.len() as f64).ceil() as usize;
+                let value = self.0[rank.clamp(1, self.0.len()) - 1];
+                (name, value as f64 / 1000.0)
+            })
+            .collect()
     }
 }
 

@@ -51,6 +51,10 @@ enum Mode {
         /// Messages per second over all connections.
         #[arg(long, default_value_t = 2000.0)]
         rate: f64,
+        /// Run the same load against this URL at the same time and print
+        /// the added latency of --url over it (`added_p50_us`, ...).
+        #[arg(long)]
+        baseline_url: Option<String>,
     },
     /// Hold many idle connections; proxy RSS per connection.
     Hold {
@@ -125,7 +129,14 @@ fn main() -> ExitCode {
             Mode::Throughput { load, inflight } => {
                 modes::throughput(target, load.spec(), inflight.max(1), watch).await
             }
-            Mode::Rate { load, rate } => modes::fixed_rate(target, load.spec(), rate, watch).await,
+            Mode::Rate {
+                load,
+                rate,
+                baseline_url,
+            } => {
+                let baseline = baseline_url.as_deref().map(Target::parse).transpose()?;
+                modes::fixed_rate(target, baseline, load.spec(), rate, watch).await
+            }
             Mode::Hold {
                 conns,
                 concurrency,

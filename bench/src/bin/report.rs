@@ -27,25 +27,16 @@ struct Row {
     metric: &'static str,
     /// Which way is better.
     better: Better,
-    /// Show the value minus the direct target's in the same round.
-    added: bool,
     /// The goal for wsgate ÷ best of nginx and HAProxy, if there is one.
     goal: Option<f64>,
 }
 
 /// Shorthand for a table row.
-const fn row(
-    label: &'static str,
-    metric: &'static str,
-    better: Better,
-    added: bool,
-    goal: Option<f64>,
-) -> Row {
+const fn row(label: &'static str, metric: &'static str, better: Better, goal: Option<f64>) -> Row {
     Row {
         label,
         metric,
         better,
-        added,
         goal,
     }
 }
@@ -55,119 +46,102 @@ const ROWS: &[Row] = &[
         "Throughput, 64 B (echoes/s)",
         "tp64.msgs_per_s",
         Better::Higher,
-        false,
         None,
     ),
     row(
         "Throughput, 4 KiB (echoes/s)",
         "tp4k.msgs_per_s",
         Better::Higher,
-        false,
         None,
     ),
     row(
         "Throughput, 64 KiB (echoes/s)",
         "tp64k.msgs_per_s",
         Better::Higher,
-        false,
         None,
     ),
     row(
         "Throughput, TLS 4 KiB (echoes/s)",
         "tls4k.msgs_per_s",
         Better::Higher,
-        false,
         None,
     ),
     row(
         "**Proxy CPU per relayed message, 64 B (µs)**",
         "tp64.cpu_us_per_msg",
         Better::Lower,
-        false,
         Some(0.7),
     ),
     row(
         "**Proxy CPU per relayed message, 4 KiB (µs)**",
         "tp4k.cpu_us_per_msg",
         Better::Lower,
-        false,
         Some(0.7),
     ),
     row(
         "**Proxy CPU per relayed message, 64 KiB (µs)**",
         "tp64k.cpu_us_per_msg",
         Better::Lower,
-        false,
         Some(0.7),
     ),
     row(
         "**Proxy CPU per relayed message, TLS 4 KiB (µs)**",
         "tls4k.cpu_us_per_msg",
         Better::Lower,
-        false,
         Some(0.8),
     ),
     row(
         "RTT p50 at fixed rate (µs)",
         "lat.rtt_p50_us",
         Better::Lower,
-        false,
         None,
     ),
     row(
         "RTT p99 at fixed rate (µs)",
         "lat.rtt_p99_us",
         Better::Lower,
-        false,
         None,
     ),
     row(
-        "Added RTT p50 over direct (µs)",
-        "lat.rtt_p50_us",
+        "Added RTT p50 over direct, paired (µs)",
+        "lat.added_p50_us",
         Better::Lower,
-        true,
         None,
     ),
     row(
-        "Added RTT p99 over direct (µs)",
-        "lat.rtt_p99_us",
+        "Added RTT p99 over direct, paired (µs)",
+        "lat.added_p99_us",
         Better::Lower,
-        true,
         Some(0.5),
     ),
     row(
         "Proxy RSS per idle WebSocket (KiB)",
         "idle.rss_kib_per_conn",
         Better::Lower,
-        false,
         Some(0.8),
     ),
     row(
         "Handshakes/s, plain",
         "hs.handshakes_per_s",
         Better::Higher,
-        false,
         None,
     ),
     row(
         "Proxy CPU per handshake, plain (µs)",
         "hs.cpu_us_per_handshake",
         Better::Lower,
-        false,
         Some(0.7),
     ),
     row(
         "Handshakes/s, TLS",
         "hstls.handshakes_per_s",
         Better::Higher,
-        false,
         None,
     ),
     row(
         "Proxy CPU per handshake, TLS (µs)",
         "hstls.cpu_us_per_handshake",
         Better::Lower,
-        false,
         Some(1.0),
     ),
 ];
@@ -214,18 +188,16 @@ fn print_table(results: &BTreeMap<(String, String), Rounds>) {
                 .get(&(row.metric.to_string(), target.to_string()))
                 .unwrap_or(&empty)
         };
-        let direct = rounds("direct");
         let mut cells = Vec::new();
         let mut medians = BTreeMap::new();
         for target in TARGETS {
-            let (values, note) = numbers(rounds(target), row.added.then_some(direct));
-            let cell = match (row.added && target == "direct", summary(&values)) {
-                (true, _) => "—".to_string(),
-                (false, Some((median, min, max))) => {
+            let (values, note) = numbers(rounds(target));
+            let cell = match summary(&values) {
+                Some((median, min, max)) => {
                     medians.insert(target, median);
                     format!("{} ({}–{})", fmt(median), fmt(min), fmt(max))
                 }
-                (false, None) => note.unwrap_or_else(|| "n/a".to_string()),
+                None => note.unwrap_or_else(|| "n/a".to_string()),
             };
             cells.push(cell);
         }
@@ -264,21 +236,13 @@ fn print_table(results: &BTreeMap<(String, String), Rounds>) {
     }
 }
 
-/// The numeric values of a cell (minus the direct value of the same round
-/// when `direct` is given) and the first non-numeric note, if any.
-fn numbers(rounds: &Rounds, direct: Option<&Rounds>) -> (Vec<f64>, Option<String>) {
+/// The numeric values of a cell and the first non-numeric note, if any.
+fn numbers(rounds: &Rounds) -> (Vec<f64>, Option<String>) {
     let mut values = Vec::new();
     let mut note = None;
-    for (round, value) in rounds {
+    for value in rounds.values() {
         match value.parse::<f64>() {
-            Ok(v) => match direct {
-                None => values.push(v),
-                Some(direct) => {
-                    if let Some(d) = direct.get(round).and_then(|d| d.parse::<f64>().ok()) {
-                        values.push(v - d);
-                    }
-                }
-            },
+            Ok(v) => values.push(v),
             Err(_) => {
                 note.get_or_insert_with(|| value.clone());
             }

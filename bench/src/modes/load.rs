@@ -59,15 +59,25 @@ pub async fn throughput(
     let mut tasks = JoinSet::new();
     for _ in 0..spec.conns {
         let (target, batch, shared) = (target.clone(), batch.clone(), shared.clone());
-        tasks.spawn(closed_loop(target, batch, frame_len, inflight, shared));
+        tasks.spawn(async move {
+            let samples = closed_loop(target, batch, frame_len, inflight, shared).await?;
+            Ok((0, samples))
+        });
     }
     measure(spec, tasks, shared, watch).await
 }
 
 /// Open loop: `rate` messages per second in total, evenly spread over the
 /// connections and over time; latency is measured from the scheduled send.
+///
+/// With a `baseline`, the same load runs against it at the same time on as
+/// many connections of its own, and the differences of the percentiles are
+/// printed as `added_*`: both targets then share whatever else the machine
+/// is doing, which makes the added latency far less noisy than comparing
+/// separate runs.
 pub async fn fixed_rate(
     target: Target,
+    baseline: Option<Target>,
     spec: LoadSpec,
     rate: f64,
     watch: Watch,
@@ -76,18 +86,31 @@ pub async fn fixed_rate(
     let period = Duration::from_secs_f64(spec.conns as f64 / rate);
     let shared = Arc::new(Shared::default());
     let mut tasks = JoinSet::new();
-    for i in 0..spec.conns {
-        let offset = period.mul_f64(i as f64 / spec.conns as f64);
-        let (target, frame, shared) = (target.clone(), frame.clone(), shared.clone());
-        tasks.spawn(paced(target, frame, period, offset, shared));
+    let groups = [Some(target), baseline];
+    for (group, target) in groups.iter().enumerate() {
+        let Some(target) = target else { continue };
+        for i in 0..spec.conns {
+            // Interleave the groups' send times so neither is favoured.
+            let slot = (2 * i + group) as f64 / (2 * spec.conns) as f64;
+            let offset = period.mul_f64(slot);
+            let (target, frame, shared) = (target.clone(), frame.clone(), shared.clone());
+            tasks.spawn(async move {
+                let samples = paced(target, frame, period, offset, shared).await?;
+                Ok((group, samples))
+            });
+        }
     }
+    let spec = LoadSpec {
+        conns: spec.conns * groups.iter().flatten().count(),
+        ..spec
+    };
     measure(spec, tasks, shared, watch).await
 }
 
 /// Waits for every connection, warms up, measures the window, collects.
 async fn measure(
     spec: LoadSpec,
-    mut tasks: JoinSet<io::Result<Samples>>,
+    mut tasks: JoinSet<io::Result<(usize, Samples)>>,
     shared: Arc<Shared>,
     watch: Watch,
 ) -> Result<(), String> {
@@ -112,12 +135,12 @@ async fn measure(
     let received = shared.received.load(Relaxed);
     shared.stop.store(true, Relaxed);
 
-    let mut samples = Samples::default();
+    let mut samples = [Samples::default(), Samples::default()];
     let mut failures = 0;
     let drained = timeout(DRAIN_DEADLINE, async {
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok(s)) => samples.merge(s),
+                Ok(Ok((group, s))) => samples[group].merge(s),
                 _ => failures += 1,
             }
         }
@@ -133,7 +156,15 @@ async fn measure(
     }
     metric("echoes", received as f64);
     metric("msgs_per_s", received as f64 / elapsed.as_secs_f64());
-    samples.print_percentiles();
+    let [target, baseline] = samples;
+    let ours = target.percentiles();
+    for (name, value) in &ours {
+        metric(&format!("rtt_{name}_us"), *value);
+    }
+    for ((name, value), (_, base)) in ours.iter().zip(baseline.percentiles()) {
+        metric(&format!("base_rtt_{name}_us"), base);
+        metric(&format!("added_{name}_us"), value - base);
+    }
     if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
         metric("cpu_us_per_msg", (after - before) / (2.0 * received as f64));
         metric(
