@@ -85,8 +85,6 @@ fn host_rank(pattern: &HostPattern, host: Option<&str>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Backend, OriginPolicy, WsSettings};
-    use std::time::Duration;
 
     fn route(index: usize, host: HostPattern, path: &str) -> Route {
         Route {
@@ -94,20 +92,7 @@ mod tests {
             name: format!("r{index}"),
             host,
             path: path.to_string(),
-            backends: vec![Backend::BuiltinEcho],
-            origins: OriginPolicy::SameOrigin,
-            allow_missing_origin: true,
-            subprotocols: vec![],
-            fallback: false,
-            ws: WsSettings {
-                max_message_size: 1 << 20,
-                idle_timeout: Duration::from_secs(600),
-                ping_interval: Duration::from_secs(30),
-                pong_timeout: Duration::from_secs(20),
-            },
-            connect_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(30),
-            backend_tls: Default::default(),
+            ..Route::with_defaults()
         }
     }
 

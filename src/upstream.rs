@@ -151,6 +151,30 @@ impl Connector {
     }
 }
 
+/// Opens an HTTP/1.1 client connection on a connected backend stream and
+/// drives it in its own task, which ends by itself: after the response (or
+/// the upgrade, which it supports), or when sender and response are dropped.
+pub async fn http1_sender<B>(
+    stream: BackendStream,
+    backend: &str,
+) -> Result<hyper::client::conn::http1::SendRequest<B>, ProxyError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| ProxyError::backend_protocol(backend, &e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!(error = %e, "backend connection ended with an error");
+        }
+    });
+    Ok(sender)
+}
+
 /// How a backend is named in logs, errors and metric labels.
 pub fn backend_label(backend: &Backend) -> String {
     match backend {

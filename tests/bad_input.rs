@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use support::backend::{silent_backend, Answer, Behaviour, WsBackend};
-use support::client::{raw_request, read_response, upgrade_request, WAIT};
+use support::client::{raw_request, raw_upgrade, upgrade_request, WAIT};
 use support::{one_route, TestGateway};
 
 fn config_with_header_timeout(backend: &str) -> String {
@@ -63,11 +63,7 @@ async fn silent_client_and_endless_header_block_are_cut() {
 async fn client_vanishing_mid_frame_frees_the_backend() {
     let mut backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
     let gw = TestGateway::start(&one_route(&[backend.url()], "")).await;
-    let mut raw = TcpStream::connect(gw.addr()).await.unwrap();
-    raw.write_all(upgrade_request("/", &[]).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(read_response(&mut raw).await.status, 101);
+    let (mut raw, _) = raw_upgrade(gw.addr(), &[]).await;
     // Header of a masked 1000-byte binary frame, then only part of its payload.
     raw.write_all(&[0x82, 0xFE, 0x03, 0xE8, 1, 2, 3, 4])
         .await

@@ -4,10 +4,9 @@
 mod support;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use support::backend::{raw_ws_backend, RawEvent};
-use support::client::{read_response, upgrade_request, WAIT};
+use support::client::{raw_request, raw_upgrade, upgrade_request, WAIT};
 use support::{one_route, TestGateway};
 
 /// A masked, compressed-flagged (RSV1) binary frame with a 3-byte payload.
@@ -25,15 +24,9 @@ async fn deflate_offer_is_forwarded_and_rsv1_frames_pass_when_negotiated() {
     let (addr, mut events) =
         raw_ws_backend(Some("permessage-deflate; server_no_context_takeover")).await;
     let gw = TestGateway::start(&one_route(&[format!("ws://{addr}")], "")).await;
-    let mut client = TcpStream::connect(gw.addr()).await.unwrap();
     let offer =
         "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, x-unknown-ext";
-    client
-        .write_all(upgrade_request("/", &[offer]).as_bytes())
-        .await
-        .unwrap();
-    let response = read_response(&mut client).await;
-    assert_eq!(response.status, 101);
+    let (mut client, response) = raw_upgrade(gw.addr(), &[offer]).await;
     assert_eq!(
         response.header("sec-websocket-extensions").as_deref(),
         Some("permessage-deflate; server_no_context_takeover")
@@ -71,13 +64,7 @@ async fn deflate_offer_is_forwarded_and_rsv1_frames_pass_when_negotiated() {
 async fn rsv1_without_negotiation_is_a_protocol_error() {
     let (addr, _events) = raw_ws_backend(None).await;
     let gw = TestGateway::start(&one_route(&[format!("ws://{addr}")], "")).await;
-    let mut client = TcpStream::connect(gw.addr()).await.unwrap();
-    client
-        .write_all(upgrade_request("/", &[]).as_bytes())
-        .await
-        .unwrap();
-    let response = read_response(&mut client).await;
-    assert_eq!(response.status, 101);
+    let (mut client, response) = raw_upgrade(gw.addr(), &[]).await;
     assert_eq!(response.header("sec-websocket-extensions"), None);
     client.write_all(&RSV1_FRAME).await.unwrap();
     let mut close = [0u8; 4];
@@ -94,7 +81,7 @@ async fn rsv1_without_negotiation_is_a_protocol_error() {
 async fn backend_accepting_an_unoffered_extension_is_502() {
     let (addr, _events) = raw_ws_backend(Some("permessage-deflate")).await;
     let gw = TestGateway::start(&one_route(&[format!("ws://{addr}")], "")).await;
-    let res = support::client::raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
     assert_eq!(
         res.status, 502,
         "never a 101 for an extension nobody offered"

@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use support::backend::{Answer, Behaviour, WsBackend};
-use support::client::{connect, read_response, upgrade_request, ws_request, Ws, WAIT};
+use support::client::{connect, raw_upgrade, ws_request, Ws, WAIT};
 use support::{one_route, TestGateway};
 
 async fn setup(route_extra: &str) -> (TestGateway, WsBackend, Ws) {
@@ -197,11 +196,7 @@ async fn client_that_never_answers_pings_is_dropped_and_backend_told() {
         "ping_interval = \"50ms\"\npong_timeout = \"100ms\"",
     );
     let gw = TestGateway::start(&config).await;
-    let mut raw = TcpStream::connect(gw.addr()).await.unwrap();
-    raw.write_all(upgrade_request("/", &[]).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(read_response(&mut raw).await.status, 101);
+    let (mut raw, _) = raw_upgrade(gw.addr(), &[]).await;
     // Never answer: the gateway must give up and tell the backend.
     let (code, _) = tokio::time::timeout(WAIT, backend.closes.recv())
         .await
@@ -219,11 +214,7 @@ async fn client_that_never_answers_pings_is_dropped_and_backend_told() {
 async fn unmasked_client_frame_is_a_protocol_error_for_both() {
     let mut backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
     let gw = TestGateway::start(&one_route(&[backend.url()], "")).await;
-    let mut raw = TcpStream::connect(gw.addr()).await.unwrap();
-    raw.write_all(upgrade_request("/", &[]).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(read_response(&mut raw).await.status, 101);
+    let (mut raw, _) = raw_upgrade(gw.addr(), &[]).await;
     raw.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
     let mut frame = [0u8; 4];
     tokio::time::timeout(WAIT, raw.read_exact(&mut frame))

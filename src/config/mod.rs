@@ -195,3 +195,15 @@ impl Config {
         validate::validate(raw, base)
     }
 }
+
+#[cfg(test)]
+impl Route {
+    /// A route with every default exactly as the file format gives it, for
+    /// unit tests that override a few fields with struct-update syntax.
+    pub(crate) fn with_defaults() -> Route {
+        let text =
+            "[[listeners]]\nbind = \"127.0.0.1:0\"\n[[routes]]\nbackends = [\"builtin:echo\"]\n";
+        let mut config = Config::parse(text, Path::new(".")).expect("the minimal config is valid");
+        config.routes.remove(0)
+    }
+}

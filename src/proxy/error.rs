@@ -94,6 +94,14 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
+    /// A backend broke HTTP (hyper's error names how).
+    pub fn backend_protocol(backend: &str, error: &hyper::Error) -> Self {
+        ProxyError::BackendProtocol {
+            backend: backend.to_string(),
+            reason: error.to_string(),
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         use ProxyError::*;

@@ -6,13 +6,12 @@
 
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 use crate::config::Route;
 use crate::proxy::body::{boxed, Body};
 use crate::proxy::error::ProxyError;
 use crate::proxy::headers::{add_forwarding, strip_hop_by_hop, ClientInfo};
-use crate::upstream::{backend_label, Balancer, Connector};
+use crate::upstream::{backend_label, http1_sender, Balancer, Connector};
 
 /// Sends `req` to one of the route's backends and returns its response.
 pub async fn forward(
@@ -24,19 +23,7 @@ pub async fn forward(
 ) -> Result<Response<Body>, ProxyError> {
     let (stream, backend) = connector.connect_any(route, balancer).await?;
     let backend = backend_label(backend);
-    let failed = |e: hyper::Error| ProxyError::BackendProtocol {
-        backend: backend.clone(),
-        reason: e.to_string(),
-    };
-    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(failed)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "backend connection ended with an error");
-        }
-    });
+    let mut sender = http1_sender(stream, &backend).await?;
     let request = backend_request(req, &client);
     let response = tokio::time::timeout(route.response_timeout, sender.send_request(request))
         .await
@@ -44,7 +31,7 @@ pub async fn forward(
             backend: backend.clone(),
             timeout: route.response_timeout,
         })?
-        .map_err(failed)?;
+        .map_err(|e| ProxyError::backend_protocol(&backend, &e))?;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, boxed(body)))

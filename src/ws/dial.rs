@@ -14,7 +14,7 @@ use crate::config::Route;
 use crate::proxy::body::empty;
 use crate::proxy::error::ProxyError;
 use crate::proxy::headers::{add_forwarding, strip_hop_by_hop, ClientInfo};
-use crate::upstream::{backend_label, BackendStream, Balancer, Connector};
+use crate::upstream::{backend_label, http1_sender, BackendStream, Balancer, Connector};
 use crate::ws::handshake::{
     accept_key, check_extension_answer, choose_protocol, new_key, CheckedUpgrade,
 };
@@ -143,18 +143,11 @@ async fn send(
     request: Request<crate::proxy::body::Body>,
     backend: &str,
 ) -> Result<Response<Incoming>, ProxyError> {
-    let failed = |e: hyper::Error| ProxyError::BackendProtocol {
-        backend: backend.to_string(),
-        reason: e.to_string(),
-    };
-    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
+    let mut sender = http1_sender(stream, backend).await?;
+    sender
+        .send_request(request)
         .await
-        .map_err(failed)?;
-    // The connection task ends on its own: after the upgrade, after the body
-    // of a refusal, or when the response future is dropped on timeout.
-    tokio::spawn(connection.with_upgrades());
-    sender.send_request(request).await.map_err(failed)
+        .map_err(|e| ProxyError::backend_protocol(backend, &e))
 }
 
 /// Validates a 101: upgrade headers, accept key, subprotocol and extensions.

@@ -158,3 +158,19 @@ pub async fn connect(
         .await
         .expect("handshake within the wait bound")
 }
+
+/// Opens a raw TCP connection, upgrades it with [`upgrade_request`] plus
+/// `extra` header lines, and asserts the 101: for tests that then write
+/// frames byte by byte.
+pub async fn raw_upgrade(addr: SocketAddr, extra: &[&str]) -> (TcpStream, RawResponse) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(upgrade_request("/", extra).as_bytes())
+        .await
+        .unwrap();
+    let response = tokio::time::timeout(WAIT, read_response(&mut stream))
+        .await
+        .expect("101 within bound");
+    assert_eq!(response.status, 101, "{}", response.head);
+    (stream, response)
+}

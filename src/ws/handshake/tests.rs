@@ -1,28 +1,11 @@
 use super::*;
-use crate::config::{Backend, HostPattern, WsSettings};
 use http::{HeaderValue, Request};
-use std::time::Duration;
 
 fn route(origins: OriginPolicy, subprotocols: &[&str]) -> Route {
     Route {
-        index: 0,
-        name: "test".into(),
-        host: HostPattern::Any,
-        path: "/".into(),
-        backends: vec![Backend::BuiltinEcho],
         origins,
-        allow_missing_origin: true,
         subprotocols: subprotocols.iter().map(|s| s.to_string()).collect(),
-        fallback: false,
-        ws: WsSettings {
-            max_message_size: 1 << 20,
-            idle_timeout: Duration::from_secs(600),
-            ping_interval: Duration::from_secs(30),
-            pong_timeout: Duration::from_secs(20),
-        },
-        connect_timeout: Duration::from_secs(5),
-        response_timeout: Duration::from_secs(30),
-        backend_tls: Default::default(),
+        ..Route::with_defaults()
     }
 }
 
