@@ -9,18 +9,21 @@
 //! server/        accept loops and the per-connection hyper service
 //! tls/           TLS termination, certificate reload, backend TLS
 //! ws/            handshake checks, backend dial, frame codec, relay
+//! fallback/      long-poll / SSE sessions bridged to a backend WebSocket
 //! proxy/         plain HTTP forwarding; the one place errors become responses
 //! builtin        the in-process echo backend and demo page of the default config
 //! ```
 //!
 //! A request flows: `server` accepts → `routing` picks a route → either
 //! `ws::handshake` checks the upgrade, `ws::dial` opens the backend and
-//! `ws::relay` pumps frames, or `proxy` forwards plain HTTP. Every
+//! `ws::relay` pumps frames, or `proxy` forwards plain HTTP. `/_wsgate/`
+//! requests go to `fallback` before routing when a route offers it. Every
 //! request-path failure is a `proxy::error::ProxyError`, turned into a response
 //! by one function.
 
 pub mod builtin;
 pub mod config;
+pub mod fallback;
 pub mod proxy;
 pub mod routing;
 pub mod server;

@@ -24,6 +24,14 @@ pub(crate) mod defaults {
     pub(crate) const ALLOW_MISSING_ORIGIN: bool = true;
     /// `routes.fallback`: long-poll / SSE is opt-in per route.
     pub(crate) const FALLBACK: bool = false;
+    /// `routes.fallback_poll_hold`: below the 30 s idle cut of common proxies.
+    pub(crate) const FALLBACK_POLL_HOLD: Duration = Duration::from_secs(25);
+    /// `routes.fallback_session_timeout`: a session nobody polls for this long ends.
+    pub(crate) const FALLBACK_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+    /// `routes.fallback_buffer`: unacknowledged bytes held per session and direction.
+    pub(crate) const FALLBACK_BUFFER: u64 = 1 << 20;
+    /// `routes.fallback_sessions_per_client`: open sessions per client IP.
+    pub(crate) const FALLBACK_SESSIONS_PER_CLIENT: u64 = 64;
     /// `routes.max_message_size`: 1 MiB.
     pub(crate) const MAX_MESSAGE_SIZE: u64 = 1 << 20;
     /// `routes.idle_timeout`: a relay with no frame either way for this long is closed.
@@ -134,6 +142,10 @@ pub(crate) struct RouteFile {
     pub(crate) allow_missing_origin: Option<bool>,
     pub(crate) subprotocols: Option<Vec<String>>,
     pub(crate) fallback: Option<bool>,
+    pub(crate) fallback_poll_hold: Option<String>,
+    pub(crate) fallback_session_timeout: Option<String>,
+    pub(crate) fallback_buffer: Option<SizeValue>,
+    pub(crate) fallback_sessions_per_client: Option<i64>,
     pub(crate) max_message_size: Option<SizeValue>,
     pub(crate) idle_timeout: Option<String>,
     pub(crate) ping_interval: Option<String>,

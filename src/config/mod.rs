@@ -93,6 +93,8 @@ pub struct Route {
     pub subprotocols: Vec<String>,
     /// Whether the long-poll / SSE fallback is offered on this route.
     pub fallback: bool,
+    /// Tuning of the long-poll / SSE fallback (used when `fallback` is on).
+    pub fallback_settings: FallbackSettings,
     /// Limits and timers for relayed WebSockets.
     pub ws: WsSettings,
     /// How long dialing a backend may take before the next one is tried.
@@ -114,6 +116,35 @@ pub struct WsSettings {
     pub ping_interval: Duration,
     /// How long the client has to answer a gateway ping.
     pub pong_timeout: Duration,
+}
+
+/// Tuning of a route's long-poll / SSE fallback sessions (docs/fallback.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackSettings {
+    /// How long a long-poll is held open when there is nothing to deliver;
+    /// below the idle cuts of common proxies.
+    pub poll_hold: Duration,
+    /// A session with no poll, stream or send for this long is closed
+    /// (the backend gets 1001) and forgotten.
+    pub session_timeout: Duration,
+    /// Unacknowledged bytes held per session for the client; when full the
+    /// gateway stops reading the backend. Also bounds one upstream POST.
+    pub buffer: u64,
+    /// Open sessions one client IP may hold on the route (then 429).
+    pub sessions_per_client: u64,
+}
+
+impl Default for FallbackSettings {
+    /// The documented defaults, as a route without `fallback_*` keys gets.
+    fn default() -> Self {
+        use file::defaults;
+        FallbackSettings {
+            poll_hold: defaults::FALLBACK_POLL_HOLD,
+            session_timeout: defaults::FALLBACK_SESSION_TIMEOUT,
+            buffer: defaults::FALLBACK_BUFFER,
+            sessions_per_client: defaults::FALLBACK_SESSIONS_PER_CLIENT,
+        }
+    }
 }
 
 /// Which Host headers a route answers.

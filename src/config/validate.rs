@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::file::{self, defaults, SizeValue};
 use super::{
-    parse_duration, parse_size, Admin, Config, HostPattern, Listener, OriginPolicy, Route,
-    ServerSettings, WsSettings,
+    parse_duration, parse_size, Admin, Config, FallbackSettings, HostPattern, Listener,
+    OriginPolicy, Route, ServerSettings, WsSettings,
 };
 
 /// One configuration problem and where it is.
@@ -142,6 +142,25 @@ impl Errors {
         }
     }
 
+    /// A size key: `default` when absent; zero and negative values rejected.
+    fn size(&mut self, path: String, raw: Option<SizeValue>, default: u64) -> u64 {
+        let parsed = match raw {
+            None => return default,
+            Some(SizeValue::Text(text)) => parse_size(&text),
+            Some(SizeValue::Bytes(n)) => {
+                u64::try_from(n).map_err(|_| format!("invalid size {n}: negative"))
+            }
+        };
+        match self.check(path.clone(), parsed) {
+            Some(0) => {
+                self.push(path, "must be greater than zero");
+                default
+            }
+            Some(n) => n,
+            None => default,
+        }
+    }
+
     /// A required socket address.
     fn bind(&mut self, path: String, raw: Option<&str>) -> Option<SocketAddr> {
         let Some(text) = raw else {
@@ -259,6 +278,7 @@ fn routes(errors: &mut Errors, raw: Vec<file::RouteFile>, base: &Path) -> Vec<Ro
 /// default name) are valid, which the duplicate checks need.
 fn route(errors: &mut Errors, index: usize, raw: file::RouteFile, base: &Path) -> (Route, bool) {
     let at = |key: &str| format!("routes[{index}].{key}");
+    let fallback_settings = fallback_settings(errors, &at, &raw);
     let before = errors.0.len();
     let host = match raw.host.as_deref() {
         None => HostPattern::Any,
@@ -311,25 +331,11 @@ fn route(errors: &mut Errors, index: usize, raw: file::RouteFile, base: &Path) -
         &at("subprotocols"),
         raw.subprotocols.unwrap_or_default(),
     );
-    let max_message_size = match raw.max_message_size {
-        None => defaults::MAX_MESSAGE_SIZE,
-        Some(value) => {
-            let parsed = match value {
-                SizeValue::Text(text) => parse_size(&text),
-                SizeValue::Bytes(n) => {
-                    u64::try_from(n).map_err(|_| format!("invalid size {n}: negative"))
-                }
-            };
-            match errors.check(at("max_message_size"), parsed) {
-                Some(0) => {
-                    errors.push(at("max_message_size"), "must be greater than zero");
-                    defaults::MAX_MESSAGE_SIZE
-                }
-                Some(n) => n,
-                None => defaults::MAX_MESSAGE_SIZE,
-            }
-        }
-    };
+    let max_message_size = errors.size(
+        at("max_message_size"),
+        raw.max_message_size.clone(),
+        defaults::MAX_MESSAGE_SIZE,
+    );
     let mut duration = |key: &str, raw: Option<String>, default: Duration| {
         errors.duration(at(key), raw.as_deref(), default, false)
     };
@@ -367,12 +373,62 @@ fn route(errors: &mut Errors, index: usize, raw: file::RouteFile, base: &Path) -
             .unwrap_or(defaults::ALLOW_MISSING_ORIGIN),
         subprotocols,
         fallback: raw.fallback.unwrap_or(defaults::FALLBACK),
+        fallback_settings,
         ws,
         connect_timeout,
         response_timeout,
         backend_tls,
     };
     (route, key_valid)
+}
+
+/// The `fallback_*` tuning keys of one route.
+fn fallback_settings(
+    errors: &mut Errors,
+    at: &dyn Fn(&str) -> String,
+    raw: &file::RouteFile,
+) -> FallbackSettings {
+    let sessions_per_client = match raw.fallback_sessions_per_client {
+        None => defaults::FALLBACK_SESSIONS_PER_CLIENT,
+        Some(n) if n >= 1 => n as u64,
+        Some(n) => {
+            errors.push(
+                at("fallback_sessions_per_client"),
+                format!("must be at least 1 (got {n})"),
+            );
+            defaults::FALLBACK_SESSIONS_PER_CLIENT
+        }
+    };
+    let settings = FallbackSettings {
+        poll_hold: errors.duration(
+            at("fallback_poll_hold"),
+            raw.fallback_poll_hold.as_deref(),
+            defaults::FALLBACK_POLL_HOLD,
+            false,
+        ),
+        session_timeout: errors.duration(
+            at("fallback_session_timeout"),
+            raw.fallback_session_timeout.as_deref(),
+            defaults::FALLBACK_SESSION_TIMEOUT,
+            false,
+        ),
+        buffer: errors.size(
+            at("fallback_buffer"),
+            raw.fallback_buffer.clone(),
+            defaults::FALLBACK_BUFFER,
+        ),
+        sessions_per_client,
+    };
+    if settings.poll_hold >= settings.session_timeout {
+        errors.push(
+            at("fallback_poll_hold"),
+            format!(
+                "must be shorter than fallback_session_timeout ({:?} >= {:?})",
+                settings.poll_hold, settings.session_timeout
+            ),
+        );
+    }
+    settings
 }
 
 fn origin_policy(errors: &mut Errors, path: &str, raw: Option<Vec<String>>) -> OriginPolicy {

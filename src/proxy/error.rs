@@ -82,6 +82,36 @@ pub enum ProxyError {
         /// What was wrong with the answer.
         reason: String,
     },
+    /// A `/_wsgate/` path that names no fallback endpoint (or the wrong method).
+    #[error("no such fallback endpoint")]
+    FallbackEndpoint,
+    /// A fallback session was asked for on a route without `fallback = true`.
+    #[error("the fallback is not enabled on this route")]
+    FallbackDisabled,
+    /// The session id is unknown: never issued, expired, or already closed.
+    #[error("unknown or expired fallback session")]
+    SessionUnknown,
+    /// The session was opened from another Origin than this request's.
+    #[error("this fallback session belongs to another origin")]
+    SessionOriginMismatch,
+    /// The session's backend connection has already closed.
+    #[error("the fallback session is closed")]
+    SessionClosed,
+    /// The client holds as many fallback sessions on the route as allowed.
+    #[error("too many fallback sessions from this client (limit {limit})")]
+    TooManySessions {
+        /// The route's `fallback_sessions_per_client`.
+        limit: u64,
+    },
+    /// A request body (or one message in it) is larger than allowed.
+    #[error("request body too large (limit {limit} bytes)")]
+    BodyTooLarge {
+        /// The limit that was exceeded, in bytes.
+        limit: u64,
+    },
+    /// A fallback request is malformed (query, batch, sequence numbers).
+    #[error("bad fallback request: {0}")]
+    BadFallbackRequest(String),
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -106,9 +136,16 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         use ProxyError::*;
         match self {
-            NoRoute => StatusCode::NOT_FOUND,
-            OriginNotAllowed { .. } | OriginMissing => StatusCode::FORBIDDEN,
-            SubprotocolNotOffered { .. } | BadHandshake(_) => StatusCode::BAD_REQUEST,
+            NoRoute | FallbackEndpoint | FallbackDisabled | SessionUnknown => StatusCode::NOT_FOUND,
+            OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => {
+                StatusCode::FORBIDDEN
+            }
+            SubprotocolNotOffered { .. } | BadHandshake(_) | BadFallbackRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            SessionClosed => StatusCode::GONE,
+            TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
+            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedVersion(_) => StatusCode::UPGRADE_REQUIRED,
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
@@ -132,8 +169,14 @@ impl ProxyError {
     pub fn reason(&self) -> &'static str {
         use ProxyError::*;
         match self {
-            NoRoute => "no_route",
-            OriginNotAllowed { .. } | OriginMissing => "origin",
+            NoRoute | FallbackEndpoint => "no_route",
+            FallbackDisabled => "fallback_disabled",
+            SessionUnknown => "session_unknown",
+            SessionClosed => "session_closed",
+            TooManySessions { .. } => "session_cap",
+            BodyTooLarge { .. } => "too_large",
+            BadFallbackRequest(_) => "bad_request",
+            OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => "origin",
             SubprotocolNotOffered { .. } => "subprotocol",
             UnsupportedVersion(_) => "version",
             BadHandshake(_) => "bad_request",
@@ -177,6 +220,36 @@ mod tests {
         let mut cases: Vec<(ProxyError, u16, &str, Side)> = vec![
             (ProxyError::NoRoute, 404, "no_route", Side::Client),
             (ProxyError::OriginMissing, 403, "origin", Side::Client),
+            (
+                ProxyError::SessionUnknown,
+                404,
+                "session_unknown",
+                Side::Client,
+            ),
+            (
+                ProxyError::SessionOriginMismatch,
+                403,
+                "origin",
+                Side::Client,
+            ),
+            (
+                ProxyError::TooManySessions { limit: 4 },
+                429,
+                "session_cap",
+                Side::Client,
+            ),
+            (
+                ProxyError::BodyTooLarge { limit: 9 },
+                413,
+                "too_large",
+                Side::Client,
+            ),
+            (
+                ProxyError::BadFallbackRequest("x".into()),
+                400,
+                "bad_request",
+                Side::Client,
+            ),
             (
                 ProxyError::SubprotocolNotOffered {
                     allowed: vec!["a".into()],

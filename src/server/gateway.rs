@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Route, ServerSettings};
+use crate::fallback::Fallback;
 use crate::routing::Router;
 use crate::upstream::{Balancer, Connector};
 
@@ -25,6 +26,8 @@ pub struct Gateway {
     pub shutdown: CancellationToken,
     /// Process-wide settings.
     pub settings: ServerSettings,
+    /// Long-poll / SSE sessions and their counters.
+    pub fallback: Fallback,
 }
 
 /// Routes together with their round-robin positions.
@@ -61,6 +64,7 @@ impl Gateway {
             relays: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             settings,
+            fallback: Fallback::default(),
         }
     }
 

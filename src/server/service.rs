@@ -8,6 +8,7 @@ use std::sync::Arc;
 use http::{header, Request, Response};
 use hyper::body::Incoming;
 
+use crate::fallback;
 use crate::proxy::body::Body;
 use crate::proxy::error::ProxyError;
 use crate::proxy::forward::forward;
@@ -39,6 +40,9 @@ async fn dispatch(
     websocket: bool,
 ) -> Result<Response<Body>, ProxyError> {
     let table = gateway.table();
+    if fallback::handles(&table, req.uri().path()) {
+        return fallback::handle(gateway, req, client).await;
+    }
     let host = request_host(&req);
     let route = table
         .router
@@ -55,7 +59,7 @@ async fn dispatch(
 
 /// The request's host: the absolute-form URI's authority wins over the Host
 /// header (RFC 9112 §3.2.2).
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+pub(crate) fn request_host<B>(req: &Request<B>) -> Option<String> {
     if let Some(authority) = req.uri().authority() {
         return Some(authority.as_str().to_owned());
     }

@@ -47,13 +47,31 @@ pub fn check(
     check_shape(req)?;
     check_version(&req.headers)?;
     let key = check_key(&req.headers)?;
-    check_origin(&req.headers, route, client)?;
-    let protocols = filter_protocols(&offered_protocols(&req.headers), &route.subprotocols)?;
+    let protocols = check_policy(
+        &req.headers,
+        &offered_protocols(&req.headers),
+        route,
+        client,
+    )?;
     Ok(CheckedUpgrade {
         key,
         protocols,
         extensions: deflate_offers(&req.headers),
     })
+}
+
+/// The route's policy checks, which do not depend on the upgrade mechanics:
+/// Origin (403), then subprotocol (400). Returns the subprotocols to offer
+/// the backend. The fallback calls this for its plain-HTTP session opens, so
+/// both transports admit exactly the same clients.
+pub fn check_policy(
+    headers: &HeaderMap,
+    offered: &[String],
+    route: &Route,
+    client: &ClientInfo,
+) -> Result<Vec<String>, ProxyError> {
+    check_origin(headers, route, client)?;
+    filter_protocols(offered, &route.subprotocols)
 }
 
 /// Method, HTTP version, `Connection: upgrade`, and no body.

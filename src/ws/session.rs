@@ -55,7 +55,11 @@ pub async fn upgrade(
 }
 
 /// The backend refused the upgrade: its status, headers and body go back.
-fn declined(response: Response<Incoming>, route: &Route, client: &ClientInfo) -> Response<Body> {
+pub(crate) fn declined(
+    response: Response<Incoming>,
+    route: &Route,
+    client: &ClientInfo,
+) -> Response<Body> {
     tracing::info!(route = %route.name, client = %client.peer, status = response.status().as_u16(), "backend declined WebSocket upgrade");
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod fallback;
 pub mod tls;
 
 use std::net::SocketAddr;

@@ -432,3 +432,49 @@ fn display() {
         "routes[0].path: must start with \"/\"\ncannot read x"
     );
 }
+
+#[test]
+fn fallback_settings() {
+    let config = parse(MINIMAL).unwrap();
+    let defaults = &config.routes[0].fallback_settings;
+    assert_eq!(defaults.poll_hold, Duration::from_secs(25));
+    assert_eq!(defaults.session_timeout, Duration::from_secs(60));
+    assert_eq!(defaults.buffer, 1 << 20);
+    assert_eq!(defaults.sessions_per_client, 64);
+    let keys = "fallback = true\nfallback_poll_hold = \"10s\"\nfallback_session_timeout = \"2m\"\n\
+                fallback_buffer = \"64KiB\"\nfallback_sessions_per_client = 4";
+    let route = &parse(&route_with(keys)).unwrap().routes[0];
+    assert_eq!(route.fallback_settings.poll_hold, Duration::from_secs(10));
+    assert_eq!(
+        route.fallback_settings.session_timeout,
+        Duration::from_secs(120)
+    );
+    assert_eq!(route.fallback_settings.buffer, 64 << 10);
+    assert_eq!(route.fallback_settings.sessions_per_client, 4);
+}
+
+#[test]
+fn fallback_settings_errors_have_paths() {
+    let keys = "fallback_poll_hold = \"0s\"\nfallback_buffer = 0\nfallback_sessions_per_client = 0";
+    let lines = errors(&route_with(keys));
+    for key in [
+        "fallback_poll_hold",
+        "fallback_buffer",
+        "fallback_sessions_per_client",
+    ] {
+        let path = format!("routes[0].{key}: ");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&path)),
+            "{key}: {lines:?}"
+        );
+    }
+    let lines = errors(&route_with(
+        "fallback_poll_hold = \"2m\"\nfallback_session_timeout = \"1m\"",
+    ));
+    assert!(
+        lines[0].starts_with("routes[0].fallback_poll_hold: must be shorter"),
+        "{lines:?}"
+    );
+    let lines = errors(&route_with("fallback_hold = \"1s\""));
+    assert!(lines[0].contains("fallback_hold"), "{lines:?}");
+}

@@ -1,0 +1,242 @@
+//! The bridge: one tracked task per session holding the backend WebSocket.
+//!
+//! tokio-tungstenite does the framing (the gateway is a WebSocket *client*
+//! here, and must mask). Reading and writing run concurrently so a backend
+//! that writes while we write cannot deadlock us; reading pauses while the
+//! session's outbox is full, which is the backpressure the backend feels.
+//! The task is on `Gateway::relays`, so a drain waits for it, and it ends
+//! on shutdown (backend 1001, client told to reconnect with 1012), on
+//! expiry (backend 1001), on the client's abort, or once the close
+//! handshake is over and the client has seen it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::Payload;
+use super::session::Session;
+use super::store::SessionStore;
+
+/// The backend WebSocket of a session.
+pub type BackendWs = WebSocketStream<TokioIo<Upgraded>>;
+type Sink = SplitSink<BackendWs, Message>;
+type Stream = SplitStream<BackendWs>;
+
+/// How long the gateway waits for a backend's close reply.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Close code the client gets when the gateway shuts down: "service
+/// restart", i.e. reconnect (RFC 6455 registry, 1012).
+pub const SHUTDOWN_CODE: u16 = 1012;
+
+/// Close code the client gets when the backend connection fails.
+const BACKEND_LOST_CODE: u16 = 1011;
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The backend sent close (or answered the client's).
+    BackendClosed,
+    /// The backend connection broke without a close.
+    BackendLost,
+    /// The gateway is draining.
+    Shutdown,
+    /// Nobody polled for `fallback_session_timeout`.
+    Expired,
+    /// The client called `POST …/close`.
+    Aborted,
+}
+
+/// Starts the session's bridge on the gateway's relay tracker.
+pub fn spawn(
+    tracker: &tokio_util::task::TaskTracker,
+    shutdown: CancellationToken,
+    store: Arc<dyn SessionStore>,
+    session: Arc<Session>,
+    ws: BackendWs,
+    upstream: mpsc::Receiver<Payload>,
+) {
+    tracker.spawn(async move {
+        let (mut sink, mut stream) = ws.split();
+        let end = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => End::Shutdown,
+            _ = session.aborted.cancelled() => End::Aborted,
+            _ = expiry(&session) => End::Expired,
+            end = pump(&mut sink, &mut stream, upstream, &session) => end,
+        };
+        finish(end, &session, sink, stream, &shutdown).await;
+        store.remove(&session.id);
+        session.gone.cancel();
+        session.stats.ended(end == End::Expired);
+        tracing::info!(session = %session.id, end = ?end, "fallback session ended");
+    });
+}
+
+/// Moves messages both ways until the backend side ends.
+async fn pump(
+    sink: &mut Sink,
+    stream: &mut Stream,
+    upstream: mpsc::Receiver<Payload>,
+    session: &Session,
+) -> End {
+    tokio::select! {
+        end = read_backend(stream, session) => end,
+        () = write_backend(sink, upstream) => End::BackendLost,
+    }
+}
+
+/// Backend → outbox, pausing while the outbox is full.
+async fn read_backend(stream: &mut Stream, session: &Session) -> End {
+    loop {
+        wait_for_space(session).await;
+        let payload = match stream.next().await {
+            Some(Ok(Message::Text(text))) => Payload::Text(text),
+            Some(Ok(Message::Binary(data))) => Payload::Binary(data.into()),
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                    (u16::from(f.code), f.reason.into_owned())
+                });
+                session.push(Payload::Close { code, reason });
+                return End::BackendClosed;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                tracing::info!(session = %session.id, error = %e, "fallback backend failed");
+                return End::BackendLost;
+            }
+            None => return End::BackendLost,
+        };
+        session.stats.to_client();
+        session.push(payload);
+    }
+}
+
+/// Resolves once the outbox has room.
+async fn wait_for_space(session: &Session) {
+    let mut changed = session.subscribe();
+    while !session.has_space() {
+        if changed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Upstream queue → backend. Returns when the backend cannot be written.
+async fn write_backend(sink: &mut Sink, mut upstream: mpsc::Receiver<Payload>) {
+    while let Some(payload) = upstream.recv().await {
+        let message = match payload {
+            Payload::Text(text) => Message::Text(text),
+            Payload::Binary(data) => Message::Binary(data.to_vec()),
+            Payload::Close { code, reason } => Message::Close(close_frame(code, reason)),
+        };
+        if sink.send(message).await.is_err() {
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+/// Completes the end: tells whichever side does not know yet, then waits
+/// (bounded) for the session's last rites.
+async fn finish(
+    end: End,
+    session: &Session,
+    mut sink: Sink,
+    stream: Stream,
+    shutdown: &CancellationToken,
+) {
+    let to_backend = match end {
+        End::Shutdown => Some((1001, "gateway shutting down".to_string())),
+        End::Expired => Some((1001, "fallback session expired".to_string())),
+        End::Aborted => match session.take_abort() {
+            Some(Payload::Close { code, reason }) => Some((code, reason)),
+            _ => Some((1005, String::new())),
+        },
+        End::BackendClosed | End::BackendLost => None,
+    };
+    // The client first: a held poll answers while the backend says goodbye.
+    match end {
+        End::Shutdown => session.push(Payload::Close {
+            code: SHUTDOWN_CODE,
+            reason: "gateway restarting; reconnect".into(),
+        }),
+        End::BackendLost => session.push(Payload::Close {
+            code: BACKEND_LOST_CODE,
+            reason: "backend connection lost".into(),
+        }),
+        _ => {}
+    }
+    match to_backend {
+        Some((code, reason)) => close_backend(&mut sink, stream, code, reason).await,
+        None => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+        }
+    }
+    if matches!(end, End::BackendClosed | End::BackendLost) {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = session.aborted.cancelled() => {}
+            _ = expiry(session) => {}
+            _ = finished(session) => {}
+        }
+    }
+}
+
+/// Sends a close to the backend and waits (bounded) for its reply.
+async fn close_backend(sink: &mut Sink, mut stream: Stream, code: u16, reason: String) {
+    let handshake = async {
+        sink.send(Message::Close(close_frame(code, reason))).await?;
+        while let Some(message) = stream.next().await {
+            if message?.is_close() {
+                break;
+            }
+        }
+        Ok::<_, tokio_tungstenite::tungstenite::Error>(())
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, handshake).await;
+}
+
+/// A close frame; 1005 means "no status" and sends an empty close.
+fn close_frame(code: u16, reason: String) -> Option<CloseFrame<'static>> {
+    (code != 1005).then(|| CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    })
+}
+
+/// Resolves when the session has had no client activity for its timeout.
+async fn expiry(session: &Session) {
+    loop {
+        let deadline = session.idle_deadline();
+        let wake = deadline
+            .unwrap_or_else(|| tokio::time::Instant::now() + session.settings.session_timeout);
+        tokio::time::sleep_until(wake).await;
+        if session
+            .idle_deadline()
+            .is_some_and(|d| d <= tokio::time::Instant::now())
+        {
+            return;
+        }
+    }
+}
+
+/// Resolves when the client has acknowledged the close event.
+async fn finished(session: &Session) {
+    let mut changed = session.subscribe();
+    while !session.is_finished() {
+        if changed.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Counters of the fallback, kept as atomics so the request path never
+//! locks for them; the metrics endpoint reads a [`StatsSnapshot`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::Transport;
+
+/// Fallback counters, shared by every session of a gateway.
+#[derive(Debug, Default)]
+pub struct FallbackStats {
+    /// Sessions opened that asked for SSE downstream.
+    sessions_sse: AtomicU64,
+    /// Sessions opened that asked for long-poll downstream.
+    sessions_longpoll: AtomicU64,
+    /// Sessions currently open (opened minus ended).
+    sessions_open: AtomicU64,
+    /// Sessions ended by `fallback_session_timeout`.
+    sessions_expired: AtomicU64,
+    /// Messages applied to backends (client → backend), duplicates excluded.
+    messages_to_backend: AtomicU64,
+    /// Messages read from backends for clients (backend → client).
+    messages_to_client: AtomicU64,
+}
+
+/// A point-in-time copy of [`FallbackStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatsSnapshot {
+    /// Sessions opened for SSE.
+    pub sessions_sse: u64,
+    /// Sessions opened for long-poll.
+    pub sessions_longpoll: u64,
+    /// Sessions open now.
+    pub sessions_open: u64,
+    /// Sessions ended by the session timeout.
+    pub sessions_expired: u64,
+    /// Messages client → backend.
+    pub messages_to_backend: u64,
+    /// Messages backend → client.
+    pub messages_to_client: u64,
+}
+
+impl FallbackStats {
+    /// A session was opened for `transport`.
+    pub fn opened(&self, transport: Transport) {
+        let counter = match transport {
+            Transport::Sse => &self.sessions_sse,
+            Transport::LongPoll => &self.sessions_longpoll,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.sessions_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A session ended; `expired` when the session timeout ended it.
+    pub fn ended(&self, expired: bool) {
+        self.sessions_open.fetch_sub(1, Ordering::Relaxed);
+        if expired {
+            self.sessions_expired.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A message went to a backend.
+    pub fn to_backend(&self) {
+        self.messages_to_backend.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message came from a backend.
+    pub fn to_client(&self) {
+        self.messages_to_client.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current values.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            sessions_sse: get(&self.sessions_sse),
+            sessions_longpoll: get(&self.sessions_longpoll),
+            sessions_open: get(&self.sessions_open),
+            sessions_expired: get(&self.sessions_expired),
+            messages_to_backend: get(&self.messages_to_backend),
+            messages_to_client: get(&self.messages_to_client),
+        }
+    }
+}
