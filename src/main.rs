@@ -1,6 +1,10 @@
 //! The `wsgate` binary: parses the command line, sets up logging, loads the
 //! config and hands over to the library. Exit codes: 0 after a clean drain,
 //! 64 (EX_USAGE) for a bad config, 1 for any other start-up failure.
+//!
+//! `WSGATE_WORKER_THREADS=N` caps the tokio runtime at N worker threads
+//! (default: one per CPU); `bench/run.sh` sets 1 to compare with
+//! single-worker nginx and HAProxy.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,6 +21,9 @@ const DEFAULT_CONFIG: &str = "config/wsgate.toml";
 
 /// The same default config, compiled in, used when the file is absent.
 const EMBEDDED_CONFIG: &str = include_str!("../config/wsgate.toml");
+
+/// Environment variable that sets the number of runtime worker threads.
+const WORKER_THREADS_ENV: &str = "WSGATE_WORKER_THREADS";
 
 /// Exit code for an invalid config (sysexits EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -149,10 +156,10 @@ fn load(path: Option<&Path>) -> Result<Config, String> {
 /// Binds the listeners and runs until SIGTERM or SIGINT; reloads `file`
 /// on SIGHUP and when it changes.
 fn serve(config: Config, file: Option<PathBuf>) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match build_runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
+        Err(message) => {
+            eprintln!("{message}");
             return ExitCode::FAILURE;
         }
     };
@@ -197,6 +204,22 @@ async fn reload_on_hangup(handle: reload::ReloadHandle) {
             return;
         }
     }
+}
+
+/// The multi-threaded runtime, with `WSGATE_WORKER_THREADS` workers if set.
+fn build_runtime() -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Ok(value) = std::env::var(WORKER_THREADS_ENV) {
+        let threads = value.parse::<usize>().ok().filter(|&n| n > 0);
+        let threads = threads.ok_or_else(|| {
+            format!("{WORKER_THREADS_ENV}={value:?}: expected a positive integer")
+        })?;
+        builder.worker_threads(threads);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
 /// Completes on the first SIGTERM or SIGINT; a second one exits at once.

@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of wsgate, nginx and HAProxy as plain WebSocket
+# reverse proxies, plus a direct (no proxy) baseline. Issue #6.
+#
+#   bench/run.sh            full run (5 rounds, ~15-20 minutes)
+#   bench/run.sh --quick    a few minutes: 2 rounds, short windows, 2,000 idle conns
+#   bench/run.sh --rounds N override the number of rounds
+#
+# Everything runs on 127.0.0.1 with ports picked free at run time. Each proxy
+# gets one worker (nginx worker_processes 1, HAProxy nbthread 1, wsgate
+# WSGATE_WORKER_THREADS=1) and no access log. Scenarios alternate the order
+# of the targets from round to round; the table shows median (min–max).
+# Prints one markdown table (also saved to bench/target/last-run.md).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH="$ROOT/bench"
+BIN="$BENCH/target/release"
+COMMAND="bench/run.sh $*"
+
+QUICK=0
+ROUNDS=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --rounds) ROUNDS="$2"; shift ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [[ $QUICK == 1 ]]; then
+    ROUNDS=${ROUNDS:-2}; WARMUP=0.5; WINDOW=2; HS_SECS=2; IDLE_CONNS=2000; IDLE_ROUNDS=1
+else
+    ROUNDS=${ROUNDS:-5}; WARMUP=1; WINDOW=5; HS_SECS=4; IDLE_CONNS=9000; IDLE_ROUNDS=3
+fi
+THROUGHPUT_CONNS=50
+INFLIGHT=8
+LATENCY_CONNS=20
+LATENCY_RATE=2000   # messages/s in total: moderate, well below saturation
+LATENCY_SIZE=4096
+HANDSHAKE_WORKERS=8
+LOADGEN_TIMEOUT=300 # seconds; no single measurement may take longer
+TARGETS=(direct wsgate nginx haproxy)
+PROXIES=(wsgate nginx haproxy)
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- prerequisites ----------------------------------------------------------
+
+install_deps() {
+    local missing=()
+    command -v nginx >/dev/null || missing+=(nginx)
+    command -v haproxy >/dev/null || missing+=(haproxy)
+    command -v openssl >/dev/null || missing+=(openssl)
+    [[ ${#missing[@]} -eq 0 ]] && return
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo=sudo
+    log "installing ${missing[*]} via apt"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+build() {
+    log "building wsgate and the bench tools (release)"
+    (cd "$ROOT" && cargo build --release --quiet)
+    (cd "$BENCH" && cargo build --release --quiet)
+}
+
+# --- processes ---------------------------------------------------------------
+
+TMP=$(mktemp -d /tmp/wsgate-bench.XXXXXX)
+chmod 755 "$TMP"
+declare -A PID=()
+
+cleanup() {
+    local name
+    for name in "${!PID[@]}"; do
+        stop "$name"
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop NAME: SIGTERM, up to 5 s, then SIGKILL; only processes we started.
+stop() {
+    local pid=${PID[$1]:-}
+    [[ -n $pid ]] || return 0
+    unset "PID[$1]"
+    kill -TERM "$pid" 2>/dev/null || return 0
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# free_port: sets FREE to a port nothing uses, below the ephemeral range so
+# that our own outgoing connections cannot take it. Bounded attempts.
+declare -A TAKEN=()
+free_port() {
+    local i port
+    for ((i = 0; i < 200; i++)); do
+        port=$((20000 + RANDOM % 12000))
+        [[ -z ${TAKEN[$port]:-} ]] || continue
+        if [[ -z $(ss -Htan "sport = :$port") ]]; then
+            TAKEN[$port]=1
+            FREE=$port
+            return
+        fi
+    done
+    echo "no free port found" >&2
+    return 1
+}
+
+# wait_ready URL: until one echo works, at most 10 s.
+wait_ready() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        "$BIN/loadgen" --url "$1" probe 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+write_configs() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 30 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+    chmod 644 "$TMP/key.pem"
+    cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/haproxy.pem"
+
+    wsgate_config tls >"$TMP/wsgate.toml"
+    wsgate_config plain >"$TMP/wsgate-plain.toml" # for a wsgate without TLS yet
+
+    mkdir -p "$TMP/nginx"
+    cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events {
+    worker_connections 19500;
+}
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    ssl_protocols TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    server {
+        listen 127.0.0.1:${PORT[nginx]};
+        listen 127.0.0.1:${TLS_PORT[nginx]} ssl;
+        ssl_certificate $TMP/cert.pem;
+        ssl_certificate_key $TMP/key.pem;
+        location / {
+            proxy_pass http://127.0.0.1:$ECHO_PORT;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }
+    }
+}
+EOF
+
+    cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 9800
+    tune.ssl.cachesize 0
+    ssl-default-bind-options ssl-min-ver TLSv1.3 no-tls-tickets
+defaults
+    mode http
+    maxconn 9800
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+frontend ws
+    bind 127.0.0.1:${PORT[haproxy]}
+    bind 127.0.0.1:${TLS_PORT[haproxy]} ssl crt $TMP/haproxy.pem alpn http/1.1
+    default_backend echo
+backend echo
+    server echo 127.0.0.1:$ECHO_PORT maxconn 9800
+EOF
+}
+
+# wsgate_config tls|plain: the config, with or without the TLS listener.
+wsgate_config() {
+    cat <<EOF
+[server]
+shutdown_grace = "1s"
+
+[[listeners]]
+bind = "127.0.0.1:${PORT[wsgate]}"
+EOF
+    if [[ $1 == tls ]]; then
+        cat <<EOF
+
+[[listeners]]
+bind = "127.0.0.1:${TLS_PORT[wsgate]}"
+[listeners.tls]
+certs = [{ cert = "cert.pem", key = "key.pem" }]
+EOF
+    fi
+    cat <<EOF
+
+[[routes]]
+path = "/"
+backends = ["ws://127.0.0.1:$ECHO_PORT"]
+origins = ["*"]
+max_message_size = "1MiB"
+idle_timeout = "1h"
+ping_interval = "1h"
+EOF
+}
+
+# start NAME: a fresh process; fills PID[NAME] and WATCH[NAME].
+declare -A WATCH=()
+start() {
+    case "$1" in
+        echo)
+            "$BIN/echo" --listen "127.0.0.1:$ECHO_PORT" --threads 1 &
+            PID[echo]=$!
+            WATCH[direct]=""
+            ;;
+        wsgate)
+            WSGATE_WORKER_THREADS=1 RUST_LOG=warn "$ROOT/target/release/wsgate" \
+                --config "$WSGATE_CONFIG" 2>>"$TMP/wsgate.log" &
+            PID[wsgate]=$!
+            WATCH[wsgate]="--watch ${PID[wsgate]}"
+            ;;
+        nginx)
+            nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
+            PID[nginx]=$!
+            ;;
+        haproxy)
+            haproxy -f "$TMP/haproxy.cfg" -db 2>>"$TMP/haproxy.log" &
+            PID[haproxy]=$!
+            WATCH[haproxy]="--watch ${PID[haproxy]}"
+            ;;
+    esac
+    local url=${URL[$1]:-ws://127.0.0.1:$ECHO_PORT/}
+    wait_ready "$url" || { echo "$1 did not come up" >&2; return 1; }
+    if [[ $1 == nginx ]]; then
+        # Master and worker: the worker relays, the master is counted too.
+        local children
+        children=$(cat "/proc/${PID[nginx]}/task/${PID[nginx]}/children")
+        WATCH[nginx]="--watch ${PID[nginx]}$(printf ' --watch %s' $children)"
+    fi
+}
+
+# --- measuring ---------------------------------------------------------------
+
+RESULTS="$TMP/results.tsv"
+: >"$RESULTS"
+# The metrics a failed or skipped measurement is recorded under.
+NOTE_KEYS="msgs_per_s cpu_us_per_msg rtt_p50_us rtt_p99_us added_p50_us added_p99_us handshakes_per_s cpu_us_per_handshake rss_kib_per_conn"
+
+note() { # note SCENARIO TARGET ROUND TEXT
+    local key
+    for key in $NOTE_KEYS; do
+        printf '%s.%s\t%s\t%s\t%s\n' "$1" "$key" "$2" "$3" "$4" >>"$RESULTS"
+    done
+}
+
+# measure SCENARIO TARGET ROUND URL LOADGEN-ARGS...: one loadgen run, recorded.
+measure() {
+    local scenario=$1 target=$2 round=$3 url=$4
+    shift 4
+    local out key value
+    # shellcheck disable=SC2086  # WATCH holds several words on purpose
+    if out=$(timeout "$LOADGEN_TIMEOUT" "$BIN/loadgen" --url "$url" ${WATCH[$target]:-} \
+        --clk-tck "$(getconf CLK_TCK)" "$@" 2>>"$TMP/loadgen.err"); then
+        while read -r key value; do
+            printf '%s.%s\t%s\t%s\t%s\n' "$scenario" "$key" "$target" "$round" "$value" >>"$RESULTS"
+        done <<<"$out"
+    else
+        log "$scenario on $target (round $round) failed: $(tail -n 1 "$TMP/loadgen.err")"
+        note "$scenario" "$target" "$round" failed
+    fi
+}
+
+# rotated ROUND ITEMS...: the items rotated left by ROUND.
+rotated() {
+    local r=$1
+    shift
+    local items=("$@") n=$# i
+    for ((i = 0; i < n; i++)); do
+        printf '%s\n' "${items[$(((i + r) % n))]}"
+    done
+}
+
+run_round() {
+    local round=$1 target tls_url
+    local order
+    mapfile -t order < <(rotated "$round" "${TARGETS[@]}")
+    log "round $round of $ROUNDS: ${order[*]}"
+    local load=(--warmup "$WARMUP" --duration "$WINDOW" --conns "$THROUGHPUT_CONNS")
+    for target in "${order[@]}"; do
+        measure tp64 "$target" "$round" "${URL[$target]}" throughput "${load[@]}" --inflight "$INFLIGHT" --size 64
+    done
+    for target in "${order[@]}"; do
+        measure tp4k "$target" "$round" "${URL[$target]}" throughput "${load[@]}" --inflight "$INFLIGHT" --size 4096
+    done
+    for target in "${order[@]}"; do
+        measure tp64k "$target" "$round" "${URL[$target]}" throughput "${load[@]}" --inflight "$INFLIGHT" --size 65536
+    done
+    # Latency: each proxy runs paired with direct (the same load on both at
+    # once), so the added latency is measured under the same conditions.
+    local latency=(rate --warmup "$WARMUP" --duration "$WINDOW" --conns "$LATENCY_CONNS"
+        --rate "$LATENCY_RATE" --size "$LATENCY_SIZE")
+    for target in "${order[@]}"; do
+        if [[ $target == direct ]]; then
+            measure lat "$target" "$round" "${URL[direct]}" "${latency[@]}"
+        else
+            measure lat "$target" "$round" "${URL[$target]}" "${latency[@]}" --baseline-url "${URL[direct]}"
+        fi
+    done
+    for target in "${order[@]}"; do
+        measure hs "$target" "$round" "${URL[$target]}" handshake --concurrency "$HANDSHAKE_WORKERS" --duration "$HS_SECS"
+    done
+    for target in "${order[@]}"; do
+        [[ $target == direct ]] && continue
+        tls_url=${TLS_URL[$target]:-}
+        if [[ -z $tls_url ]]; then
+            note tls4k "$target" "$round" "n/a (TLS not merged)"
+            note hstls "$target" "$round" "n/a (TLS not merged)"
+            continue
+        fi
+        measure tls4k "$target" "$round" "$tls_url" throughput "${load[@]}" --inflight "$INFLIGHT" --size 4096
+        measure hstls "$target" "$round" "$tls_url" handshake --concurrency "$HANDSHAKE_WORKERS" --duration "$HS_SECS"
+    done
+}
+
+# Memory per idle WebSocket: a fresh proxy process each time.
+run_idle() {
+    local round=$1 target order
+    mapfile -t order < <(rotated "$round" "${PROXIES[@]}")
+    for target in "${order[@]}"; do
+        log "idle connections: $IDLE_CONNS through a fresh $target (round $round)"
+        stop "$target"
+        start "$target"
+        sleep 1
+        measure idle "$target" "$round" "${URL[$target]}" hold --conns "$IDLE_CONNS" --concurrency 64 --settle 2
+    done
+}
+
+# --- main ----------------------------------------------------------------------
+
+install_deps
+build
+ulimit -n "$(ulimit -Hn)"
+if (($(ulimit -n) < 2 * IDLE_CONNS + 100)); then
+    log "fd limit $(ulimit -n) is too low for $IDLE_CONNS idle connections"
+    exit 1
+fi
+
+free_port
+ECHO_PORT=$FREE
+declare -A PORT=() TLS_PORT=() URL=() TLS_URL=()
+for target in "${PROXIES[@]}"; do
+    free_port
+    PORT[$target]=$FREE
+    free_port
+    TLS_PORT[$target]=$FREE
+    URL[$target]="ws://127.0.0.1:${PORT[$target]}/"
+    TLS_URL[$target]="wss://127.0.0.1:${TLS_PORT[$target]}/"
+done
+URL[direct]="ws://127.0.0.1:$ECHO_PORT/"
+write_configs
+
+WSGATE_CONFIG="$TMP/wsgate.toml"
+if ! "$ROOT/target/release/wsgate" check --config "$WSGATE_CONFIG" >/dev/null 2>&1; then
+    WSGATE_CONFIG="$TMP/wsgate-plain.toml"
+fi
+start echo
+for target in "${PROXIES[@]}"; do
+    start "$target"
+done
+if [[ $WSGATE_CONFIG != "$TMP/wsgate.toml" ]] || ! "$BIN/loadgen" --url "${TLS_URL[wsgate]}" probe 2>/dev/null; then
+    log "wsgate serves no TLS yet: TLS scenarios are n/a for it"
+    unset "TLS_URL[wsgate]"
+fi
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+for ((round = 0; round < ROUNDS; round++)); do
+    run_round "$round"
+done
+for ((round = 0; round < IDLE_ROUNDS; round++)); do
+    run_idle "$round"
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+REPORT="$BENCH/target/last-run.md"
+{
+    echo "Run of \`$COMMAND\`, started $STARTED, $ROUNDS rounds (idle: $IDLE_ROUNDS × $IDLE_CONNS connections)."
+    echo
+    echo "- wsgate $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock || echo ' (modified)'), $(rustc --version)"
+    echo "- $(nginx -v 2>&1), $(haproxy -v | head -n 1 | cut -d' ' -f1-3)"
+    echo "- $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), kernel $(uname -r)"
+    echo "- load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER"
+    echo
+    "$BIN/report" "$RESULTS"
+} | tee "$REPORT"
+cp "$RESULTS" "$BENCH/target/last-run.tsv"
+log "table saved to bench/target/last-run.md, raw results to bench/target/last-run.tsv"

@@ -1,0 +1,17 @@
+//! Tools for benchmarking wsgate side by side with nginx and HAProxy:
+//! a load generator (`loadgen`), an echo backend (`echo`) and the table
+//! printer (`report`), driven by `bench/run.sh`.
+//!
+//! ```text
+//! frame    the slice of RFC 6455 framing both tools need
+//! client   connect (TCP or TLS), upgrade, count echoed messages
+//! procfs   CPU time and RSS of the proxy under test
+//! stats    latency percentiles and result lines
+//! modes    the load generator's measurements
+//! ```
+
+pub mod client;
+pub mod frame;
+pub mod modes;
+pub mod procfs;
+pub mod stats;
