@@ -11,9 +11,8 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::net::TcpStream;
 
-use tracing::Instrument;
-
 use crate::config::Route;
+use crate::ops::request_id::REQUEST_ID;
 use crate::ops::sessions::SessionMetrics;
 use crate::proxy::body::{boxed, empty, Body};
 use crate::proxy::error::ProxyError;
@@ -54,7 +53,13 @@ pub async fn upgrade(
         DialOutcome::Declined(response) => return Ok(declined(response, route, &client)),
     };
     let response = switching_protocols(&checked.key, &backend);
-    spawn_relay(gateway, route.clone(), client, on_upgrade, backend);
+    let request_id = parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok());
+    let context = SessionContext {
+        route: route.clone(),
+        client,
+        request_id: request_id.unwrap_or_default().into(),
+    };
+    spawn_relay(gateway, context, on_upgrade, backend);
     Ok(response)
 }
 
@@ -102,12 +107,12 @@ fn switching_protocols(client_key: &str, backend: &BackendUpgrade) -> Response<B
 /// streams are taken out of hyper's wrapper.
 fn spawn_relay(
     gateway: &Arc<Gateway>,
-    route: Arc<Route>,
-    client: ClientInfo,
+    context: SessionContext,
     on_upgrade: OnUpgrade,
     backend: BackendUpgrade,
 ) {
     let relays = gateway.relays.clone();
+    let route = &context.route;
     let config = RelayConfig {
         max_message_size: route.ws.max_message_size,
         idle_timeout: route.ws.idle_timeout,
@@ -127,39 +132,54 @@ fn spawn_relay(
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
-                tracing::info!(route = %route.name, client = %client.peer, error = %e, "client left before the upgrade completed");
+                let (route, client) = (&context.route.name, context.client.peer);
+                tracing::info!(%route, %client, error = %e, "client left before the upgrade completed");
                 return;
             }
         };
         let stats = Arc::new(RelayStats::default());
-        let accounted = SessionMetrics::start(&gateway.metrics, &route.name, stats.clone());
+        let route = &context.route.name;
+        let accounted = SessionMetrics::start(&gateway.metrics, route, stats.clone());
         let client_io = Leg::<TcpStream>::new(upgraded);
         let run = |own| relay(client_io, backend_io, config, stats.clone(), own);
         match gateway.lifecycle.run_relay(&gateway.shutdown, run).await {
             Some(report) => {
-                log_session_end(&route, &client, &backend_label, &stats, &report);
+                log_session_end(&context, &backend_label, &stats, &report);
                 accounted.finish(&report);
             }
             None => {
-                tracing::warn!(route = %route.name, client = %client.peer, "websocket cut: shutdown grace ran out")
+                let client = context.client.peer;
+                tracing::warn!(%route, %client, "websocket cut: shutdown grace ran out")
             }
         }
     };
-    relays.spawn(session.instrument(tracing::Span::current()));
+    relays.spawn(session);
+}
+
+/// What a session's log lines say about it. The request id is kept as a
+/// field rather than a tracing span: a span held for the connection's whole
+/// life costs about half a kilobyte per idle WebSocket.
+struct SessionContext {
+    /// The route that accepted the upgrade.
+    route: Arc<Route>,
+    /// The client.
+    client: ClientInfo,
+    /// The upgrade request's `X-Request-Id`.
+    request_id: Box<str>,
 }
 
 /// The one log line per finished WebSocket session.
 fn log_session_end(
-    route: &Route,
-    client: &ClientInfo,
+    context: &SessionContext,
     backend: &str,
     stats: &RelayStats,
     report: &RelayReport,
 ) {
     let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     tracing::info!(
-        route = %route.name,
-        client = %client.peer,
+        route = %context.route.name,
+        client = %context.client.peer,
+        request_id = %context.request_id,
         backend,
         duration_ms = report.duration.as_millis() as u64,
         msgs_in = count(&stats.client_to_backend_messages),
