@@ -9,6 +9,7 @@
 //! server/        accept loops and the per-connection hyper service
 //! ws/            handshake checks, backend dial, frame codec, relay
 //! proxy/         plain HTTP forwarding; the one place errors become responses
+//! limits         connection, per-address and handshake limits
 //! builtin        the in-process echo backend and demo page of the default config
 //! ```
 //!
@@ -20,6 +21,7 @@
 
 pub mod builtin;
 pub mod config;
+pub mod limits;
 pub mod proxy;
 pub mod routing;
 pub mod server;
@@ -47,6 +49,17 @@ pub async fn run(
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    run_observed(config, listeners, shutdown, |_| {}).await
+}
+
+/// [`run`], handing the shared gateway state to `observe` once it exists, so
+/// tests and tools can watch live counts (relays, limits).
+pub async fn run_observed(
+    config: Config,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+    observe: impl FnOnce(Arc<Gateway>),
+) -> io::Result<()> {
     let internal = CancellationToken::new();
     let uses_builtin = config
         .routes
@@ -62,6 +75,7 @@ pub async fn run(
         config.server,
         Connector::new(builtin),
     ));
+    observe(gateway.clone());
     let stop_accepting = CancellationToken::new();
     let connections = TaskTracker::new();
     for listener in listeners {

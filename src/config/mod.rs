@@ -37,6 +37,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// How long a client may take to send a complete request head (slowloris).
     pub header_read_timeout: Duration,
+    /// Connection limits, `[limits]`.
+    pub limits: crate::limits::LimitSettings,
 }
 
 /// One public listener, `[[listeners]]`.

@@ -2,6 +2,7 @@
 //! collects every problem with its key path, so one run of `wsgate check`
 //! shows them all.
 
+mod limits;
 mod toml_path;
 mod values;
 
@@ -170,6 +171,7 @@ pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, Con
             defaults::HEADER_READ_TIMEOUT,
             false,
         ),
+        limits: limits::limits(&mut errors, &raw.limits),
     };
     let listeners = listeners(&mut errors, raw.listeners, base);
     let admin = raw.admin.and_then(|admin| {

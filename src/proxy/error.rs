@@ -82,6 +82,9 @@ pub enum ProxyError {
         /// What was wrong with the answer.
         reason: String,
     },
+    /// A connection or handshake limit is reached (503/429, `Retry-After`).
+    #[error("over limit: {}", .0.reason())]
+    OverLimit(crate::limits::Refusal),
     /// `wss://` / `https://` backends need backend TLS support.
     #[error("backend {backend} needs TLS, which this build does not dial yet")]
     BackendTlsUnsupported {
@@ -99,6 +102,7 @@ impl ProxyError {
             OriginNotAllowed { .. } | OriginMissing => StatusCode::FORBIDDEN,
             SubprotocolNotOffered { .. } | BadHandshake(_) => StatusCode::BAD_REQUEST,
             UnsupportedVersion(_) => StatusCode::UPGRADE_REQUIRED,
+            OverLimit(refusal) => refusal.status(),
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -111,6 +115,10 @@ impl ProxyError {
 
     /// Which side caused the error.
     pub fn side(&self) -> Side {
+        // Load comes from clients, however the gateway answers it.
+        if let ProxyError::OverLimit(_) = self {
+            return Side::Client;
+        }
         if self.status().is_server_error() {
             Side::Backend
         } else {
@@ -127,6 +135,7 @@ impl ProxyError {
             SubprotocolNotOffered { .. } => "subprotocol",
             UnsupportedVersion(_) => "version",
             BadHandshake(_) => "bad_request",
+            OverLimit(refusal) => refusal.reason(),
             NoBackend | BackendConnect { .. } | BackendTlsUnsupported { .. } => "backend_refused",
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => "backend_timeout",
             BackendProtocol { .. } => "backend_protocol",
@@ -136,6 +145,9 @@ impl ProxyError {
     /// The response the client gets. Backend details stay in the log: the
     /// client learns the kind of failure, not our internal addresses.
     pub fn to_response(&self) -> Response<Body> {
+        if let ProxyError::OverLimit(refusal) = self {
+            return refusal.to_response();
+        }
         let body = match self.side() {
             Side::Client => format!("{self}\n"),
             Side::Backend => format!("{}\n", self.status().canonical_reason().unwrap_or("")),

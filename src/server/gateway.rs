@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Route, ServerSettings};
+use crate::limits::Limits;
 use crate::routing::Router;
 use crate::upstream::{Balancer, Connector};
 
@@ -25,6 +26,8 @@ pub struct Gateway {
     pub shutdown: CancellationToken,
     /// Process-wide settings.
     pub settings: ServerSettings,
+    /// Connection and handshake limits, with their live counts.
+    pub limits: Limits,
 }
 
 /// Routes together with their round-robin positions.
@@ -60,6 +63,7 @@ impl Gateway {
             connector,
             relays: TaskTracker::new(),
             shutdown: CancellationToken::new(),
+            limits: Limits::new(settings.limits.clone()),
             settings,
         }
     }

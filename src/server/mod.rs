@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::limits::{self, Admission, ConnectionPermit};
 use crate::proxy::headers::ClientInfo;
 use gateway::Gateway;
 
@@ -37,9 +38,16 @@ pub async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                connections.spawn(serve_connection(stream, peer, gateway.clone()));
-            }
+            Ok((stream, peer)) => match gateway.limits.admit(peer.ip()) {
+                Admission::Admit(permit) => {
+                    connections.spawn(serve_connection(stream, peer, gateway.clone(), permit));
+                }
+                Admission::Refuse(refusal, permit) => {
+                    tracing::warn!(client = %peer, reason = refusal.reason(), "connection refused: over limit");
+                    connections.spawn(limits::refuse(TokioIo::new(stream), refusal, permit));
+                }
+                Admission::Drop => drop(stream),
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -49,15 +57,27 @@ pub async fn accept_loop(
 }
 
 /// Serves HTTP/1.1 on one plain connection until it closes, upgrades, or
-/// the gateway drains (then in-flight requests finish first).
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, gateway: Arc<Gateway>) {
+/// the gateway drains (then in-flight requests finish first). The permit
+/// rides along in each request's extensions, so an upgraded WebSocket's
+/// relay keeps the connection's slot after hyper lets go.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    gateway: Arc<Gateway>,
+    permit: ConnectionPermit,
+) {
     stream.set_nodelay(true).ok();
     let client = ClientInfo { peer, tls: false };
     let svc_gateway = gateway.clone();
-    let service = service_fn(move |req| service::handle(svc_gateway.clone(), req, client));
+    let permit = Arc::new(permit);
+    let service = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(permit.clone());
+        service::handle(svc_gateway.clone(), req, client)
+    });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
+        .max_buf_size(gateway.settings.limits.max_header_size)
         .header_read_timeout(gateway.settings.header_read_timeout);
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)

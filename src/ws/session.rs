@@ -12,6 +12,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use crate::config::Route;
+use crate::limits::ConnectionPermit;
 use crate::proxy::body::{boxed, empty, Body};
 use crate::proxy::error::ProxyError;
 use crate::proxy::headers::{strip_hop_by_hop, ClientInfo};
@@ -35,6 +36,12 @@ pub async fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
     let checked = handshake::check(&parts, route, &client)?;
+    // Held until the 101 or the error goes out: upgrades in progress are bounded.
+    let _handshake = gateway
+        .limits
+        .begin_handshake()
+        .map_err(ProxyError::OverLimit)?;
+    let permit = parts.extensions.get::<Arc<ConnectionPermit>>().cloned();
     let balancer = table.balancer(route);
     let outcome = dial::open(
         &gateway.connector,
@@ -50,7 +57,7 @@ pub async fn upgrade(
         DialOutcome::Declined(response) => return Ok(declined(response, route, &client)),
     };
     let response = switching_protocols(&checked.key, &backend);
-    spawn_relay(gateway, route.clone(), client, on_upgrade, backend);
+    spawn_relay(gateway, route.clone(), client, on_upgrade, backend, permit);
     Ok(response)
 }
 
@@ -94,6 +101,7 @@ fn spawn_relay(
     client: ClientInfo,
     on_upgrade: OnUpgrade,
     backend: BackendUpgrade,
+    permit: Option<Arc<ConnectionPermit>>,
 ) {
     let shutdown = gateway.shutdown.child_token();
     let config = RelayConfig {
@@ -105,6 +113,8 @@ fn spawn_relay(
         deflate: backend.deflate,
     };
     gateway.relays.spawn(async move {
+        // The client connection's limit slot lives as long as the relay.
+        let _permit = permit;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {

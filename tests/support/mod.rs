@@ -7,16 +7,20 @@ pub mod client;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wsgate::config::Config;
+use wsgate::server::gateway::Gateway;
 
 /// A running gateway; `stop` drains it and waits for `run` to return.
 pub struct TestGateway {
     /// The address of each listener, in config order.
     pub addrs: Vec<SocketAddr>,
+    /// The gateway's shared state, to watch live counts (relays, limits).
+    pub gateway: Arc<Gateway>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -32,11 +36,17 @@ impl TestGateway {
         }
         let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(wsgate::run(config, listeners, async {
+        let (observed_tx, observed) = oneshot::channel();
+        let shutdown = async {
             let _ = rx.await;
+        };
+        let task = tokio::spawn(wsgate::run_observed(config, listeners, shutdown, |gw| {
+            let _ = observed_tx.send(gw);
         }));
+        let gateway = observed.await.expect("the gateway starts");
         TestGateway {
             addrs,
+            gateway,
             shutdown: Some(tx),
             task,
         }
@@ -50,6 +60,28 @@ impl TestGateway {
     /// `ws://127.0.0.1:port{path}`.
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr(), path)
+    }
+
+    /// Waits (bounded) until no client connection and no relay task is
+    /// left: the proof that a session leaked nothing. The relay tracker is
+    /// closed only to wait on it (spawning still works), then reopened.
+    pub async fn wait_quiet(&self) {
+        let relays = self.gateway.relays.clone();
+        let quiet = async {
+            self.gateway.limits.until_no_connections().await;
+            relays.close();
+            relays.wait().await;
+            relays.reopen();
+        };
+        tokio::time::timeout(client::WAIT, quiet)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "still open: {} relays, {} connections",
+                    self.gateway.relays.len(),
+                    self.gateway.limits.open_connections()
+                )
+            });
     }
 
     /// Triggers the drain and waits until `run` returns.
