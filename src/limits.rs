@@ -52,7 +52,7 @@ pub struct LimitSettings {
     pub max_connections_per_ip: usize,
     /// WebSocket upgrades in progress at once (request received, 101 not yet sent).
     pub max_handshakes: usize,
-    /// Largest request head hyper buffers (request line plus headers).
+    /// Largest request head (request line plus headers); larger → 431.
     pub max_header_size: usize,
 }
 
@@ -339,6 +339,7 @@ where
         .timer(TokioTimer::new())
         .keep_alive(false)
         .max_buf_size(MIN_HEADER_BUF)
+        .max_header_size(MIN_HEADER_BUF)
         .header_read_timeout(REFUSAL_READ_TIMEOUT);
     let result = tokio::time::timeout(
         REFUSAL_READ_TIMEOUT * 2,

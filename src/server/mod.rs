@@ -77,7 +77,7 @@ async fn serve_connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .max_buf_size(gateway.settings.limits.max_header_size)
+        .max_header_size(gateway.settings.limits.max_header_size)
         .header_read_timeout(gateway.settings.header_read_timeout);
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod raw_ws;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -58,7 +58,7 @@ fn header_size(errors: &mut Errors, raw: Option<&SizeValue>) -> usize {
         Some(n) if !(MIN_HEADER_BUF as u64..=MAX_HEADER_SIZE_CEILING).contains(&n) => {
             errors.push(
                 path,
-                format!("must be between 8KiB and 16MiB (hyper's bounds), not {n} bytes"),
+                format!("must be between 8KiB and 16MiB, not {n} bytes"),
             );
             default
         }
