@@ -11,6 +11,7 @@
 //! ws/            handshake checks, backend dial, frame codec, relay
 //! fallback/      long-poll / SSE sessions bridged to a backend WebSocket
 //! proxy/         plain HTTP forwarding; the one place errors become responses
+//! limits         connection, per-address and handshake limits
 //! builtin        the in-process echo backend and demo page of the default config
 //! ops/           metrics, admin endpoints, drain, hot reload, request ids, logs
 //! ```
@@ -25,6 +26,7 @@
 pub mod builtin;
 pub mod config;
 pub mod fallback;
+pub mod limits;
 pub mod ops;
 pub mod proxy;
 pub mod routing;

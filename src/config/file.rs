@@ -59,6 +59,14 @@ pub(crate) mod defaults {
     pub(crate) const SELF_SIGNED: bool = false;
     /// `listeners.redirect_https = true`: the standard HTTPS port.
     pub(crate) const REDIRECT_HTTPS_PORT: u16 = 443;
+    /// `limits.max_connections`: client connections held at once.
+    pub(crate) const MAX_CONNECTIONS: usize = 200_000;
+    /// `limits.max_connections_per_ip`: enough for a large office behind one NAT.
+    pub(crate) const MAX_CONNECTIONS_PER_IP: usize = 1_000;
+    /// `limits.max_handshakes`: WebSocket upgrades in progress at once.
+    pub(crate) const MAX_HANDSHAKES: usize = 1_024;
+    /// `limits.max_header_size`: a request head above this is refused (431/400).
+    pub(crate) const MAX_HEADER_SIZE: u64 = 64 * 1024;
 }
 
 /// The whole file.
@@ -74,6 +82,18 @@ pub(crate) struct ConfigFile {
     /// Required, at least one.
     #[serde(default)]
     pub(crate) routes: Vec<RouteFile>,
+    #[serde(default)]
+    pub(crate) limits: LimitsFile,
+}
+
+/// `[limits]`: connection limits; a count of 0 means unlimited.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsFile {
+    pub(crate) max_connections: Option<i64>,
+    pub(crate) max_connections_per_ip: Option<i64>,
+    pub(crate) max_handshakes: Option<i64>,
+    pub(crate) max_header_size: Option<SizeValue>,
 }
 
 /// `[server]`.

@@ -45,6 +45,8 @@ pub struct ServerSettings {
     pub drain_spread: Duration,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// Connection limits, `[limits]`.
+    pub limits: crate::limits::LimitSettings,
 }
 
 /// `server.log_format`.

@@ -2,6 +2,7 @@
 //! collects every problem with its key path, so one run of `wsgate check`
 //! shows them all.
 
+mod limits;
 mod tls;
 mod toml_path;
 mod values;
@@ -197,6 +198,7 @@ pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, Con
             true,
         ),
         log_format: log_format(&mut errors, raw.server.log_format.as_deref()),
+        limits: limits::limits(&mut errors, &raw.limits),
     };
     if server.drain_spread > server.shutdown_grace {
         errors.push(

@@ -36,6 +36,9 @@ pub struct RunOptions {
     pub admin: Option<TcpListener>,
     /// Where config reloads come from; `None` disables reload.
     pub reload: Option<ReloadSource>,
+    /// Receives the shared gateway state once it exists, so tests and tools
+    /// can watch live counts (relays, limits).
+    pub observe: Option<tokio::sync::oneshot::Sender<Arc<Gateway>>>,
 }
 
 /// What drain waits for.
@@ -70,6 +73,9 @@ async fn serve(
     internal: &CancellationToken,
 ) -> io::Result<()> {
     let gateway = gateway(&config, internal).await?;
+    if let Some(observer) = options.observe {
+        let _ = observer.send(gateway.clone());
+    }
     start_admin(&config, options.admin, &gateway, internal).await?;
     let drain = Drain {
         gateway: gateway.clone(),

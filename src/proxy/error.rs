@@ -117,6 +117,9 @@ pub enum ProxyError {
     /// The gateway is draining and takes no new WebSockets.
     #[error("the gateway is shutting down")]
     ShuttingDown,
+    /// A connection or handshake limit is reached (503/429, `Retry-After`).
+    #[error("over limit: {}", .0.reason())]
+    OverLimit(crate::limits::Refusal),
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -153,6 +156,7 @@ impl ProxyError {
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedVersion(_) => StatusCode::UPGRADE_REQUIRED,
             ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            OverLimit(refusal) => refusal.status(),
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -165,8 +169,13 @@ impl ProxyError {
     /// Which side caused the error.
     pub fn side(&self) -> Side {
         if matches!(self, ProxyError::ShuttingDown) {
-            Side::Gateway
-        } else if self.status().is_server_error() {
+            return Side::Gateway;
+        }
+        // Load comes from clients, however the gateway answers it.
+        if let ProxyError::OverLimit(_) = self {
+            return Side::Client;
+        }
+        if self.status().is_server_error() {
             Side::Backend
         } else {
             Side::Client
@@ -188,6 +197,7 @@ impl ProxyError {
             SubprotocolNotOffered { .. } => "subprotocol",
             UnsupportedVersion(_) => "version",
             BadHandshake(_) => "bad_request",
+            OverLimit(refusal) => refusal.reason(),
             NoBackend | BackendConnect { .. } => "backend_refused",
             BackendTls { .. } => "backend_tls",
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => "backend_timeout",
@@ -199,6 +209,9 @@ impl ProxyError {
     /// The response the client gets. Backend details stay in the log: the
     /// client learns the kind of failure, not our internal addresses.
     pub fn to_response(&self) -> Response<Body> {
+        if let ProxyError::OverLimit(refusal) = self {
+            return refusal.to_response();
+        }
         let body = match self.side() {
             Side::Client | Side::Gateway => format!("{self}\n"),
             Side::Backend => format!("{}\n", self.status().canonical_reason().unwrap_or("")),

@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Route, ServerSettings};
 use crate::fallback::Fallback;
+use crate::limits::Limits;
 use crate::ops::drain::Lifecycle;
 use crate::ops::metrics::Metrics;
 use crate::routing::Router;
@@ -34,6 +35,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Readiness phase, staggered drain and the fallback sessions' tracker.
     pub lifecycle: Arc<Lifecycle>,
+    /// Connection and handshake limits, with their live counts.
+    pub limits: Limits,
 }
 
 /// Routes together with their round-robin positions.
@@ -71,6 +74,7 @@ impl Gateway {
             relays: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             lifecycle: Arc::default(),
+            limits: Limits::new(settings.limits.clone()),
             settings,
             fallback: Fallback::default(),
         }

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::limits::{self, Admission, ConnectionPermit};
 use crate::proxy::body::Body;
 use crate::proxy::headers::ClientInfo;
 use crate::tls::listener::TlsListener;
@@ -59,10 +60,18 @@ pub async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => {
-                let task = serve_connection(stream, peer, frontend.clone(), gateway.clone());
-                connections.spawn(task);
-            }
+            Ok((stream, peer)) => match gateway.limits.admit(peer.ip()) {
+                Admission::Admit(permit) => {
+                    let task =
+                        serve_connection(stream, peer, frontend.clone(), gateway.clone(), permit);
+                    connections.spawn(task);
+                }
+                Admission::Refuse(refusal, permit) => {
+                    tracing::warn!(client = %peer, reason = refusal.reason(), "connection refused: over limit");
+                    connections.spawn(limits::refuse(TokioIo::new(stream), refusal, permit));
+                }
+                Admission::Drop => drop(stream),
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -72,17 +81,21 @@ pub async fn accept_loop(
 }
 
 /// Serves one accepted connection until it closes, upgrades, or the
-/// gateway drains (then in-flight requests finish first).
+/// gateway drains (then in-flight requests finish first). The limit permit
+/// rides along in each request's extensions, so an upgraded WebSocket's
+/// relay keeps the connection's slot after hyper lets go.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     frontend: Frontend,
     gateway: Arc<Gateway>,
+    permit: ConnectionPermit,
 ) {
     stream.set_nodelay(true).ok();
     match frontend {
         Frontend::Plain => {
-            serve_proxy(stream, ClientInfo { peer, tls: false }, None, gateway).await
+            let client = ClientInfo { peer, tls: false };
+            serve_proxy(stream, client, None, gateway, permit).await
         }
         Frontend::RedirectHttps(port) => {
             let service = service_fn(move |req| async move {
@@ -104,7 +117,7 @@ async fn serve_connection(
                             .and_then(|s| HeaderValue::from_str(&s).ok()),
                     });
                     let client = ClientInfo { peer, tls: true };
-                    serve_proxy(accepted.stream, client, identity, gateway).await
+                    serve_proxy(accepted.stream, client, identity, gateway, permit).await
                 }
                 Err(e) => {
                     gateway.metrics.tls_handshake_failed();
@@ -141,11 +154,14 @@ async fn serve_proxy<IO>(
     client: ClientInfo,
     identity: Option<Identity>,
     gateway: Arc<Gateway>,
+    permit: ConnectionPermit,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc_gateway = gateway.clone();
+    let permit = Arc::new(permit);
     let service = service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(permit.clone());
         if let Some(identity) = &identity {
             identity.apply(req.headers_mut());
         }
@@ -163,6 +179,7 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
+        .max_header_size(gateway.settings.limits.max_header_size)
         .header_read_timeout(gateway.settings.header_read_timeout);
     let connection = builder
         .serve_connection(TokioIo::new(io), service)

@@ -12,6 +12,7 @@ use hyper::upgrade::OnUpgrade;
 use tokio::net::TcpStream;
 
 use crate::config::Route;
+use crate::limits::ConnectionPermit;
 use crate::ops::request_id::REQUEST_ID;
 use crate::ops::sessions::SessionMetrics;
 use crate::proxy::body::{boxed, empty, Body};
@@ -38,6 +39,12 @@ pub async fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
     let checked = handshake::check(&parts, route, &client)?;
+    // Held until the 101 or the error goes out: upgrades in progress are bounded.
+    let _handshake = gateway
+        .limits
+        .begin_handshake()
+        .map_err(ProxyError::OverLimit)?;
+    let permit = parts.extensions.get::<Arc<ConnectionPermit>>().cloned();
     let balancer = table.balancer(route);
     let outcome = dial::open(
         &gateway.connector,
@@ -58,6 +65,7 @@ pub async fn upgrade(
         route: route.clone(),
         client,
         request_id: request_id.unwrap_or_default().into(),
+        _permit: permit,
     };
     spawn_relay(gateway, context, on_upgrade, backend);
     Ok(response)
@@ -166,6 +174,8 @@ struct SessionContext {
     client: ClientInfo,
     /// The upgrade request's `X-Request-Id`.
     request_id: Box<str>,
+    /// The client connection's limit slot, held as long as the relay.
+    _permit: Option<Arc<ConnectionPermit>>,
 }
 
 /// The one log line per finished WebSocket session.

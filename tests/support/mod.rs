@@ -6,15 +6,18 @@ pub mod backend;
 pub mod client;
 pub mod fallback;
 pub mod ops;
+pub mod raw_ws;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wsgate::config::Config;
+use wsgate::server::gateway::Gateway;
 
 /// A running gateway; `stop` drains it and waits for `run` to return.
 pub struct TestGateway {
@@ -24,6 +27,8 @@ pub struct TestGateway {
     pub admin: SocketAddr,
     /// Reloads the config file, for gateways started with `start_file`.
     pub reload: Option<wsgate::ops::reload::ReloadHandle>,
+    /// The gateway's shared state, to watch live counts (relays, limits).
+    pub gateway: Arc<Gateway>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -58,18 +63,23 @@ impl TestGateway {
         let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_addr = admin.local_addr().unwrap();
+        let (observed_tx, observed) = oneshot::channel();
         let options = wsgate::RunOptions {
             admin: Some(admin),
             reload,
+            observe: Some(observed_tx),
         };
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(wsgate::run_with(config, listeners, options, async {
+        let shutdown = async {
             let _ = rx.await;
-        }));
+        };
+        let task = tokio::spawn(wsgate::run_with(config, listeners, options, shutdown));
+        let gateway = observed.await.expect("the gateway starts");
         TestGateway {
             addrs,
             admin: admin_addr,
             reload: None,
+            gateway,
             shutdown: Some(tx),
             task,
         }
@@ -95,6 +105,28 @@ impl TestGateway {
     /// `ws://127.0.0.1:port{path}`.
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{}", self.addr(), path)
+    }
+
+    /// Waits (bounded) until no client connection and no relay task is
+    /// left: the proof that a session leaked nothing. The relay tracker is
+    /// closed only to wait on it (spawning still works), then reopened.
+    pub async fn wait_quiet(&self) {
+        let relays = self.gateway.relays.clone();
+        let quiet = async {
+            self.gateway.limits.until_no_connections().await;
+            relays.close();
+            relays.wait().await;
+            relays.reopen();
+        };
+        tokio::time::timeout(client::WAIT, quiet)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "still open: {} relays, {} connections",
+                    self.gateway.relays.len(),
+                    self.gateway.limits.open_connections()
+                )
+            });
     }
 
     /// Triggers the drain and waits until `run` returns.

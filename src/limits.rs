@@ -1,0 +1,359 @@
+//! Connection limits: the resource-exhaustion defences in front of hyper.
+//!
+//! Three counters bound what one process holds: all client connections,
+//! connections per client address, and WebSocket upgrades in progress
+//! (a handshake holds a backend dial and a pending request, the expensive
+//! part). Each admission hands out a permit that gives its slot back on drop,
+//! so no exit path can leak a slot.
+//!
+//! A connection over a limit is not dropped silently: it gets one short HTTP
+//! answer (503, or 429 for the per-address limit) with `Retry-After`, served
+//! by [`refuse`] with a tight read deadline. Beyond [`REFUSAL_SLOTS`] such
+//! answers in flight, further excess connections are closed at once, so a
+//! flood cannot turn the refusals themselves into the exhaustion.
+//!
+//! Refusal counts are plain atomics ([`LimitCounters`]) until the metrics
+//! registry lands; it can read them as they are.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::rt::{Read, Write};
+use hyper_util::rt::TokioTimer;
+
+use crate::proxy::body::{full, Body};
+
+/// How long a refused client may take to send its request head before the
+/// connection is cut: an over-limit client gets no generosity.
+pub const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Refusal answers that may be in flight at once; excess connections beyond
+/// this are closed without an answer.
+pub const REFUSAL_SLOTS: usize = 256;
+
+/// The `Retry-After` seconds sent with every refusal: long enough to spread a
+/// reconnect storm, short enough that a browser retrying is not stalled.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// Configured limits, `[limits]`; a zero count means "no limit".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// Client connections (HTTP and upgraded WebSocket) held at once.
+    pub max_connections: usize,
+    /// Client connections held at once per client address (IPv6 by /64).
+    pub max_connections_per_ip: usize,
+    /// WebSocket upgrades in progress at once (request received, 101 not yet sent).
+    pub max_handshakes: usize,
+    /// Largest request head (request line plus headers); larger → 431.
+    pub max_header_size: usize,
+}
+
+/// Why a connection or upgrade was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_connections` reached → 503.
+    Connections,
+    /// `max_connections_per_ip` reached for this address → 429.
+    PerIp,
+    /// `max_handshakes` reached → 503.
+    Handshakes,
+}
+
+impl Refusal {
+    /// The status the client gets.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Refusal::PerIp => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Connections | Refusal::Handshakes => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// A label for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Connections => "max_connections",
+            Refusal::PerIp => "max_connections_per_ip",
+            Refusal::Handshakes => "max_handshakes",
+        }
+    }
+
+    /// The refusal response: status, `Retry-After`, a one-line body.
+    pub fn to_response(self) -> Response<Body> {
+        let mut response = Response::new(full(format!("over limit: {}\n", self.reason())));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
+    }
+}
+
+/// Refusal counts since start, for logs and (later) the metrics registry.
+#[derive(Debug, Default)]
+pub struct LimitCounters {
+    /// Connections refused by `max_connections`.
+    pub connections: AtomicU64,
+    /// Connections refused by `max_connections_per_ip`.
+    pub per_ip: AtomicU64,
+    /// Upgrades refused by `max_handshakes`.
+    pub handshakes: AtomicU64,
+    /// Excess connections closed without an answer (refusal slots full).
+    pub dropped: AtomicU64,
+}
+
+impl LimitCounters {
+    fn count(&self, refusal: Refusal) {
+        let counter = match refusal {
+            Refusal::Connections => &self.connections,
+            Refusal::PerIp => &self.per_ip,
+            Refusal::Handshakes => &self.handshakes,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The live counts behind the limits; shared by every connection.
+#[derive(Debug)]
+pub struct Limits {
+    /// The configured bounds.
+    pub settings: LimitSettings,
+    /// What was refused so far.
+    pub counters: LimitCounters,
+    state: Arc<State>,
+}
+
+/// Slots in use; permits hold an `Arc` so they outlive nothing they need.
+#[derive(Debug, Default)]
+struct State {
+    connections: AtomicUsize,
+    handshakes: AtomicUsize,
+    refusals: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Woken whenever a connection slot is given back.
+    released: Notify,
+}
+
+/// What the accept loop does with a new connection.
+#[derive(Debug)]
+pub enum Admission {
+    /// Serve it; the permit is its slot.
+    Admit(ConnectionPermit),
+    /// Answer it with this refusal; the permit is its refusal slot.
+    Refuse(Refusal, RefusalPermit),
+    /// Close it at once (even the refusal slots are full).
+    Drop,
+}
+
+impl Limits {
+    /// Limits with nothing in use.
+    pub fn new(settings: LimitSettings) -> Self {
+        Limits {
+            settings,
+            counters: LimitCounters::default(),
+            state: Arc::default(),
+        }
+    }
+
+    /// Admits a connection from `ip`, or says how to refuse it.
+    pub fn admit(&self, ip: IpAddr) -> Admission {
+        let refusal = match self.take_connection(ip) {
+            Ok(permit) => return Admission::Admit(permit),
+            Err(refusal) => refusal,
+        };
+        self.counters.count(refusal);
+        match take_slot(&self.state.refusals, REFUSAL_SLOTS) {
+            true => Admission::Refuse(
+                refusal,
+                RefusalPermit {
+                    state: self.state.clone(),
+                },
+            ),
+            false => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                Admission::Drop
+            }
+        }
+    }
+
+    fn take_connection(&self, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
+        let key = ip_key(ip);
+        let mut per_ip = self.state.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let held = per_ip.get(&key).copied().unwrap_or(0);
+        if under(held, self.settings.max_connections_per_ip).is_none() {
+            return Err(Refusal::PerIp);
+        }
+        if !take_slot(&self.state.connections, self.settings.max_connections) {
+            return Err(Refusal::Connections);
+        }
+        per_ip.insert(key, held + 1);
+        Ok(ConnectionPermit {
+            state: self.state.clone(),
+            key,
+        })
+    }
+
+    /// Takes a handshake slot for an upgrade, or refuses it (503).
+    pub fn begin_handshake(&self) -> Result<HandshakePermit, Refusal> {
+        if take_slot(&self.state.handshakes, self.settings.max_handshakes) {
+            return Ok(HandshakePermit {
+                state: self.state.clone(),
+            });
+        }
+        self.counters.count(Refusal::Handshakes);
+        Err(Refusal::Handshakes)
+    }
+
+    /// Client connections held now (admitted, not refused).
+    pub fn open_connections(&self) -> usize {
+        self.state.connections.load(Ordering::Acquire)
+    }
+
+    /// Resolves once no client connection is held (relays included, since
+    /// a relay keeps its connection's slot): lets tests and drain tooling
+    /// wait for an event instead of polling.
+    pub async fn until_no_connections(&self) {
+        loop {
+            let released = self.state.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if self.open_connections() == 0 {
+                return;
+            }
+            released.await;
+        }
+    }
+
+    /// Upgrades in progress now.
+    pub fn open_handshakes(&self) -> usize {
+        self.state.handshakes.load(Ordering::Acquire)
+    }
+
+    /// Distinct client addresses holding connections now.
+    pub fn tracked_addresses(&self) -> usize {
+        self.state
+            .per_ip
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+}
+
+/// `Some(())` while `held` is below `max` (zero = unlimited).
+fn under(held: usize, max: usize) -> Option<()> {
+    (max == 0 || held < max).then_some(())
+}
+
+/// Increments `slots` unless that would pass `max` (zero = unlimited).
+fn take_slot(slots: &AtomicUsize, max: usize) -> bool {
+    slots
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            under(held, max).map(|()| held + 1)
+        })
+        .is_ok()
+}
+
+/// The per-address key: IPv4 as is, IPv6 by its /64 (one subscriber's
+/// prefix), IPv4-mapped IPv6 as the IPv4 address.
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(prefix.into())
+            }
+        },
+    }
+}
+
+/// One admitted connection's slot, given back on drop.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    state: Arc<State>,
+    key: IpAddr,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        self.state.connections.fetch_sub(1, Ordering::AcqRel);
+        let mut per_ip = self.state.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = per_ip.get_mut(&self.key) {
+            *held -= 1;
+            if *held == 0 {
+                per_ip.remove(&self.key);
+            }
+        }
+        drop(per_ip);
+        self.state.released.notify_waiters();
+    }
+}
+
+/// One upgrade-in-progress slot, given back on drop (after the 101 or the error).
+#[derive(Debug)]
+pub struct HandshakePermit {
+    state: Arc<State>,
+}
+
+impl Drop for HandshakePermit {
+    fn drop(&mut self) {
+        self.state.handshakes.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One refusal answer's slot, given back on drop.
+#[derive(Debug)]
+pub struct RefusalPermit {
+    state: Arc<State>,
+}
+
+impl Drop for RefusalPermit {
+    fn drop(&mut self) {
+        self.state.refusals.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers every request on `io` with `refusal` and closes: keep-alive off,
+/// a short head deadline, a small head buffer. Works on plain TCP and on a
+/// TLS stream alike.
+pub async fn refuse<I>(io: I, refusal: Refusal, permit: RefusalPermit)
+where
+    I: Read + Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
+        Ok::<_, Infallible>(refusal.to_response())
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(false)
+        .max_buf_size(MIN_HEADER_BUF)
+        .max_header_size(MIN_HEADER_BUF)
+        .header_read_timeout(REFUSAL_READ_TIMEOUT);
+    let result = tokio::time::timeout(
+        REFUSAL_READ_TIMEOUT * 2,
+        builder.serve_connection(io, service),
+    )
+    .await;
+    drop(permit);
+    if let Ok(Err(e)) = result {
+        tracing::debug!(error = %e, "refused connection ended with an error");
+    }
+}
+
+/// hyper's smallest allowed read buffer (it asserts at least 8 KiB).
+pub const MIN_HEADER_BUF: usize = 8 * 1024;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,381 @@
+//! Hostile input, end to end on real sockets: smuggling, upgrade abuse,
+//! header injection, frame-level attacks from either side, floods and
+//! limits. Each case checks the answer, that the backend was protected, and
+//! that nothing is left behind (no relay task, no connection slot).
+
+mod support;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use support::backend::{http_echo_backend, silent_backend, Answer, Behaviour, WsBackend};
+use support::client::{raw_request, read_response, upgrade_request, WAIT};
+use support::raw_ws::{
+    client_frame, frame, misbehaving_backend, raw_upgrade, read_close, read_frame,
+};
+use support::{one_route, TestGateway};
+
+/// A gateway in front of an HTTP echo backend that reports what it saw.
+async fn http_gateway() -> (TestGateway, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let (addr, count) = http_echo_backend().await;
+    let gw = TestGateway::start(&one_route(&[format!("http://{addr}")], "")).await;
+    (gw, count)
+}
+
+/// Sends raw bytes, then reads everything until the gateway closes.
+async fn exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut out))
+        .await
+        .expect("the gateway answers and closes");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn request_smuggling_never_reaches_the_backend_as_a_second_request() {
+    let (gw, count) = http_gateway().await;
+    let smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+    // Refused outright (400): an unknown coding next to Content-Length, two
+    // Content-Lengths, obsolete line folding.
+    let refused = [
+        format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\nContent-Length: 3\r\n\r\nabc{smuggled}"),
+        format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc{smuggled}"),
+        format!("GET / HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n{smuggled}"),
+    ];
+    for case in &refused {
+        let answer = exchange(gw.addr(), case.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{case:?} → {answer}");
+        assert!(!answer.contains("/smuggled"), "{case:?} → {answer}");
+    }
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // CL.TE: chunked wins (RFC 9112 §6.3), Content-Length is dropped, the
+    // backend gets one request framed by the gateway, and the connection is
+    // closed after the answer, so the trailing bytes are never parsed.
+    let cl_te = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}");
+    let answer = exchange(gw.addr(), cl_te.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    assert!(
+        !answer.contains("/smuggled")
+            && !answer.to_ascii_lowercase().contains("\ncontent-length: 6")
+    );
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn conflicting_framing_is_400_without_a_backend() {
+    let (gw, count) = http_gateway().await;
+    let cases = [
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Bare: a\rb\r\n\r\n",
+    ];
+    for case in cases {
+        let response = raw_request(gw.addr(), case).await;
+        assert_eq!(response.status, 400, "{case:?}");
+    }
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn h2c_upgrade_never_reaches_the_backend_as_an_upgrade() {
+    let (gw, _) = http_gateway().await;
+    let request = "GET /h2c HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    let response = raw_request(gw.addr(), request).await;
+    assert_ne!(response.status, 101);
+    let seen = response.body.to_ascii_lowercase();
+    assert!(seen.starts_with("get /h2c"), "{seen}");
+    assert!(
+        !seen.contains("upgrade:") && !seen.contains("http2-settings"),
+        "{seen}"
+    );
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn upgrade_abuse_is_400_and_the_backend_is_never_dialed() {
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let gw = TestGateway::start(&one_route(&[backend.url()], "")).await;
+    let post = upgrade_request("/", &[]).replacen("GET", "POST", 1);
+    let with_body = upgrade_request("/", &["Content-Length: 5"]) + "hello";
+    let chunked = upgrade_request("/", &["Transfer-Encoding: chunked"]) + "0\r\n\r\n";
+    let two_keys = upgrade_request("/", &["Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="]);
+    let long_key = upgrade_request("/", &[]).replace(
+        "dGhlIHNhbXBsZSBub25jZQ==",
+        "dGhlIHNhbXBsZSBub25jZXRoZSBzYW1wbGUgbm9uY2U=",
+    );
+    for request in [post, with_body, chunked, two_keys, long_key] {
+        let response = raw_request(gw.addr(), &request).await;
+        assert_eq!(response.status, 400, "{request:?}");
+    }
+    assert_eq!(backend.connection_count(), 0);
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_is_injected_through_subprotocol_or_origin_values() {
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let route = "subprotocols = [\"chat.v1\"]\norigins = [\"https://chat.example.com\"]";
+    let gw = TestGateway::start(&one_route(&[backend.url()], route)).await;
+    let origin = "Origin: https://chat.example.com";
+    let bare_cr = upgrade_request(
+        "/",
+        &[origin, "Sec-WebSocket-Protocol: chat.v1\rX-Injected: 1"],
+    );
+    assert_eq!(raw_request(gw.addr(), &bare_cr).await.status, 400);
+    let comma_origin = upgrade_request(
+        "/",
+        &["Origin: https://chat.example.com, https://evil.example"],
+    );
+    assert_eq!(raw_request(gw.addr(), &comma_origin).await.status, 403);
+    assert_eq!(backend.connection_count(), 0);
+    let smuggled = upgrade_request("/", &[origin, "Sec-WebSocket-Protocol: evil,chat.v1, x;y"]);
+    let mut stream = TcpStream::connect(gw.addr()).await.unwrap();
+    stream.write_all(smuggled.as_bytes()).await.unwrap();
+    let response = read_response(&mut stream).await;
+    assert_eq!(response.status, 101);
+    assert_eq!(
+        response.header("sec-websocket-protocol").as_deref(),
+        Some("chat.v1")
+    );
+    let (_, headers) = backend.request(0);
+    let offered: Vec<_> = headers.get_all("sec-websocket-protocol").iter().collect();
+    assert_eq!(offered, ["chat.v1"]);
+    assert!(headers.get("x-injected").is_none());
+    drop(stream);
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+/// A gateway in front of an echo backend, and a raw client already upgraded.
+async fn relay_setup(route_extra: &str) -> (TestGateway, WsBackend, TcpStream) {
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let gw = TestGateway::start(&one_route(&[backend.url()], route_extra)).await;
+    let client = raw_upgrade(gw.addr()).await;
+    (gw, backend, client)
+}
+
+#[tokio::test]
+async fn unmasked_client_frames_get_1002() {
+    let (gw, mut backend, mut client) = relay_setup("").await;
+    client
+        .write_all(&frame(0x81, b"unmasked", None))
+        .await
+        .unwrap();
+    assert_eq!(read_close(&mut client).await, Some(1002));
+    let to_backend = tokio::time::timeout(WAIT, backend.closes.recv())
+        .await
+        .unwrap();
+    assert_eq!(to_backend.map(|c| c.0), Some(1002));
+    drop(client);
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn huge_frame_lengths_close_without_allocating() {
+    // 2^63 (MSB set): a protocol error. 2^62: valid, but over max_message_size.
+    for (len, code) in [(1u64 << 63, 1002), ((1u64 << 62), 1009)] {
+        let (gw, _backend, mut client) = relay_setup("").await;
+        let mut header = vec![0x82, 0xFF];
+        header.extend_from_slice(&len.to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]);
+        client.write_all(&header).await.unwrap();
+        assert_eq!(read_close(&mut client).await, Some(code), "length {len}");
+        drop(client);
+        gw.wait_quiet().await;
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_ping_flood_is_relayed_under_backpressure_and_the_session_stays_usable() {
+    const PINGS: usize = 100_000;
+    let (gw, _backend, client) = relay_setup("").await;
+    let (mut rd, mut wr) = client.into_split();
+    let ping = client_frame(0x89, b"flood");
+    let flood: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * PINGS)
+        .collect();
+    let writer = tokio::spawn(async move {
+        wr.write_all(&flood).await.unwrap();
+        wr.write_all(&client_frame(0x81, b"still here"))
+            .await
+            .unwrap();
+        wr
+    });
+    let mut pongs = 0;
+    let echoed = loop {
+        let (opcode, payload) = tokio::time::timeout(WAIT, read_owned(&mut rd))
+            .await
+            .expect("the gateway keeps relaying")
+            .expect("a frame");
+        match opcode {
+            0xA => pongs += 1,
+            0x1 => break payload,
+            other => panic!("unexpected opcode {other}"),
+        }
+    };
+    assert_eq!(echoed, b"still here");
+    assert!(pongs <= PINGS);
+    let mut wr = writer.await.unwrap();
+    wr.write_all(&client_frame(0x88, &1000u16.to_be_bytes()))
+        .await
+        .unwrap();
+    drop((rd, wr));
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+/// [`read_frame`] on the read half of a split stream.
+async fn read_owned(rd: &mut tokio::net::tcp::OwnedReadHalf) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    rd.read_exact(&mut head).await.ok()?;
+    let len = match head[1] & 0x7f {
+        126 => usize::from(rd.read_u16().await.ok()?),
+        127 => usize::try_from(rd.read_u64().await.ok()?).ok()?,
+        n => usize::from(n),
+    };
+    let mut payload = vec![0u8; len];
+    rd.read_exact(&mut payload).await.ok()?;
+    Some((head[0] & 0x0f, payload))
+}
+
+#[tokio::test]
+async fn a_backend_that_masks_or_sends_garbage_gets_the_client_a_1002() {
+    let masked = client_frame(0x81, b"masked from a server");
+    let garbage = b"HTTP/1.1 200 OK\r\n\r\nnot a frame".to_vec();
+    for after in [masked, garbage] {
+        let (addr, mut received) = misbehaving_backend(after).await;
+        let gw = TestGateway::start(&one_route(&[format!("ws://{addr}")], "")).await;
+        let mut client = raw_upgrade(gw.addr()).await;
+        assert_eq!(read_close(&mut client).await, Some(1002));
+        let backend_got = tokio::time::timeout(WAIT, received.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            backend_got.first().map(|b| b & 0x0f),
+            Some(0x8),
+            "backend told too"
+        );
+        drop(client);
+        gw.wait_quiet().await;
+        gw.stop().await;
+    }
+}
+
+/// The gateway's config with a `[limits]` table and a route.
+fn limited(backend: &str, limits: &str) -> String {
+    one_route(&[backend.to_string()], "response_timeout = \"30s\"").replacen(
+        "[[listeners]]",
+        &format!("[limits]\n{limits}\n\n[[listeners]]"),
+        1,
+    )
+}
+
+#[tokio::test]
+async fn per_address_limit_answers_429_with_retry_after() {
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let gw = TestGateway::start(&limited(&backend.url(), "max_connections_per_ip = 2")).await;
+    let held = [raw_upgrade(gw.addr()).await, raw_upgrade(gw.addr()).await];
+    let refused = raw_request(gw.addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(
+        gw.gateway
+            .limits
+            .counters
+            .per_ip
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    drop(held);
+    gw.wait_quiet().await;
+    let _again = raw_upgrade(gw.addr()).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn total_limit_answers_503() {
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let gw = TestGateway::start(&limited(&backend.url(), "max_connections = 1")).await;
+    let held = raw_upgrade(gw.addr()).await;
+    let refused = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(backend.connection_count(), 1);
+    drop(held);
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn handshakes_in_progress_are_capped() {
+    let (addr, dialed) = silent_backend().await;
+    let gw = TestGateway::start(&limited(&format!("ws://{addr}"), "max_handshakes = 1")).await;
+    let mut stuck = TcpStream::connect(gw.addr()).await.unwrap();
+    stuck
+        .write_all(upgrade_request("/", &[]).as_bytes())
+        .await
+        .unwrap();
+    let wait_dial = async {
+        while dialed.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(WAIT, wait_dial)
+        .await
+        .expect("first upgrade dials");
+    let refused = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(dialed.load(std::sync::atomic::Ordering::SeqCst), 1);
+    drop(stuck);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_is_refused() {
+    let (gw, count) = http_gateway().await;
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let mut stream = TcpStream::connect(gw.addr()).await.unwrap();
+    // The gateway may answer before it has read everything: ignore write errors.
+    let _ = stream.write_all(big.as_bytes()).await;
+    let answer = tokio::time::timeout(WAIT, support::raw_ws::read_head(&mut stream))
+        .await
+        .unwrap();
+    let status = answer.split_whitespace().nth(1).unwrap_or("");
+    assert!(status == "431" || status == "400", "{answer}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0);
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_vanishing_mid_frame_leaves_nothing_behind() {
+    let (gw, mut backend, mut client) = relay_setup("").await;
+    let frame = client_frame(0x82, &[7; 1000]);
+    client.write_all(&frame[..500]).await.unwrap();
+    drop(client);
+    tokio::time::timeout(WAIT, backend.ended.recv())
+        .await
+        .expect("backend session ends");
+    gw.wait_quiet().await;
+    assert_eq!(gw.gateway.limits.tracked_addresses(), 0);
+    let _ = read_frame;
+    gw.stop().await;
+}
