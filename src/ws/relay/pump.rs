@@ -258,8 +258,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             }
             if !self.wants_read() {
                 if self.mode == Mode::Done {
-                    // Nothing more will be parsed: the tail is dead weight.
+                    // Nothing more will be parsed: the tail is dead weight,
+                    // dropped rather than added to the run (`out == pos` here).
                     self.pos = self.end;
+                    self.out = self.end;
                     self.park();
                 }
                 if !self.idle_reported {

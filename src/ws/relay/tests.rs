@@ -737,3 +737,29 @@ fn relay_end_displays_for_the_log_line() {
         "close started by client was not answered in time"
     );
 }
+
+/// Found by the relay fuzz target: the bytes of the offending frame (and
+/// anything after it) must never follow the gateway's close to the backend.
+#[tokio::test]
+async fn nothing_follows_the_close_after_a_violation() {
+    let mut h = start(cfg());
+    let bad = encode(0x81, b"unmasked", None);
+    h.client
+        .write_all(&[bad.clone(), bad].concat())
+        .await
+        .unwrap();
+    h.client.shutdown().await.unwrap();
+    h.backend.shutdown().await.unwrap();
+    let mut to_backend = Vec::new();
+    h.backend.read_to_end(&mut to_backend).await.unwrap();
+    let (header, payload, raw) = read_frame(&mut &to_backend[..]).await.unwrap();
+    assert_eq!(header.opcode, OpCode::Close);
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1002);
+    assert_eq!(
+        raw.len(),
+        to_backend.len(),
+        "bytes after the close: {to_backend:02x?}"
+    );
+    let report = h.relay.await.unwrap();
+    assert_eq!(report.sent_to_backend, Some(1002));
+}
