@@ -5,7 +5,7 @@ mod support;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::backend::{raw_ws_backend, RawEvent};
+use support::backend::{raw_ws_backend, Answer, Behaviour, RawEvent, WsBackend};
 use support::client::{raw_request, raw_upgrade, upgrade_request, WAIT};
 use support::{one_route, TestGateway};
 
@@ -62,8 +62,9 @@ async fn deflate_offer_is_forwarded_and_rsv1_frames_pass_when_negotiated() {
 
 #[tokio::test]
 async fn rsv1_without_negotiation_is_a_protocol_error() {
-    let (addr, _events) = raw_ws_backend(None).await;
-    let gw = TestGateway::start(&one_route(&[format!("ws://{addr}")], "")).await;
+    // A backend that answers the gateway's 1002, so the client's comes at once.
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let gw = TestGateway::start(&one_route(&[backend.url()], "")).await;
     let (mut client, response) = raw_upgrade(gw.addr(), &[]).await;
     assert_eq!(response.header("sec-websocket-extensions"), None);
     client.write_all(&RSV1_FRAME).await.unwrap();

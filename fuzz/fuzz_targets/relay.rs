@@ -47,6 +47,7 @@ async fn run(flags: u8, client_in: Vec<u8>, backend_in: Vec<u8>) {
         pong_timeout: Duration::from_secs(5),
         close_timeout: Duration::from_secs(5),
         deflate: flags & 1 != 0,
+        validate_utf8: flags & 32 == 0,
     };
     let (client, client_peer) = tokio::io::duplex(4096);
     let (backend, backend_peer) = tokio::io::duplex(4096);

@@ -37,6 +37,9 @@ pub(crate) mod defaults {
     pub(crate) const FALLBACK_BUFFER: u64 = 1 << 20;
     /// `routes.fallback_sessions_per_client`: open sessions per client IP.
     pub(crate) const FALLBACK_SESSIONS_PER_CLIENT: u64 = 64;
+    /// `routes.validate_utf8`: text that is not UTF-8 fails the connection
+    /// (RFC 6455 §8.1) before it reaches the other side.
+    pub(crate) const VALIDATE_UTF8: bool = true;
     /// `routes.max_message_size`: 1 MiB.
     pub(crate) const MAX_MESSAGE_SIZE: u64 = 1 << 20;
     /// `routes.idle_timeout`: a relay with no frame either way for this long is closed.
@@ -174,6 +177,7 @@ pub(crate) struct RouteFile {
     pub(crate) fallback_buffer: Option<SizeValue>,
     pub(crate) fallback_sessions_per_client: Option<i64>,
     pub(crate) max_message_size: Option<SizeValue>,
+    pub(crate) validate_utf8: Option<bool>,
     pub(crate) idle_timeout: Option<String>,
     pub(crate) ping_interval: Option<String>,
     pub(crate) pong_timeout: Option<String>,

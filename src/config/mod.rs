@@ -127,6 +127,8 @@ pub struct Route {
 pub struct WsSettings {
     /// Largest message (summed over continuation frames) in bytes; close 1009.
     pub max_message_size: u64,
+    /// Uncompressed text messages must be UTF-8; close 1007 otherwise.
+    pub validate_utf8: bool,
     /// No frame relayed end to end for this long closes both sides (1001).
     pub idle_timeout: Duration,
     /// Interval between the gateway's own pings to the client.

@@ -374,6 +374,7 @@ fn route(errors: &mut Errors, index: usize, raw: file::RouteFile, base: &Path) -
     };
     let ws = WsSettings {
         max_message_size,
+        validate_utf8: raw.validate_utf8.unwrap_or(defaults::VALIDATE_UTF8),
         idle_timeout: duration("idle_timeout", raw.idle_timeout, defaults::IDLE_TIMEOUT),
         ping_interval: duration("ping_interval", raw.ping_interval, defaults::PING_INTERVAL),
         pong_timeout: duration("pong_timeout", raw.pong_timeout, defaults::PONG_TIMEOUT),

@@ -165,6 +165,7 @@ pub fn end_label(end: &RelayEnd) -> &'static str {
         RelayEnd::BackendGone => "backend_gone",
         RelayEnd::ProtocolError { .. } => "protocol_error",
         RelayEnd::MessageTooBig { .. } => "message_too_big",
+        RelayEnd::InvalidUtf8 { .. } => "invalid_utf8",
         RelayEnd::IdleTimeout => "idle_timeout",
         RelayEnd::PongTimeout => "pong_timeout",
         RelayEnd::Shutdown => "shutdown",

@@ -10,13 +10,16 @@
 //! enforce the protocol and build the few control frames the gateway sends
 //! itself; [`relay`] streams payload bytes straight from one side's read
 //! buffer to the other side, so memory per connection is bounded by two small
-//! buffers, not by message size.
+//! buffers, not by message size. Text messages are checked for UTF-8 on
+//! the way ([`utf8`]) from an unmasked stack copy; what is forwarded stays
+//! as it came.
 
 pub mod dial;
 pub mod frame;
 pub mod handshake;
 pub mod relay;
 pub mod session;
+pub mod utf8;
 
 #[cfg(test)]
 mod test_support;

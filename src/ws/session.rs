@@ -128,6 +128,7 @@ fn spawn_relay(
         pong_timeout: route.ws.pong_timeout,
         close_timeout: CLOSE_TIMEOUT,
         deflate: backend.deflate,
+        validate_utf8: route.ws.validate_utf8,
     };
     let gateway = gateway.clone();
     let BackendUpgrade {

@@ -56,6 +56,7 @@ fn defaults_applied() {
         route.ws,
         WsSettings {
             max_message_size: 1 << 20,
+            validate_utf8: true,
             idle_timeout: Duration::from_secs(600),
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(20),
@@ -94,6 +95,7 @@ allow_missing_origin = false
 subprotocols = ["chat.v2", "chat.v1"]
 fallback = true
 max_message_size = "64KiB"
+validate_utf8 = false
 idle_timeout = "1m30s"
 ping_interval = "15s"
 pong_timeout = "10s"
@@ -181,6 +183,7 @@ fn full_example() {
         chat.ws,
         WsSettings {
             max_message_size: 64 * 1024,
+            validate_utf8: false,
             idle_timeout: Duration::from_secs(90),
             ping_interval: Duration::from_secs(15),
             pong_timeout: Duration::from_secs(10),
@@ -194,6 +197,7 @@ fn full_example() {
     assert_eq!(wild.host, HostPattern::Suffix(".example.com".into()));
     assert_eq!(wild.origins, OriginPolicy::Any);
     assert_eq!(wild.ws.max_message_size, 4096);
+    assert!(wild.ws.validate_utf8, "on by default");
     assert_eq!(
         wild.backends,
         vec![Backend::Remote(RemoteBackend {

@@ -20,6 +20,7 @@ use super::{RelayConfig, RelayEnd, RelayReport, Side};
 /// Status codes the gateway sends (RFC 6455 §7.4.1).
 const GOING_AWAY: u16 = 1001;
 const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_PAYLOAD: u16 = 1007;
 const MESSAGE_TOO_BIG: u16 = 1009;
 const INTERNAL_ERROR: u16 = 1011;
 
@@ -149,8 +150,17 @@ where
     /// close wait is over.
     fn on_timer(&mut self) -> Option<RelayEnd> {
         let now = Instant::now();
-        if let Phase::Closing { deadline, .. } = self.phase {
-            return (deadline <= now).then(|| self.close_timed_out());
+        if let Phase::Closing { deadline, end } = self.phase {
+            if deadline > now {
+                return None;
+            }
+            if self.c2b.close_dst_without_reply() || self.b2c.close_dst_without_reply() {
+                // The side at fault still gets its close, with one more wait.
+                let deadline = now + self.cfg.close_timeout;
+                self.phase = Phase::Closing { end, deadline };
+                return None;
+            }
+            return Some(self.close_timed_out());
         }
         if !self.cfg.ping_interval.is_zero() && self.next_ping <= now {
             self.send_ping();
@@ -211,7 +221,10 @@ where
         self.enter_closing(RelayEnd::CloseHandshake { initiator: from });
     }
 
-    /// Fails the connection: the same code to both sides, no waiting.
+    /// Fails the connection: the same code to both sides. The other side
+    /// hears it at once; the side at fault after the other side's answer, so
+    /// what the other side sent before it still arrives, as it would without
+    /// the gateway in between.
     fn on_violation(&mut self, from: Side, violation: Violation) {
         let (code, end, reason) = match (violation, from) {
             (Violation::Protocol(error), side) => {
@@ -235,10 +248,28 @@ where
                 RelayEnd::MessageTooBig { side: from },
                 "message too big from backend",
             ),
+            (Violation::InvalidUtf8, Side::Client) => (
+                INVALID_PAYLOAD,
+                RelayEnd::InvalidUtf8 { side: from },
+                "invalid UTF-8 from client",
+            ),
+            (Violation::InvalidUtf8, Side::Backend) => (
+                INVALID_PAYLOAD,
+                RelayEnd::InvalidUtf8 { side: from },
+                "invalid UTF-8 from backend",
+            ),
         };
         self.enter_closing(end);
-        self.c2b.close_dst(code, reason, Then::Done);
-        self.b2c.close_dst(code, reason, Then::Done);
+        match from {
+            Side::Client => {
+                self.c2b.close_dst(code, reason, Then::Done);
+                self.b2c.close_dst_after_reply(code, reason);
+            }
+            Side::Backend => {
+                self.b2c.close_dst(code, reason, Then::Done);
+                self.c2b.close_dst_after_reply(code, reason);
+            }
+        }
     }
 
     /// A side's stream ended without a close: tell the other side (1001 for

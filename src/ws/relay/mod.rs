@@ -61,6 +61,9 @@ pub struct RelayConfig {
     /// permessage-deflate was negotiated: RSV1 may be set on the first frame
     /// of a data message.
     pub deflate: bool,
+    /// Text messages must be UTF-8 (compressed ones cannot be checked
+    /// without inflating them and pass as they are); otherwise close 1007.
+    pub validate_utf8: bool,
 }
 
 /// Which end of the relay.
@@ -152,6 +155,11 @@ pub enum RelayEnd {
         /// The side that sent it.
         side: Side,
     },
+    /// A side sent a text message that is not UTF-8; both sides got 1007.
+    InvalidUtf8 {
+        /// The side that sent it.
+        side: Side,
+    },
     /// Nothing was relayed for `idle_timeout`; both sides got 1001.
     IdleTimeout,
     /// The client did not answer a gateway ping in time; the backend got 1001.
@@ -175,6 +183,7 @@ impl fmt::Display for RelayEnd {
             Self::BackendGone => f.write_str("backend went away without closing"),
             Self::ProtocolError { side, error } => write!(f, "protocol error from {side}: {error}"),
             Self::MessageTooBig { side } => write!(f, "message too big from {side}"),
+            Self::InvalidUtf8 { side } => write!(f, "text that is not UTF-8 from {side}"),
             Self::IdleTimeout => f.write_str("idle timeout"),
             Self::PongTimeout => f.write_str("client did not answer ping"),
             Self::Shutdown => f.write_str("gateway shutdown"),

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use super::pool::Buf;
 use super::{RelayConfig, RelayStats, Side};
 use crate::ws::frame::{ControlFrame, FrameError, MAX_CONTROL_PAYLOAD};
+use crate::ws::utf8::Utf8Stream;
 
 mod walk;
 
@@ -65,6 +66,8 @@ pub(super) enum Violation {
     Protocol(FrameError),
     /// Message over `max_message_size` → 1009.
     TooBig,
+    /// Text message that is not UTF-8 → 1007.
+    InvalidUtf8,
 }
 
 /// Where the source stream is relative to frame boundaries.
@@ -80,7 +83,20 @@ enum FrameState {
         fin: bool,
         /// Forwarded (true) or discarded while draining.
         forward: bool,
+        /// Where the payload is checked for UTF-8 as it passes (a text frame
+        /// that was not wholly buffered when its header was read).
+        utf8: Option<Unmask>,
     },
+}
+
+/// What it takes to read a frame's payload bytes in plain text.
+#[derive(Debug, Clone, Copy)]
+struct Unmask {
+    /// The frame's masking key (client frames).
+    mask: Option<[u8; 4]>,
+    /// Payload bytes of the frame already checked, modulo 4: where in the
+    /// key the next byte starts.
+    phase: u8,
 }
 
 /// Whether the source is inside a fragmented data message.
@@ -174,11 +190,16 @@ pub(super) struct Pump<R, W> {
     end: usize,
     frame: FrameState,
     message: Message,
+    /// UTF-8 state of the text message being forwarded, if it is checked.
+    text: Option<Utf8Stream>,
     mode: Mode,
     /// Frame to write at the next boundary, and one queued behind a
     /// half-written one.
     inject: Option<Injection>,
     queued: Option<Injection>,
+    /// A close to send the destination once the source answers the close
+    /// it was sent, in place of that answer (see [`Pump::close_dst_after_reply`]).
+    close_on_reply: Option<(u16, &'static str)>,
     /// A close went to the destination: nothing else may follow it.
     dst_closed: bool,
     /// The destination failed; drop everything meant for it.
@@ -192,6 +213,7 @@ pub(super) struct Pump<R, W> {
     pub(super) last_forward: Instant,
     max_message_size: u64,
     deflate: bool,
+    validate_utf8: bool,
     stats: Arc<RelayStats>,
 }
 
@@ -218,9 +240,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             end: 0,
             frame: FrameState::Boundary,
             message: Message::Idle,
+            text: None,
             mode: Mode::Forward,
             inject: None,
             queued: None,
+            close_on_reply: None,
             dst_closed: false,
             dst_dead: false,
             needs_flush: false,
@@ -229,6 +253,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             last_forward: Instant::now(),
             max_message_size: cfg.max_message_size,
             deflate: cfg.deflate,
+            validate_utf8: cfg.validate_utf8,
             stats,
         }
     }
@@ -283,8 +308,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
     }
 
     /// Queues a close frame to the destination and stops forwarding after
-    /// the current frame. Returns false if a close already went there.
+    /// the current frame. Returns false if a close already went there. A
+    /// close waiting for the source's reply goes now instead of this one.
     pub(super) fn close_dst(&mut self, code: u16, reason: &'static str, then: Then) -> bool {
+        let (code, reason) = self.close_on_reply.take().unwrap_or((code, reason));
         self.stop(then);
         if self.dst_closed || self.dst_dead {
             return false;
@@ -298,6 +325,28 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             written: 0,
         });
         true
+    }
+
+    /// Keeps forwarding until the source answers the close it has been sent,
+    /// then sends this close to the destination instead of that answer: what
+    /// the source sent before its answer still arrives first, as it would if
+    /// the destination were talking to the source directly. Bounded by the
+    /// connection's close deadline.
+    pub(super) fn close_dst_after_reply(&mut self, code: u16, reason: &'static str) {
+        if self.mode == Mode::Forward && !self.dst_closed && !self.dst_dead {
+            self.close_on_reply = Some((code, reason));
+        } else {
+            self.close_dst(code, reason, Then::Done);
+        }
+    }
+
+    /// Sends a close still waiting for the source's reply now; false if
+    /// there is none.
+    pub(super) fn close_dst_without_reply(&mut self) -> bool {
+        let Some((code, reason)) = self.close_on_reply else {
+            return false;
+        };
+        self.close_dst(code, reason, Then::Done)
     }
 
     /// Queues a ping to the destination; false if it cannot go now.

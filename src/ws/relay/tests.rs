@@ -27,6 +27,7 @@ fn cfg() -> RelayConfig {
         pong_timeout: Duration::from_secs(10),
         close_timeout: Duration::from_secs(5),
         deflate: false,
+        validate_utf8: true,
     }
 }
 
@@ -216,24 +217,38 @@ async fn fragmented_and_masked_frames_pass_byte_exact() {
 /// Sends `bytes` from `from`, expects 1002 on both sides and the report.
 async fn expect_failure(cfg: RelayConfig, from: Side, bytes: Vec<u8>, code: u16) -> RelayReport {
     let mut h = start(cfg);
-    match from {
-        Side::Client => h.client.write_all(&bytes).await.unwrap(),
-        Side::Backend => h.backend.write_all(&bytes).await.unwrap(),
-    }
-    let (to_client, reason) = read_close(&mut h.client).await.expect("close to client");
-    assert_eq!(to_client, code, "client, input {bytes:02x?}");
+    let (at_fault, other) = match from {
+        Side::Client => (&mut h.client, &mut h.backend),
+        Side::Backend => (&mut h.backend, &mut h.client),
+    };
+    at_fault.write_all(&bytes).await.unwrap();
+    let (to_other, _) = read_close(other).await.expect("close to the other side");
+    assert_eq!(to_other, code, "{}, input {bytes:02x?}", from.other());
+    answer_close(other, from.other(), code).await;
+    let (to_at_fault, reason) = read_close(at_fault)
+        .await
+        .expect("close to the side at fault");
+    assert_eq!(to_at_fault, code, "{from}, input {bytes:02x?}");
     assert!(
         reason.contains(&from.to_string()),
         "reason {reason:?} names {from}"
     );
-    let (to_backend, _) = read_close(&mut h.backend).await.expect("close to backend");
-    assert_eq!(to_backend, code, "backend, input {bytes:02x?}");
     let report = h.relay.await.unwrap();
     assert_eq!(
         (report.sent_to_client, report.sent_to_backend),
         (Some(code), Some(code))
     );
     report
+}
+
+/// `side` answers a close with the same code, masked if it is the client.
+async fn answer_close(stream: &mut DuplexStream, side: Side, code: u16) {
+    let payload = code.to_be_bytes();
+    let frame = match side {
+        Side::Client => client_frame(0x88, &payload),
+        Side::Backend => encode(0x88, &payload, None),
+    };
+    stream.write_all(&frame).await.unwrap();
 }
 
 #[tokio::test]
@@ -299,11 +314,61 @@ async fn backend_protocol_errors_close_1002_both_sides() {
 async fn gateway_closes_are_masked_to_backend_and_unmasked_to_client() {
     let mut h = start(cfg());
     h.client.write_all(&client_frame(0x83, b"")).await.unwrap();
-    let (to_client, _, _) = read_frame(&mut h.client).await.unwrap();
-    assert_eq!((to_client.opcode, to_client.mask), (OpCode::Close, None));
     let (to_backend, _, _) = read_frame(&mut h.backend).await.unwrap();
     assert_eq!(to_backend.opcode, OpCode::Close);
     assert!(to_backend.mask.is_some());
+    answer_close(&mut h.backend, Side::Backend, 1002).await;
+    let (to_client, _, _) = read_frame(&mut h.client).await.unwrap();
+    assert_eq!((to_client.opcode, to_client.mask), (OpCode::Close, None));
+}
+
+/// As with no gateway in between: the backend's frames sent before it
+/// answers the 1002 still reach the client, then the client gets the 1002
+/// (Autobahn's "fail fast" cases, e.g. 3.4, are strict about this order).
+#[tokio::test]
+async fn frames_the_other_side_sent_before_its_close_reply_arrive_first() {
+    let mut h = start(cfg());
+    let bad = [client_frame(0x81, b"echo me"), client_frame(0xA1, b"x")].concat();
+    h.client.write_all(&bad).await.unwrap();
+    let (_, payload, _) = read_frame(&mut h.backend).await.unwrap();
+    assert_eq!(payload, b"echo me");
+    assert_eq!(read_close(&mut h.backend).await.unwrap().0, 1002);
+    // The backend's echo was on its way before it saw the close.
+    h.backend
+        .write_all(&encode(0x81, b"echo me", None))
+        .await
+        .unwrap();
+    answer_close(&mut h.backend, Side::Backend, 1002).await;
+    let (echo, payload, _) = read_frame(&mut h.client).await.unwrap();
+    assert_eq!((echo.opcode, &payload[..]), (OpCode::Text, &b"echo me"[..]));
+    let (code, reason) = read_close(&mut h.client).await.unwrap();
+    assert_eq!((code, reason.as_str()), (1002, "protocol error by client"));
+    let report = h.relay.await.unwrap();
+    assert_eq!(
+        (
+            report.sent_to_client,
+            report.sent_to_backend,
+            report.backend_close
+        ),
+        (Some(1002), Some(1002), Some(1002))
+    );
+}
+
+/// A side that never answers cannot keep the side at fault waiting: at
+/// the close deadline it gets its close all the same.
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_failure_close_goes_out_at_the_deadline() {
+    let mut h = start(cfg());
+    h.client.write_all(&client_frame(0x83, b"")).await.unwrap();
+    assert_eq!(read_close(&mut h.backend).await.unwrap().0, 1002);
+    let before = tokio::time::Instant::now();
+    assert_eq!(read_close(&mut h.client).await.unwrap().0, 1002);
+    assert_eq!(before.elapsed(), cfg().close_timeout);
+    let report = h.relay.await.unwrap();
+    assert_eq!(
+        (report.sent_to_client, report.sent_to_backend),
+        (Some(1002), Some(1002))
+    );
 }
 
 #[tokio::test]
@@ -357,6 +422,7 @@ async fn message_over_limit_in_one_frame_closes_1009_before_forwarding() {
         "nothing of the big frame is forwarded"
     );
     assert_eq!(&payload[..2], &1009u16.to_be_bytes());
+    answer_close(&mut h.backend, Side::Backend, 1009).await;
     assert_eq!(read_close(&mut h.client).await.unwrap().0, 1009);
     let report = h.relay.await.unwrap();
     assert_eq!(report.end, RelayEnd::MessageTooBig { side: Side::Client });
@@ -389,6 +455,7 @@ async fn message_over_limit_across_continuations_closes_1009() {
     let (_, _, raw) = read_frame(&mut h.backend).await.unwrap();
     assert_eq!(raw, first, "the first fragment fits and is forwarded");
     assert_eq!(read_close(&mut h.backend).await.unwrap().0, 1009);
+    answer_close(&mut h.backend, Side::Backend, 1009).await;
     assert_eq!(read_close(&mut h.client).await.unwrap().0, 1009);
     let report = h.relay.await.unwrap();
     assert_eq!(report.end, RelayEnd::MessageTooBig { side: Side::Client });
@@ -762,4 +829,87 @@ async fn nothing_follows_the_close_after_a_violation() {
     );
     let report = h.relay.await.unwrap();
     assert_eq!(report.sent_to_backend, Some(1002));
+}
+
+#[tokio::test]
+async fn text_that_is_not_utf8_closes_1007_before_forwarding() {
+    let bad = "κόσμε".as_bytes().iter().chain(b"\xed\xa0\x80");
+    let bad: Vec<u8> = bad.copied().collect();
+    let report = expect_failure(cfg(), Side::Client, client_frame(0x81, &bad), 1007).await;
+    assert_eq!(report.end, RelayEnd::InvalidUtf8 { side: Side::Client });
+    let report = expect_failure(cfg(), Side::Backend, encode(0x81, &bad, None), 1007).await;
+    assert_eq!(
+        report.end,
+        RelayEnd::InvalidUtf8 {
+            side: Side::Backend
+        }
+    );
+
+    // A message may not end inside a code point, even if each frame is fine so far.
+    let cut = [
+        client_frame(0x01, b"ok \xf0\x9f"),
+        client_frame(0x80, b"\x98"),
+    ]
+    .concat();
+    let report = expect_failure(cfg(), Side::Client, cut, 1007).await;
+    assert_eq!(report.end, RelayEnd::InvalidUtf8 { side: Side::Client });
+}
+
+#[tokio::test]
+async fn code_points_split_across_fragments_pass_byte_exact() {
+    let mut h = start(cfg());
+    let text = "€𝄞".as_bytes();
+    let frames = [
+        client_frame(0x01, &text[..1]),
+        client_frame(0x00, &text[1..5]),
+        client_frame(0x80, &text[5..]),
+    ];
+    h.client.write_all(&frames.concat()).await.unwrap();
+    for frame in &frames {
+        let (_, _, raw) = read_frame(&mut h.backend).await.unwrap();
+        assert_eq!(&raw, frame);
+    }
+    // Binary payloads are never checked.
+    let binary = client_frame(0x82, b"\xff\xfe");
+    h.client.write_all(&binary).await.unwrap();
+    assert_eq!(read_frame(&mut h.backend).await.unwrap().2, binary);
+}
+
+#[tokio::test]
+async fn a_long_text_frame_is_checked_as_it_streams() {
+    let mut h = start(cfg());
+    let mut payload = vec![b'a'; 40_000];
+    payload[30_000] = 0xff;
+    let frame = client_frame(0x81, &payload);
+    // The valid start goes first, so the frame cannot be checked whole.
+    h.client.write_all(&frame[..10_000]).await.unwrap();
+    let mut head = vec![0; 10_000];
+    h.backend.read_exact(&mut head).await.unwrap();
+    assert_eq!(head, frame[..10_000]);
+    h.client.write_all(&frame[10_000..]).await.unwrap();
+    let mut rest = vec![0; frame.len() - 10_000];
+    h.backend.read_exact(&mut rest).await.unwrap();
+    assert_eq!(rest, frame[10_000..], "the frame is completed");
+    assert_eq!(read_close(&mut h.backend).await.unwrap().0, 1007);
+    answer_close(&mut h.backend, Side::Backend, 1007).await;
+    assert_eq!(read_close(&mut h.client).await.unwrap().0, 1007);
+}
+
+#[tokio::test]
+async fn unchecked_text_passes_when_validation_is_off_or_compressed() {
+    let bad = client_frame(0x81, b"\xff");
+    let mut h = start(RelayConfig {
+        validate_utf8: false,
+        ..cfg()
+    });
+    h.client.write_all(&bad).await.unwrap();
+    assert_eq!(read_frame(&mut h.backend).await.unwrap().2, bad);
+
+    let mut h = start(RelayConfig {
+        deflate: true,
+        ..cfg()
+    });
+    let compressed = client_frame(0xC1, b"\xff\x00");
+    h.client.write_all(&compressed).await.unwrap();
+    assert_eq!(read_frame(&mut h.backend).await.unwrap().2, compressed);
 }

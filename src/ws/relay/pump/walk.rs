@@ -1,24 +1,38 @@
 //! Walking the source's frames in the read buffer: the protocol rules.
 //!
 //! Kept apart from the I/O half of the pump so the rules read as one list:
-//! masking direction, fragmentation order, message size, and the control
-//! frames the gateway has to look into (close, its own pongs).
+//! masking direction, fragmentation order, message size, UTF-8 of text
+//! messages, and the control frames the gateway has to look into (close,
+//! its own pongs).
+//!
+//! A text frame wholly in the buffer when its header is read is checked
+//! before any of it is forwarded, like every other violation. A longer one is
+//! checked as its bytes pass; if it turns out not to be UTF-8, the rest of
+//! that frame still goes out (a close cannot be sent mid-frame) and the
+//! close 1007 follows it.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Event, FrameState, Message, Mode, Next, Pump, Then, Violation};
+use super::{Event, FrameState, Message, Mode, Next, Pump, Then, Unmask, Violation};
 use crate::ws::frame::{
     apply_mask, parse_close_payload, parse_header, FrameError, FrameHeader, OpCode,
     MAX_CONTROL_PAYLOAD,
 };
 use crate::ws::relay::Side;
+use crate::ws::utf8::Utf8Stream;
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
     /// Walks the unparsed bytes, growing the run, until more input (or a
     /// write) is needed or an event happens.
     pub(super) fn process(&mut self) -> Option<Event> {
         loop {
-            self.take_payload();
+            if !self.take_payload() {
+                self.text = None;
+                return match self.violation(Violation::InvalidUtf8) {
+                    Next::Event(event) => Some(event),
+                    _ => None,
+                };
+            }
             if !self.at_boundary() || !matches!(self.mode, Mode::Forward | Mode::Discard) {
                 return None;
             }
@@ -30,18 +44,31 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         }
     }
 
-    /// Accepts as much of the current data frame's payload as is buffered.
-    fn take_payload(&mut self) {
+    /// Accepts as much of the current data frame's payload as is buffered;
+    /// false if those bytes show a text message is not UTF-8 (they are
+    /// accepted all the same).
+    fn take_payload(&mut self) -> bool {
         let FrameState::Payload {
             remaining,
             fin,
             forward,
+            utf8,
         } = self.frame
         else {
-            return;
+            return true;
         };
         // Fits in usize: bounded by the buffered byte count.
         let n = remaining.min((self.end - self.pos) as u64);
+        let valid = match (utf8, &mut self.text) {
+            (Some(unmask), Some(text)) => {
+                let data = self.buf.as_deref().unwrap_or(&[]);
+                let bytes = &data[self.pos..self.pos + n as usize];
+                let ends_message = fin && n == remaining;
+                text.feed_payload(bytes, unmask.mask, unmask.phase)
+                    && (!ends_message || text.is_complete())
+            }
+            _ => true,
+        };
         self.pos += n as usize;
         if forward {
             self.stats.add_bytes(self.from, n);
@@ -53,13 +80,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 remaining: remaining - n,
                 fin,
                 forward,
+                utf8: utf8.map(|u| Unmask {
+                    // Only n's remainder matters; the result is below 4.
+                    phase: ((u64::from(u.phase) + n) % 4) as u8,
+                    ..u
+                }),
             };
-            return;
+            return valid;
         }
         self.frame = FrameState::Boundary;
         if fin && forward {
             self.stats.add_message(self.from);
         }
+        valid
     }
 
     fn next_frame(&mut self) -> Next {
@@ -74,9 +107,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             return self.control_frame(header);
         }
         let forward = self.mode == Mode::Forward;
+        let mut utf8 = None;
         if forward {
             if let Err(violation) = self.check_message(&header) {
                 return self.violation(violation);
+            }
+            match self.check_text(&header) {
+                Ok(check) => utf8 = check,
+                Err(violation) => return self.violation(violation),
             }
         }
         self.pos += header.header_len;
@@ -87,8 +125,44 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             remaining: header.payload_len,
             fin: header.fin,
             forward,
+            utf8,
         };
         Next::Progress
+    }
+
+    /// Starts or continues the UTF-8 check of a text message. A frame that
+    /// is wholly buffered is checked now, before any of it is forwarded;
+    /// otherwise says how to check its bytes as they pass.
+    fn check_text(&mut self, header: &FrameHeader) -> Result<Option<Unmask>, Violation> {
+        match header.opcode {
+            OpCode::Text if self.validate_utf8 && !header.rsv1 => {
+                self.text = Some(Utf8Stream::default());
+            }
+            OpCode::Text | OpCode::Binary => self.text = None,
+            _ => {} // a continuation belongs to the message's check
+        }
+        let Some(text) = self.text.as_mut() else {
+            return Ok(None);
+        };
+        let start = self.pos + header.header_len;
+        let buffered = (self.end - start) as u64;
+        if buffered < header.payload_len {
+            let unmask = Unmask {
+                mask: header.mask,
+                phase: 0,
+            };
+            return Ok(Some(unmask));
+        }
+        let data = self.buf.as_deref().unwrap_or(&[]);
+        // Fits in usize: the payload is buffered.
+        let payload = &data[start..start + header.payload_len as usize];
+        let valid =
+            text.feed_payload(payload, header.mask, 0) && (!header.fin || text.is_complete());
+        if !valid {
+            self.text = None;
+            return Err(Violation::InvalidUtf8);
+        }
+        Ok(None)
     }
 
     /// Clients must mask, servers must not (RFC 6455 §5.1).
@@ -167,12 +241,35 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             Err(_) if self.mode == Mode::Discard => None,
             Err(error) => return self.violation(Violation::Protocol(error)),
         };
+        if let Some((ours, reason)) = self.close_on_reply {
+            return self.replace_close(total, code, ours, reason);
+        }
         if self.mode == Mode::Forward {
             self.dst_closed = true;
             self.inject = None;
             self.queued = None;
         }
         self.accept_control(total);
+        self.mode = Mode::Done;
+        Next::Event(Event::Close { code })
+    }
+
+    /// The source answered the gateway's close: drop that answer and send
+    /// the destination the gateway's own close. The run before it must be
+    /// written first so the run stays contiguous.
+    fn replace_close(
+        &mut self,
+        total: usize,
+        code: Option<u16>,
+        ours: u16,
+        reason: &'static str,
+    ) -> Next {
+        if self.out < self.pos {
+            return Next::Wait;
+        }
+        self.pos += total;
+        self.out = self.pos;
+        self.close_dst(ours, reason, Then::Done);
         self.mode = Mode::Done;
         Next::Event(Event::Close { code })
     }
