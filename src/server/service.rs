@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::fallback;
+use crate::limits::Answer;
 use crate::ops::metrics::NO_ROUTE;
 use crate::ops::request_id;
 use crate::proxy::body::Body;
@@ -44,6 +45,9 @@ pub async fn handle(
             .handshake(route, status.as_u16(), result.as_ref().err());
     }
     gateway.metrics.http_response(route, status.as_u16());
+    if let Some(limit) = result.as_ref().err().and_then(ProxyError::limit) {
+        gateway.metrics.limit_refused(limit, Answer::Answered);
+    }
     let mut response = result.unwrap_or_else(|error| {
         span.in_scope(|| log_rejection(&error, &client, websocket, &method, &path));
         error.to_response()
