@@ -8,9 +8,11 @@
 //!
 //! A connection over a limit is not dropped silently: it gets one short HTTP
 //! answer (503, or 429 for the per-address limit) with `Retry-After`, served
-//! by [`refuse`] with a tight read deadline. Beyond [`REFUSAL_SLOTS`] such
-//! answers in flight, further excess connections are closed at once, so a
-//! flood cannot turn the refusals themselves into the exhaustion.
+//! by [`refuse`] with a tight read deadline — on a TLS listener inside TLS,
+//! after a handshake held to the same deadline (`crate::server`). Beyond
+//! [`REFUSAL_SLOTS`] such answers in flight, further excess connections are
+//! closed at once, so a flood cannot turn the refusals themselves into the
+//! exhaustion.
 //!
 //! Every bound a client can run into is a [`Limit`], whose label is the one
 //! name it has on `/metrics` (`wsgate_limit_refusals_total{limit}`). This

@@ -17,6 +17,7 @@ use support::client::{raw_request, read_response, upgrade_request, RawResponse, 
 use support::fallback as fb;
 use support::ops::{metric, scrape, value};
 use support::raw_ws::{raw_upgrade, read_head};
+use support::tls::{tls_connect, Pki};
 use support::{one_route, TestGateway};
 
 /// The refusal counter family.
@@ -205,5 +206,76 @@ async fn fallback_sessions_over_the_cap_get_429_with_retry_after() {
     );
     assert_eq!(all_refusals(gw.admin).await, 1.0);
     assert_eq!(session.post("close", "").await.status, 200);
+    gw.stop().await;
+}
+
+/// A gateway with one TLS listener (certificate for `site.test`), extra
+/// `[listeners.tls]` keys and an optional top-level table.
+async fn tls_gateway(pki: &Pki, tls_extra: &str, table: &str) -> (TestGateway, WsBackend) {
+    let site = pki.server("site", &["site.test"]);
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let config = format!(
+        "[server]\nshutdown_grace = \"5s\"\n\n{table}\n\n[[listeners]]\nbind = \"127.0.0.1:0\"\n\
+         [listeners.tls]\ncerts = [{{ cert = {:?}, key = {:?} }}]\n{tls_extra}\n\n\
+         [[routes]]\npath = \"/\"\nbackends = [{:?}]\n",
+        site.cert,
+        site.key,
+        backend.url()
+    );
+    (TestGateway::start(&config).await, backend)
+}
+
+#[tokio::test]
+async fn tls_listeners_answer_over_limit_inside_tls() {
+    let pki = Pki::new("limits");
+    let (gw, backend) = tls_gateway(&pki, "", "[limits]\nmax_connections = 1").await;
+    let client = pki.client_config(None);
+    let held = tls_connect(gw.addr(), "site.test", client.clone())
+        .await
+        .unwrap();
+    // The refused client still completes TLS and reads a real HTTP answer.
+    let mut refused = tls_connect(gw.addr(), "site.test", client).await.unwrap();
+    refused
+        .write_all(b"GET / HTTP/1.1\r\nHost: site.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    // A TLS peer may end without close_notify; what arrived is what counts.
+    let _ = tokio::time::timeout(WAIT, refused.read_to_end(&mut answer))
+        .await
+        .expect("the refusal ends the connection");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nretry-after: 1\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("over limit: max_connections"), "{answer}");
+    assert_eq!(backend.connection_count(), 0);
+    assert_eq!(refusals(gw.admin, "max_connections", "answered").await, 1.0);
+    assert_eq!(all_refusals(gw.admin).await, 1.0);
+    let failures = metric(gw.admin, "wsgate_tls_handshake_failures_total", &[]).await;
+    assert_eq!(failures, 0.0);
+    drop((held, refused));
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn slow_tls_handshakes_are_cut_and_counted() {
+    let pki = Pki::new("slow");
+    let (gw, _backend) = tls_gateway(&pki, "handshake_timeout = \"300ms\"", "").await;
+    let mut silent = TcpStream::connect(gw.addr()).await.unwrap();
+    until_closed(&mut silent).await;
+    gw.wait_quiet().await;
+    assert_eq!(
+        refusals(gw.admin, "tls_handshake_timeout", "closed").await,
+        1.0
+    );
+    assert_eq!(all_refusals(gw.admin).await, 1.0);
+    let failures = metric(gw.admin, "wsgate_tls_handshake_failures_total", &[]).await;
+    assert_eq!(failures, 1.0);
     gw.stop().await;
 }

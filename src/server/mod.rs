@@ -6,8 +6,12 @@
 //! relay task tracked by [`gateway::Gateway::relays`]. A plain listener with
 //! `redirect_https` answers every request with a redirect instead.
 //!
-//! Every refusal over a limit, and every slow or oversized request head or
-//! slow TLS handshake cut here, is counted in `wsgate_limit_refusals_total`.
+//! A connection over a limit gets its 503/429 in the listener's own
+//! protocol: on a TLS listener after a TLS handshake, since a plain HTTP
+//! answer inside a TLS connection reaches no client. That handshake holds a
+//! refusal slot and is bounded by the refusal deadline, so refusals stay
+//! bounded in number and time. Every refusal, and every slow or oversized
+//! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
 pub mod gateway;
 pub mod redirect;
@@ -28,7 +32,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::limits::{self, Admission, Answer, ConnectionPermit, Limit};
+use crate::limits::{self, Admission, Answer, ConnectionPermit, Limit, Refusal, RefusalPermit};
 use crate::proxy::body::Body;
 use crate::proxy::headers::ClientInfo;
 use crate::tls::listener::{HandshakeError, TlsListener};
@@ -91,7 +95,8 @@ fn admit(
                 .metrics
                 .limit_refused(refusal.limit(), Answer::Answered);
             tracing::warn!(client = %peer, reason = refusal.reason(), "connection refused: over limit");
-            connections.spawn(limits::refuse(TokioIo::new(stream), refusal, permit));
+            let task = refuse(stream, frontend.clone(), refusal, permit, gateway.clone());
+            connections.spawn(task);
         }
         Admission::Drop(refusal) => {
             drop(stream);
@@ -99,6 +104,34 @@ fn admit(
                 .metrics
                 .limit_refused(refusal.limit(), Answer::Closed);
             tracing::debug!(client = %peer, reason = refusal.reason(), "connection closed: over limit, refusal slots full");
+        }
+    }
+}
+
+/// Answers an over-limit connection with its refusal, inside TLS on a TLS
+/// listener. The TLS handshake is held to [`limits::REFUSAL_READ_TIMEOUT`]
+/// (or the listener's shorter `handshake_timeout`) and to the refusal slot
+/// `permit`, like the answer itself.
+async fn refuse(
+    stream: TcpStream,
+    frontend: Frontend,
+    refusal: Refusal,
+    permit: RefusalPermit,
+    gateway: Arc<Gateway>,
+) {
+    let Frontend::Tls(tls) = frontend else {
+        return limits::refuse(TokioIo::new(stream), refusal, permit).await;
+    };
+    let handshake = tokio::time::timeout(limits::REFUSAL_READ_TIMEOUT, tls.handshake(stream));
+    match handshake.await {
+        Ok(Ok(accepted)) => limits::refuse(TokioIo::new(accepted.stream), refusal, permit).await,
+        Ok(Err(e)) => {
+            gateway.metrics.tls_handshake_failed();
+            tracing::debug!(error = %e, "refused connection: TLS handshake failed");
+        }
+        Err(_) => {
+            gateway.metrics.tls_handshake_failed();
+            tracing::debug!("refused connection: TLS handshake not completed in time");
         }
     }
 }
