@@ -114,3 +114,27 @@ fn refusal_response_has_retry_after() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()[header::RETRY_AFTER], "1");
 }
+
+#[test]
+fn every_limit_has_its_own_label_and_is_documented() {
+    let metrics_doc = include_str!("../../docs/metrics.md");
+    let security_doc = include_str!("../../docs/security.md");
+    let mut labels: Vec<_> = Limit::ALL.iter().map(|l| l.label()).collect();
+    for label in &labels {
+        let quoted = format!("limit=\"{label}\"");
+        assert!(
+            metrics_doc.contains(&quoted),
+            "docs/metrics.md lacks {label}"
+        );
+        assert!(
+            security_doc.contains(&quoted),
+            "docs/security.md lacks {label}"
+        );
+    }
+    labels.sort_unstable();
+    labels.dedup();
+    assert_eq!(labels.len(), Limit::ALL.len());
+    for refusal in [Refusal::Connections, Refusal::PerIp, Refusal::Handshakes] {
+        assert_eq!(refusal.reason(), refusal.limit().label());
+    }
+}
