@@ -1,6 +1,6 @@
 //! The per-request hyper service: picks the route, then hands the request
 //! to the WebSocket path or to HTTP forwarding, and turns errors into
-//! responses in one place.
+//! responses in one place — counting those that enforce a limit.
 
 use std::convert::Infallible;
 use std::sync::Arc;
