@@ -8,17 +8,22 @@
 //!
 //! A connection over a limit is not dropped silently: it gets one short HTTP
 //! answer (503, or 429 for the per-address limit) with `Retry-After`, served
-//! by [`refuse`] with a tight read deadline. Beyond [`REFUSAL_SLOTS`] such
-//! answers in flight, further excess connections are closed at once, so a
-//! flood cannot turn the refusals themselves into the exhaustion.
+//! by [`refuse`] with a tight read deadline — on a TLS listener inside TLS,
+//! after a handshake held to the same deadline (`crate::server`). Beyond
+//! [`REFUSAL_SLOTS`] such answers in flight, further excess connections are
+//! closed at once, so a flood cannot turn the refusals themselves into the
+//! exhaustion.
 //!
-//! Refusal counts are plain atomics ([`LimitCounters`]) until the metrics
-//! registry lands; it can read them as they are.
+//! Every bound a client can run into is a [`Limit`], whose label is the one
+//! name it has on `/metrics` (`wsgate_limit_refusals_total{limit}`). This
+//! module only decides; whoever acts on a decision counts it there (the
+//! accept loop, the request service, the connection's end), so the counts
+//! live in the metrics registry and nowhere else.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -56,6 +61,74 @@ pub struct LimitSettings {
     pub max_header_size: usize,
 }
 
+/// Every bound a client can run into, as counted on `/metrics`.
+///
+/// The label is the config key that sets the bound, so a refusal count
+/// names the knob to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `limits.max_connections` → 503.
+    Connections,
+    /// `limits.max_connections_per_ip` → 429.
+    PerIp,
+    /// `limits.max_handshakes` → 503.
+    Handshakes,
+    /// A route's `fallback_sessions_per_client` → 429.
+    FallbackSessions,
+    /// `limits.max_header_size` → 431 (hyper answers it).
+    HeaderSize,
+    /// `server.header_read_timeout` → closed: no first request head in time.
+    HeaderReadTimeout,
+    /// A TLS listener's `handshake_timeout` → closed.
+    TlsHandshakeTimeout,
+}
+
+impl Limit {
+    /// Every limit, in the order of `docs/security.md`.
+    pub const ALL: [Limit; 7] = [
+        Limit::Connections,
+        Limit::PerIp,
+        Limit::Handshakes,
+        Limit::FallbackSessions,
+        Limit::HeaderSize,
+        Limit::HeaderReadTimeout,
+        Limit::TlsHandshakeTimeout,
+    ];
+
+    /// The one name of this limit in logs and metric labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::Connections => "max_connections",
+            Limit::PerIp => "max_connections_per_ip",
+            Limit::Handshakes => "max_handshakes",
+            Limit::FallbackSessions => "fallback_sessions_per_client",
+            Limit::HeaderSize => "max_header_size",
+            Limit::HeaderReadTimeout => "header_read_timeout",
+            Limit::TlsHandshakeTimeout => "tls_handshake_timeout",
+        }
+    }
+}
+
+/// What a client over a limit got, the `answer` label of a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// An HTTP answer with the limit's status (503, 429 or 431).
+    Answered,
+    /// The connection was closed without an answer: a timeout, or an
+    /// over-limit connection beyond the [`REFUSAL_SLOTS`].
+    Closed,
+}
+
+impl Answer {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Answer::Answered => "answered",
+            Answer::Closed => "closed",
+        }
+    }
+}
+
 /// Why a connection or upgrade was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -76,13 +149,18 @@ impl Refusal {
         }
     }
 
-    /// A label for logs and metrics.
-    pub fn reason(self) -> &'static str {
+    /// The limit that was reached.
+    pub fn limit(self) -> Limit {
         match self {
-            Refusal::Connections => "max_connections",
-            Refusal::PerIp => "max_connections_per_ip",
-            Refusal::Handshakes => "max_handshakes",
+            Refusal::Connections => Limit::Connections,
+            Refusal::PerIp => Limit::PerIp,
+            Refusal::Handshakes => Limit::Handshakes,
         }
+    }
+
+    /// A label for logs and metrics: the limit's.
+    pub fn reason(self) -> &'static str {
+        self.limit().label()
     }
 
     /// The refusal response: status, `Retry-After`, a one-line body.
@@ -99,37 +177,11 @@ impl Refusal {
     }
 }
 
-/// Refusal counts since start, for logs and (later) the metrics registry.
-#[derive(Debug, Default)]
-pub struct LimitCounters {
-    /// Connections refused by `max_connections`.
-    pub connections: AtomicU64,
-    /// Connections refused by `max_connections_per_ip`.
-    pub per_ip: AtomicU64,
-    /// Upgrades refused by `max_handshakes`.
-    pub handshakes: AtomicU64,
-    /// Excess connections closed without an answer (refusal slots full).
-    pub dropped: AtomicU64,
-}
-
-impl LimitCounters {
-    fn count(&self, refusal: Refusal) {
-        let counter = match refusal {
-            Refusal::Connections => &self.connections,
-            Refusal::PerIp => &self.per_ip,
-            Refusal::Handshakes => &self.handshakes,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 /// The live counts behind the limits; shared by every connection.
 #[derive(Debug)]
 pub struct Limits {
     /// The configured bounds.
     pub settings: LimitSettings,
-    /// What was refused so far.
-    pub counters: LimitCounters,
     state: Arc<State>,
 }
 
@@ -151,8 +203,8 @@ pub enum Admission {
     Admit(ConnectionPermit),
     /// Answer it with this refusal; the permit is its refusal slot.
     Refuse(Refusal, RefusalPermit),
-    /// Close it at once (even the refusal slots are full).
-    Drop,
+    /// Close it at once: over this limit, and even the refusal slots are full.
+    Drop(Refusal),
 }
 
 impl Limits {
@@ -160,7 +212,6 @@ impl Limits {
     pub fn new(settings: LimitSettings) -> Self {
         Limits {
             settings,
-            counters: LimitCounters::default(),
             state: Arc::default(),
         }
     }
@@ -171,7 +222,6 @@ impl Limits {
             Ok(permit) => return Admission::Admit(permit),
             Err(refusal) => refusal,
         };
-        self.counters.count(refusal);
         match take_slot(&self.state.refusals, REFUSAL_SLOTS) {
             true => Admission::Refuse(
                 refusal,
@@ -179,10 +229,7 @@ impl Limits {
                     state: self.state.clone(),
                 },
             ),
-            false => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                Admission::Drop
-            }
+            false => Admission::Drop(refusal),
         }
     }
 
@@ -210,7 +257,6 @@ impl Limits {
                 state: self.state.clone(),
             });
         }
-        self.counters.count(Refusal::Handshakes);
         Err(Refusal::Handshakes)
     }
 

@@ -1,14 +1,15 @@
 //! Hostile input, end to end on real sockets: smuggling, upgrade abuse,
-//! header injection, frame-level attacks from either side, floods and
-//! limits. Each case checks the answer, that the backend was protected, and
-//! that nothing is left behind (no relay task, no connection slot).
+//! header injection, frame-level attacks from either side and floods (the
+//! limits are in `tests/limits.rs`). Each case checks the answer, that the
+//! backend was protected, and that nothing is left behind (no relay task,
+//! no connection slot).
 
 mod support;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::backend::{http_echo_backend, silent_backend, Answer, Behaviour, WsBackend};
+use support::backend::{http_echo_backend, Answer, Behaviour, WsBackend};
 use support::client::{raw_request, read_response, upgrade_request, WAIT};
 use support::raw_ws::{
     client_frame, frame, misbehaving_backend, raw_upgrade, read_close, read_frame,
@@ -273,96 +274,6 @@ async fn a_backend_that_masks_or_sends_garbage_gets_the_client_a_1002() {
         gw.wait_quiet().await;
         gw.stop().await;
     }
-}
-
-/// The gateway's config with a `[limits]` table and a route.
-fn limited(backend: &str, limits: &str) -> String {
-    one_route(&[backend.to_string()], "response_timeout = \"30s\"").replacen(
-        "[[listeners]]",
-        &format!("[limits]\n{limits}\n\n[[listeners]]"),
-        1,
-    )
-}
-
-#[tokio::test]
-async fn per_address_limit_answers_429_with_retry_after() {
-    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
-    let gw = TestGateway::start(&limited(&backend.url(), "max_connections_per_ip = 2")).await;
-    let held = [raw_upgrade(gw.addr()).await, raw_upgrade(gw.addr()).await];
-    let refused = raw_request(gw.addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
-    assert_eq!(refused.status, 429);
-    assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
-    assert_eq!(
-        gw.gateway
-            .limits
-            .counters
-            .per_ip
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
-    drop(held);
-    gw.wait_quiet().await;
-    let _again = raw_upgrade(gw.addr()).await;
-    gw.stop().await;
-}
-
-#[tokio::test]
-async fn total_limit_answers_503() {
-    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
-    let gw = TestGateway::start(&limited(&backend.url(), "max_connections = 1")).await;
-    let held = raw_upgrade(gw.addr()).await;
-    let refused = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
-    assert_eq!(refused.status, 503);
-    assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
-    assert_eq!(backend.connection_count(), 1);
-    drop(held);
-    gw.wait_quiet().await;
-    gw.stop().await;
-}
-
-#[tokio::test]
-async fn handshakes_in_progress_are_capped() {
-    let (addr, dialed) = silent_backend().await;
-    let gw = TestGateway::start(&limited(&format!("ws://{addr}"), "max_handshakes = 1")).await;
-    let mut stuck = TcpStream::connect(gw.addr()).await.unwrap();
-    stuck
-        .write_all(upgrade_request("/", &[]).as_bytes())
-        .await
-        .unwrap();
-    let wait_dial = async {
-        while dialed.load(std::sync::atomic::Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(WAIT, wait_dial)
-        .await
-        .expect("first upgrade dials");
-    let refused = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
-    assert_eq!(refused.status, 503);
-    assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
-    assert_eq!(dialed.load(std::sync::atomic::Ordering::SeqCst), 1);
-    drop(stuck);
-    gw.stop().await;
-}
-
-#[tokio::test]
-async fn an_oversized_request_head_is_refused() {
-    let (gw, count) = http_gateway().await;
-    let big = format!(
-        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(100 * 1024)
-    );
-    let mut stream = TcpStream::connect(gw.addr()).await.unwrap();
-    // The gateway may answer before it has read everything: ignore write errors.
-    let _ = stream.write_all(big.as_bytes()).await;
-    let answer = tokio::time::timeout(WAIT, support::raw_ws::read_head(&mut stream))
-        .await
-        .unwrap();
-    let status = answer.split_whitespace().nth(1).unwrap_or("");
-    assert!(status == "431" || status == "400", "{answer}");
-    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0);
-    gw.wait_quiet().await;
-    gw.stop().await;
 }
 
 #[tokio::test]

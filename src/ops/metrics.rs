@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use super::sessions::LiveSessions;
+use crate::limits::{Answer, Limit};
 use crate::proxy::error::ProxyError;
 
 /// Route label of requests that matched no route.
@@ -104,6 +105,14 @@ struct FallbackLabels {
     direction: String,
 }
 
+/// `{limit, answer}` of a refusal: which bound, and whether the client
+/// got an HTTP answer or a closed connection.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+    answer: &'static str,
+}
+
 /// `{result}` of a config reload.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
@@ -137,6 +146,7 @@ pub struct Metrics {
     fallback_sessions: Family<TransportLabels, Counter>,
     fallback_active: Family<TransportLabels, Gauge>,
     fallback_messages: Family<FallbackLabels, Counter>,
+    limit_refusals: Family<LimitLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
 }
 
@@ -163,6 +173,7 @@ impl Default for Metrics {
             fallback_sessions: Family::default(),
             fallback_active: Family::default(),
             fallback_messages: Family::default(),
+            limit_refusals: Family::default(),
             reloads: Family::default(),
         };
         metrics.register();
@@ -248,6 +259,11 @@ impl Metrics {
             "fallback_messages",
             "Messages carried by fallback sessions, by transport and direction",
             self.fallback_messages.clone(),
+        );
+        r.register(
+            "limit_refusals",
+            "Clients refused or cut by a limit, by limit and answer",
+            self.limit_refusals.clone(),
         );
         r.register(
             "config_reloads",
@@ -343,6 +359,15 @@ impl Metrics {
             direction: direction.to_owned(),
         };
         self.fallback_messages.get_or_create(&labels).inc_by(n);
+    }
+
+    /// Counts one client refused or cut by `limit`.
+    pub fn limit_refused(&self, limit: Limit, answer: Answer) {
+        let labels = LimitLabels {
+            limit: limit.label(),
+            answer: answer.label(),
+        };
+        self.limit_refusals.get_or_create(&labels).inc();
     }
 
     /// Counts a config reload attempt: `applied` or `rejected`.

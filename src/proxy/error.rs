@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::limits::{Limit, RETRY_AFTER_SECS};
 use crate::proxy::body::{full, Body};
 
 /// Which side of the gateway caused a failure.
@@ -206,6 +207,15 @@ impl ProxyError {
         }
     }
 
+    /// The limit this refusal enforces, for `wsgate_limit_refusals_total`.
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            ProxyError::OverLimit(refusal) => Some(refusal.limit()),
+            ProxyError::TooManySessions { .. } => Some(Limit::FallbackSessions),
+            _ => None,
+        }
+    }
+
     /// The response the client gets. Backend details stay in the log: the
     /// client learns the kind of failure, not our internal addresses.
     pub fn to_response(&self) -> Response<Body> {
@@ -223,11 +233,18 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        if matches!(self, ProxyError::UnsupportedVersion(_)) {
-            headers.insert(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            );
+        match self {
+            ProxyError::UnsupportedVersion(_) => {
+                headers.insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+            }
+            // A limit like the connection limits: say when to try again.
+            ProxyError::TooManySessions { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            _ => {}
         }
         response
     }
@@ -325,6 +342,17 @@ mod tests {
             assert_eq!(err.reason(), reason, "{err}");
             assert_eq!(err.side(), side, "{err}");
         }
+    }
+
+    #[test]
+    fn limit_refusals_name_their_limit_and_say_when_to_retry() {
+        let cap = ProxyError::TooManySessions { limit: 2 };
+        assert_eq!(cap.limit(), Some(Limit::FallbackSessions));
+        assert_eq!(cap.to_response().headers()[header::RETRY_AFTER], "1");
+        let over = ProxyError::OverLimit(crate::limits::Refusal::Handshakes);
+        assert_eq!(over.limit(), Some(Limit::Handshakes));
+        assert_eq!(over.to_response().headers()[header::RETRY_AFTER], "1");
+        assert_eq!(ProxyError::NoRoute.limit(), None);
     }
 
     #[test]

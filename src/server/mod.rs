@@ -5,6 +5,13 @@
 //! upgrades enabled; a WebSocket leaves hyper at its 101 and continues as a
 //! relay task tracked by [`gateway::Gateway::relays`]. A plain listener with
 //! `redirect_https` answers every request with a redirect instead.
+//!
+//! A connection over a limit gets its 503/429 in the listener's own
+//! protocol: on a TLS listener after a TLS handshake, since a plain HTTP
+//! answer inside a TLS connection reaches no client. That handshake holds a
+//! refusal slot and is bounded by the refusal deadline, so refusals stay
+//! bounded in number and time. Every refusal, and every slow or oversized
+//! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
 pub mod gateway;
 pub mod redirect;
@@ -12,6 +19,7 @@ pub mod service;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,10 +32,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::limits::{self, Admission, ConnectionPermit};
+use crate::limits::{self, Admission, Answer, ConnectionPermit, Limit, Refusal, RefusalPermit};
 use crate::proxy::body::Body;
 use crate::proxy::headers::ClientInfo;
-use crate::tls::listener::TlsListener;
+use crate::tls::listener::{HandshakeError, TlsListener};
 use gateway::Gateway;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
@@ -60,22 +68,70 @@ pub async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => match gateway.limits.admit(peer.ip()) {
-                Admission::Admit(permit) => {
-                    let task =
-                        serve_connection(stream, peer, frontend.clone(), gateway.clone(), permit);
-                    connections.spawn(task);
-                }
-                Admission::Refuse(refusal, permit) => {
-                    tracing::warn!(client = %peer, reason = refusal.reason(), "connection refused: over limit");
-                    connections.spawn(limits::refuse(TokioIo::new(stream), refusal, permit));
-                }
-                Admission::Drop => drop(stream),
-            },
+            Ok((stream, peer)) => admit(stream, peer, &frontend, &gateway, &connections),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
             }
+        }
+    }
+}
+
+/// Serves an accepted connection, or refuses it when it is over a limit.
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    frontend: &Frontend,
+    gateway: &Arc<Gateway>,
+    connections: &TaskTracker,
+) {
+    match gateway.limits.admit(peer.ip()) {
+        Admission::Admit(permit) => {
+            let task = serve_connection(stream, peer, frontend.clone(), gateway.clone(), permit);
+            connections.spawn(task);
+        }
+        Admission::Refuse(refusal, permit) => {
+            gateway
+                .metrics
+                .limit_refused(refusal.limit(), Answer::Answered);
+            tracing::warn!(client = %peer, reason = refusal.reason(), "connection refused: over limit");
+            let task = refuse(stream, frontend.clone(), refusal, permit, gateway.clone());
+            connections.spawn(task);
+        }
+        Admission::Drop(refusal) => {
+            drop(stream);
+            gateway
+                .metrics
+                .limit_refused(refusal.limit(), Answer::Closed);
+            tracing::debug!(client = %peer, reason = refusal.reason(), "connection closed: over limit, refusal slots full");
+        }
+    }
+}
+
+/// Answers an over-limit connection with its refusal, inside TLS on a TLS
+/// listener. The TLS handshake is held to [`limits::REFUSAL_READ_TIMEOUT`]
+/// (or the listener's shorter `handshake_timeout`) and to the refusal slot
+/// `permit`, like the answer itself.
+async fn refuse(
+    stream: TcpStream,
+    frontend: Frontend,
+    refusal: Refusal,
+    permit: RefusalPermit,
+    gateway: Arc<Gateway>,
+) {
+    let Frontend::Tls(tls) = frontend else {
+        return limits::refuse(TokioIo::new(stream), refusal, permit).await;
+    };
+    let handshake = tokio::time::timeout(limits::REFUSAL_READ_TIMEOUT, tls.handshake(stream));
+    match handshake.await {
+        Ok(Ok(accepted)) => limits::refuse(TokioIo::new(accepted.stream), refusal, permit).await,
+        Ok(Err(e)) => {
+            gateway.metrics.tls_handshake_failed();
+            tracing::debug!(error = %e, "refused connection: TLS handshake failed");
+        }
+        Err(_) => {
+            gateway.metrics.tls_handshake_failed();
+            tracing::debug!("refused connection: TLS handshake not completed in time");
         }
     }
 }
@@ -121,6 +177,11 @@ async fn serve_connection(
                 }
                 Err(e) => {
                     gateway.metrics.tls_handshake_failed();
+                    if let HandshakeError::Timeout(_) = e {
+                        gateway
+                            .metrics
+                            .limit_refused(Limit::TlsHandshakeTimeout, Answer::Closed);
+                    }
                     tracing::info!(client = %peer, error = %e, "TLS handshake failed; connection closed")
                 }
             }
@@ -170,12 +231,21 @@ async fn serve_proxy<IO>(
     serve_http(io, service, client.peer, &gateway).await
 }
 
-/// Runs hyper's HTTP/1.1 server with upgrades on one connection.
+/// Runs hyper's HTTP/1.1 server with upgrades on one connection, and
+/// counts the limits a client ran into when hyper cut it.
 async fn serve_http<IO, S>(io: IO, service: S, peer: SocketAddr, gateway: &Gateway)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
 {
+    let served = Arc::new(AtomicBool::new(false));
+    let service = {
+        let served = served.clone();
+        service_fn(move |req| {
+            served.store(true, Ordering::Relaxed);
+            service.call(req)
+        })
+    };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -192,11 +262,32 @@ where
             connection.await
         }
     };
+    if let Err(e) = &result {
+        if let Some((limit, answer)) = limit_hit(e, served.load(Ordering::Relaxed)) {
+            gateway.metrics.limit_refused(limit, answer);
+        }
+    }
     match result {
         Err(e) if e.is_parse() || e.is_parse_too_large() || e.is_timeout() => {
             tracing::info!(client = %peer, error = %e, "bad or incomplete request; connection closed");
         }
         Err(e) => tracing::debug!(client = %peer, error = %e, "connection ended with an error"),
         Ok(()) => {}
+    }
+}
+
+/// The limit behind hyper ending a connection with `error`, if any, and
+/// what the client got: a request head over `max_header_size` (hyper
+/// answered 431), or no first request head within `header_read_timeout`
+/// (slowloris, or a connection opened and never used). hyper runs the same
+/// timer on a kept-alive connection waiting for its next request; once a
+/// request was `served`, that cut is ordinary idling and not counted.
+fn limit_hit(error: &hyper::Error, served: bool) -> Option<(Limit, Answer)> {
+    if error.is_parse_too_large() {
+        Some((Limit::HeaderSize, Answer::Answered))
+    } else if error.is_timeout() && !served {
+        Some((Limit::HeaderReadTimeout, Answer::Closed))
+    } else {
+        None
     }
 }

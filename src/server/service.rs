@@ -1,6 +1,6 @@
 //! The per-request hyper service: picks the route, then hands the request
 //! to the WebSocket path or to HTTP forwarding, and turns errors into
-//! responses in one place.
+//! responses in one place — counting those that enforce a limit.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::fallback;
+use crate::limits::Answer;
 use crate::ops::metrics::NO_ROUTE;
 use crate::ops::request_id;
 use crate::proxy::body::Body;
@@ -44,6 +45,9 @@ pub async fn handle(
             .handshake(route, status.as_u16(), result.as_ref().err());
     }
     gateway.metrics.http_response(route, status.as_u16());
+    if let Some(limit) = result.as_ref().err().and_then(ProxyError::limit) {
+        gateway.metrics.limit_refused(limit, Answer::Answered);
+    }
     let mut response = result.unwrap_or_else(|error| {
         span.in_scope(|| log_rejection(&error, &client, websocket, &method, &path));
         error.to_response()
