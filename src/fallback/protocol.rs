@@ -28,7 +28,8 @@ impl SessionId {
 
     /// Parses the 32-hex-digit form; anything else is `None`.
     pub fn parse(text: &str) -> Option<Self> {
-        if text.len() != 32 {
+        // from_str_radix alone would take a sign ("+f"): an id has one spelling.
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let mut id = [0u8; 16];
@@ -230,6 +231,7 @@ mod tests {
             &"g".repeat(32),
             &"ab".repeat(17),
             "é".repeat(16).as_str(),
+            &"+f".repeat(16), // a sign from_str_radix would take
         ] {
             assert_eq!(SessionId::parse(junk), None, "{junk}");
         }
