@@ -19,6 +19,7 @@ use crate::config::{Backend, BackendTls, Route};
 use crate::ops::metrics::Metrics;
 use crate::proxy::error::ProxyError;
 use crate::tls::backend::{self as backend_tls, BackendTlsConfigs};
+use crate::ws::relay::{poll_read_tcp, RelayRead};
 
 /// A connected backend stream.
 #[derive(Debug)]
@@ -210,6 +211,19 @@ impl AsyncRead for BackendStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl RelayRead for BackendStream {
+    fn poll_relay_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self {
+            BackendStream::Plain(s) => poll_read_tcp(s, cx, buf),
             BackendStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
         }
     }

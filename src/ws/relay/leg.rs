@@ -17,6 +17,8 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::short_read::RelayRead;
+
 /// An upgraded stream, unwrapped to `T` where possible.
 #[derive(Debug)]
 pub enum Leg<T> {
@@ -43,18 +45,18 @@ where
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Leg<T> {
+impl<T: RelayRead> AsyncRead for Leg<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Self::Raw(io) => Pin::new(io).poll_read(cx, buf),
+            Self::Raw(io) => io.poll_relay_read(cx, buf),
             Self::Prefaced(prefaced) => {
                 let (preface, io) = &mut **prefaced;
                 if preface.is_empty() {
-                    return Pin::new(io).poll_read(cx, buf);
+                    return io.poll_relay_read(cx, buf);
                 }
                 let n = preface.len().min(buf.remaining());
                 buf.put_slice(&preface[..n]);

@@ -23,6 +23,7 @@ mod conn;
 mod leg;
 mod pool;
 mod pump;
+mod short_read;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use super::frame::FrameError;
 
 pub use leg::Leg;
+pub use short_read::{poll_read_tcp, RelayRead};
 
 /// Read buffer per direction while bytes are in flight: big enough to batch
 /// many small frames per syscall and to always hold a whole control frame,
