@@ -3,8 +3,8 @@
 //! 64 (EX_USAGE) for a bad config, 1 for any other start-up failure.
 //!
 //! `WSGATE_WORKER_THREADS=N` caps the tokio runtime at N worker threads
-//! (default: one per CPU); `bench/run.sh` sets 1 to compare with
-//! single-worker nginx and HAProxy.
+//! (default: one per CPU; 1 runs everything on the main thread);
+//! `bench/run.sh` sets 1 to compare with single-worker nginx and HAProxy.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -206,20 +206,37 @@ async fn reload_on_hangup(handle: reload::ReloadHandle) {
     }
 }
 
-/// The multi-threaded runtime, with `WSGATE_WORKER_THREADS` workers if set.
+/// The runtime: one worker per CPU, or `WSGATE_WORKER_THREADS` if set. One
+/// thread means the single-threaded scheduler: accept loops, handshakes and
+/// relays then share one thread with no cross-thread wake-ups at all (with a
+/// one-worker multi-threaded runtime, the accept loop in `block_on` and the
+/// connection tasks would sit on two threads).
 fn build_runtime() -> Result<tokio::runtime::Runtime, String> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if let Ok(value) = std::env::var(WORKER_THREADS_ENV) {
-        let threads = value.parse::<usize>().ok().filter(|&n| n > 0);
-        let threads = threads.ok_or_else(|| {
-            format!("{WORKER_THREADS_ENV}={value:?}: expected a positive integer")
-        })?;
+    let threads = worker_threads()?;
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(threads) = threads.filter(|&n| n > 1) {
         builder.worker_threads(threads);
     }
     builder
+        .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// `WSGATE_WORKER_THREADS`, if set: a positive integer.
+fn worker_threads() -> Result<Option<usize>, String> {
+    let Ok(value) = std::env::var(WORKER_THREADS_ENV) else {
+        return Ok(None);
+    };
+    match value.parse::<usize>() {
+        Ok(threads) if threads > 0 => Ok(Some(threads)),
+        _ => Err(format!(
+            "{WORKER_THREADS_ENV}={value:?}: expected a positive integer"
+        )),
+    }
 }
 
 /// Completes on the first SIGTERM or SIGINT; a second one exits at once.
