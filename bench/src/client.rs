@@ -112,34 +112,8 @@ impl WsClient {
             }
             None => Box::new(tcp),
         };
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            target.path, target.authority
-        );
-        io.write_all(request.as_bytes()).await?;
-        let mut buf = vec![0; buf_size.max(MAX_RESPONSE_HEAD)];
-        let mut filled = 0;
-        let head_end = loop {
-            if let Some(i) = find(&buf[..filled], b"\r\n\r\n") {
-                break i + 4;
-            }
-            if filled == MAX_RESPONSE_HEAD {
-                return Err(invalid("upgrade response head too long"));
-            }
-            let n = io.read(&mut buf[filled..MAX_RESPONSE_HEAD]).await?;
-            if n == 0 {
-                return Err(invalid("connection closed during the upgrade"));
-            }
-            filled += n;
-        };
-        if !buf.starts_with(b"HTTP/1.1 101") {
-            let line = String::from_utf8_lossy(&buf[..find(&buf, b"\r\n").unwrap_or(0)]);
-            return Err(invalid(&format!("upgrade refused: {line}")));
-        }
-        buf.copy_within(head_end..filled, 0);
-        filled -= head_end;
-        buf.truncate(buf_size.max(filled).max(frame::MAX_HEADER_LEN + 125));
+        let (mut buf, filled) = upgrade(&mut io, target).await?;
+        buf.resize(buf_size.max(filled).max(frame::MAX_HEADER_LEN + 125), 0);
         buf.shrink_to_fit();
         Ok(WsClient {
             io,
@@ -190,6 +164,43 @@ impl WsClient {
         while !self.read().await?.eof {}
         Ok(())
     }
+}
+
+/// Sends the upgrade request for `target` on an open stream and reads the
+/// response head. On a 101, returns a buffer whose first `filled` bytes are
+/// what the server sent after the head (the start of its frames); any other
+/// status is an error naming the status line.
+pub async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
+    target: &Target,
+) -> io::Result<(Vec<u8>, usize)> {
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        target.path, target.authority
+    );
+    io.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0; MAX_RESPONSE_HEAD];
+    let mut filled = 0;
+    let head_end = loop {
+        if let Some(i) = find(&buf[..filled], b"\r\n\r\n") {
+            break i + 4;
+        }
+        if filled == MAX_RESPONSE_HEAD {
+            return Err(invalid("upgrade response head too long"));
+        }
+        let n = io.read(&mut buf[filled..MAX_RESPONSE_HEAD]).await?;
+        if n == 0 {
+            return Err(invalid("connection closed during the upgrade"));
+        }
+        filled += n;
+    };
+    if !buf.starts_with(b"HTTP/1.1 101") {
+        let line = String::from_utf8_lossy(&buf[..find(&buf, b"\r\n").unwrap_or(0)]);
+        return Err(invalid(&format!("upgrade refused: {line}")));
+    }
+    buf.copy_within(head_end..filled, 0);
+    Ok((buf, filled - head_end))
 }
 
 /// The error for a server that does not speak WebSocket as expected.

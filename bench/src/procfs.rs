@@ -1,5 +1,6 @@
 //! CPU time and resident memory of the proxy under test, read from
-//! `/proc/PID/stat` and `/proc/PID/status`.
+//! `/proc/PID/stat` and `/proc/PID/status`, and its open file descriptors
+//! (`/proc/PID/fd`) for the soak test.
 //!
 //! CPU per message is the main figure of the benchmark: on a small machine
 //! the load generator competes with the proxy for cores, so raw throughput
@@ -48,6 +49,11 @@ impl Watch {
     }
 }
 
+/// Open file descriptors of one process: the entries of `/proc/PID/fd`.
+pub fn fd_count(pid: u32) -> io::Result<usize> {
+    Ok(fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
 /// `utime + stime` of one process (all its threads, live and exited).
 fn cpu_ticks(pid: u32) -> io::Result<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -68,7 +74,7 @@ fn cpu_ticks(pid: u32) -> io::Result<u64> {
 }
 
 /// `VmRSS` of one process, in KiB.
-fn rss_kib(pid: u32) -> io::Result<u64> {
+pub fn rss_kib(pid: u32) -> io::Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -94,5 +100,6 @@ mod tests {
         let watch = Watch::new(vec![std::process::id()], 100);
         assert!(watch.cpu_us().is_ok());
         assert!(watch.rss_kib().unwrap() > 0);
+        assert!(fd_count(std::process::id()).unwrap() >= 3);
     }
 }
