@@ -353,3 +353,53 @@ fn insecure(config: &Arc<ClientConfig>) -> Arc<ClientConfig> {
         .set_certificate_verifier(Arc::new(support::tls::AcceptAny));
     Arc::new(config)
 }
+
+/// Asserts that new handshakes are served `leaf`.
+async fn assert_serves(gw: &TestGateway, client: &Arc<ClientConfig>, leaf: &Issued, why: &str) {
+    let stream = tls_connect(gw.addr(), "site.test", client.clone())
+        .await
+        .unwrap();
+    assert!(served_leaf(&stream) == leaf.der, "{why}");
+}
+
+#[tokio::test]
+async fn broken_reload_keeps_the_old_certificate_until_the_key_is_fixed() {
+    support::logs::capture();
+    let pki = Pki::new("broken-reload");
+    let old = pki.server("site", &["site.test"]);
+    let stranger = pki.server("stranger", &["site.test"]);
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let listener = tls_listener(&[&old], "watch_interval = \"50ms\"");
+    let gw = TestGateway::start(&config(&listener, &backend.url(), "")).await;
+    let client = pki.client_config(None);
+    let mut open = wss(gw.addr(), "site.test", client.clone(), &[])
+        .await
+        .unwrap();
+    assert_echo(&mut open, "before").await;
+
+    let key = old.key.display().to_string();
+    let broken: [(&[u8], &str); 2] = [
+        (&std::fs::read(&stranger.key).unwrap(), "does not belong"),
+        (b"garbage, not PEM", "no PEM private key"),
+    ];
+    for (contents, reason) in broken {
+        std::fs::write(&old.key, contents).unwrap();
+        // The watcher has looked at the broken key once it said why not.
+        let refused = ["certificate reload failed", key.as_str(), reason];
+        support::logs::wait_for_line(&refused).await;
+        assert_serves(&gw, &client, &old, reason).await;
+        assert_echo(&mut open, reason).await;
+    }
+
+    let new = pki.server("next", &["site.test"]);
+    std::fs::copy(&new.cert, &old.cert).unwrap();
+    std::fs::copy(&new.key, &old.key).unwrap();
+    support::ops::eventually("the fixed key to be served", || async {
+        let stream = tls_connect(gw.addr(), "site.test", client.clone()).await;
+        served_leaf(&stream.unwrap()) == new.der
+    })
+    .await;
+    assert_echo(&mut open, "after the fix, same connection").await;
+    drop(open); // closing first keeps stop() from waiting on a close reply
+    gw.stop().await;
+}
