@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -402,4 +403,78 @@ async fn broken_reload_keeps_the_old_certificate_until_the_key_is_fixed() {
     assert_echo(&mut open, "after the fix, same connection").await;
     drop(open); // closing first keeps stop() from waiting on a close reply
     gw.stop().await;
+}
+
+/// Kills the binary if the test fails before it is done with it.
+struct Reaper(std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the `wsgate` binary on `config` (logging to `log`) and returns it
+/// with the address its first listener bound, read from its "listening"
+/// line: the config binds `127.0.0.1:0`, so no port is guessed.
+async fn start_binary(config: &std::path::Path, log: &std::path::Path) -> (Reaper, SocketAddr) {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut addr = None;
+    support::ops::eventually("the binary to listen", || {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        addr = text.lines().find_map(|l| {
+            let rest = l.split_once("listening addr=")?.1;
+            rest.split_whitespace().next()?.parse().ok()
+        });
+        std::future::ready(addr.is_some())
+    })
+    .await;
+    (Reaper(child), addr.unwrap())
+}
+
+#[tokio::test]
+async fn sighup_reloads_certificates_when_file_watching_is_off() {
+    let pki = Pki::new("sighup");
+    let old = pki.server("site", &["site.test"]);
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let toml = config(
+        &tls_listener(&[&old], "watch_interval = \"0s\""),
+        &backend.url(),
+        "",
+    );
+    let path = pki.dir.path().join("wsgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let (child, addr) = start_binary(&path, &pki.dir.path().join("stderr.log")).await;
+    let client = pki.client_config(None);
+    let mut open = wss(addr, "site.test", client.clone(), &[]).await.unwrap();
+    assert_echo(&mut open, "before").await;
+
+    let new = pki.server("next", &["site.test"]);
+    std::fs::copy(&new.cert, &old.cert).unwrap();
+    std::fs::copy(&new.key, &old.key).unwrap();
+    let stream = tls_connect(addr, "site.test", client.clone())
+        .await
+        .unwrap();
+    assert!(served_leaf(&stream) == old.der, "no reload without SIGHUP");
+    let pid = child.0.id().to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status();
+    assert!(hup.unwrap().success());
+    support::ops::eventually("the new certificate after SIGHUP", || async {
+        let stream = tls_connect(addr, "site.test", client.clone()).await;
+        served_leaf(&stream.unwrap()) == new.der
+    })
+    .await;
+    assert_echo(&mut open, "after SIGHUP, same connection").await;
+    let mut fresh = wss(addr, "site.test", client, &[]).await.unwrap();
+    assert_echo(&mut fresh, "new connection").await;
 }
