@@ -478,3 +478,66 @@ async fn sighup_reloads_certificates_when_file_watching_is_off() {
     let mut fresh = wss(addr, "site.test", client, &[]).await.unwrap();
     assert_echo(&mut fresh, "new connection").await;
 }
+
+#[tokio::test]
+async fn backend_requiring_mtls_gets_the_route_client_certificate() {
+    support::logs::capture();
+    let pki = Pki::new("backend-mtls");
+    let server = pki.server("b", &["127.0.0.1"]);
+    let gateway_id = pki.client("gw", "wsgate");
+    let addr = support::tls::wss_echo_backend_requiring_client(&server, &pki.ca_path).await;
+    let backend = format!("wss://{addr}");
+    let listener = "[[listeners]]\nbind = \"127.0.0.1:0\"\n";
+    let ca = format!("backend_ca = {:?}", pki.ca_path);
+
+    let gw = TestGateway::start(&config(listener, &backend, &ca)).await;
+    let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(res.status, 502, "no client certificate: never a 101");
+    // TLS 1.3: the backend's verdict on our (missing) certificate comes
+    // after the handshake, as an alert the gateway logs with its reason.
+    let why = [
+        backend.as_str(),
+        "reason=\"backend_tls\"",
+        "CertificateRequired",
+    ];
+    support::logs::wait_for_line(&why).await;
+    gw.stop().await;
+
+    let with_cert = format!(
+        "{ca}\nbackend_client_cert = {{ cert = {:?}, key = {:?} }}",
+        gateway_id.cert, gateway_id.key
+    );
+    let gw = TestGateway::start(&config(listener, &backend, &with_cert)).await;
+    let (mut ws, _) = support::client::connect(ws_request(&gw.ws_url("/"), &[]))
+        .await
+        .unwrap();
+    ws.send(Message::text("mutual")).await.unwrap();
+    let reply = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+    assert_eq!(reply.unwrap().unwrap(), Message::text("mutual"));
+    drop(ws); // closing first keeps stop() from waiting on a close reply
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn https_backend_answers_plain_http_requests() {
+    let pki = Pki::new("https-backend");
+    let server = pki.server("b", &["127.0.0.1"]);
+    let addr = support::tls::https_echo_backend(&server).await;
+    let route = format!("backend_ca = {:?}", pki.ca_path);
+    let listener = "[[listeners]]\nbind = \"127.0.0.1:0\"\n";
+    let gw = TestGateway::start(&config(listener, &format!("https://{addr}"), &route)).await;
+    let res = raw_request(
+        gw.addr(),
+        "GET /items?x=1 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.head);
+    assert_eq!(res.header("x-backend").as_deref(), Some("http-echo"));
+    assert!(res.body.starts_with("GET /items?x=1\n"), "{}", res.body);
+    assert!(
+        res.body.contains("x-forwarded-proto: http\n"),
+        "{}",
+        res.body
+    );
+    gw.stop().await;
+}

@@ -215,6 +215,15 @@ pub async fn http_echo_backend() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 async fn serve_http_echo(stream: TcpStream) {
+    serve_http_echo_on(stream).await;
+}
+
+/// Serves [`http_echo_backend`]'s answers on any connected stream (plain
+/// TCP or TLS), until the client closes it.
+pub async fn serve_http_echo_on<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use http_body_util::BodyExt;
     let service =
         hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {

@@ -10,7 +10,12 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::ops::eventually;
+use std::time::Duration;
+
+use super::client::WAIT;
+
+/// How often [`wait_for_line`] looks again.
+const POLL: Duration = Duration::from_millis(20);
 
 /// Everything logged since the subscriber was installed.
 static LINES: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -46,6 +51,30 @@ pub fn capture() {
 
 /// The first captured line containing every one of `words`, if any.
 pub fn line_with(words: &[&str]) -> Option<String> {
+    lines_with(words).into_iter().next()
+}
+
+/// Waits (bounded by [`WAIT`]) for a line containing every one of
+/// `words`; on timeout the panic shows the lines that have the first word.
+pub async fn wait_for_line(words: &[&str]) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(line) = line_with(words) {
+            return line;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let near: Vec<String> = lines_with(&words[..1]);
+            panic!(
+                "no log line with {words:?}; lines with {:?}: {near:#?}",
+                words[0]
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Every captured line containing all of `words`.
+pub fn lines_with(words: &[&str]) -> Vec<String> {
     let buffer = LINES
         .get()
         .expect("logs::capture() was called")
@@ -53,13 +82,7 @@ pub fn line_with(words: &[&str]) -> Option<String> {
         .unwrap();
     String::from_utf8_lossy(&buffer)
         .lines()
-        .find(|line| words.iter().all(|w| line.contains(w)))
+        .filter(|line| words.iter().all(|w| line.contains(w)))
         .map(str::to_string)
-}
-
-/// Waits (bounded) for a line containing every one of `words`.
-pub async fn wait_for_line(words: &[&str]) -> String {
-    let what = format!("a log line with {words:?}");
-    eventually(&what, || std::future::ready(line_with(words).is_some())).await;
-    line_with(words).unwrap()
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! `wss://` echo backend.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -152,13 +152,71 @@ pub fn served_leaf(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
 
 /// A WebSocket echo backend behind TLS with the given certificate.
 pub async fn wss_echo_backend(server: &Issued) -> SocketAddr {
+    serve_tls(server_config(server, None), echo_ws).await
+}
+
+/// Like [`wss_echo_backend`], but the handshake requires a client
+/// certificate issued by the CA in `client_ca` (a backend demanding mTLS).
+pub async fn wss_echo_backend_requiring_client(server: &Issued, client_ca: &Path) -> SocketAddr {
+    serve_tls(server_config(server, Some(client_ca)), echo_ws).await
+}
+
+/// Accepts a WebSocket on a TLS stream and echoes text and binary messages.
+async fn echo_ws(tls: tokio_rustls::server::TlsStream<TcpStream>) {
+    let Ok(ws) = tokio_tungstenite::accept_async(tls).await else {
+        return;
+    };
+    let (mut sink, mut stream) = ws.split();
+    while let Some(Ok(msg)) = stream.next().await {
+        if (msg.is_text() || msg.is_binary()) && sink.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// An `https://` backend answering like [`super::backend::http_echo_backend`].
+pub async fn https_echo_backend(server: &Issued) -> SocketAddr {
+    serve_tls(
+        server_config(server, None),
+        super::backend::serve_http_echo_on,
+    )
+    .await
+}
+
+/// A rustls server config for `server`, requiring client certificates
+/// from `client_ca` when given.
+fn server_config(server: &Issued, client_ca: Option<&Path>) -> rustls::ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(read_chain(&server.cert), read_key(&server.key))
         .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            read_chain(&ca.to_path_buf())
+                .into_iter()
+                .for_each(|c| roots.add(c).unwrap());
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder
+        .with_single_cert(read_chain(&server.cert), read_key(&server.key))
+        .unwrap()
+}
+
+/// Accepts TLS connections on `127.0.0.1:0` and runs `serve` on each.
+async fn serve_tls<F, Fut>(config: rustls::ServerConfig, serve: F) -> SocketAddr
+where
+    F: Fn(tokio_rustls::server::TlsStream<TcpStream>) -> Fut + Send + Copy + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -166,17 +224,8 @@ pub async fn wss_echo_backend(server: &Issued) -> SocketAddr {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(ws) = tokio_tungstenite::accept_async(tls).await else {
-                    return;
-                };
-                let (mut sink, mut stream) = ws.split();
-                while let Some(Ok(msg)) = stream.next().await {
-                    if (msg.is_text() || msg.is_binary()) && sink.send(msg).await.is_err() {
-                        return;
-                    }
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
                 }
             });
         }
