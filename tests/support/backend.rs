@@ -318,3 +318,24 @@ async fn read_head(stream: &mut TcpStream) -> String {
     }
     String::from_utf8_lossy(&head).into_owned()
 }
+
+/// A backend that accepts TCP and never answers, like [`silent_backend`],
+/// but reads each connection to its end and reports one item per
+/// connection the gateway closed (EOF or reset): the proof that giving up
+/// on a silent backend also let go of its socket.
+pub async fn silent_backend_reporting_close() -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut sink = Vec::new();
+                let _ = stream.read_to_end(&mut sink).await;
+                let _ = tx.send(());
+            });
+        }
+    });
+    (addr, rx)
+}
