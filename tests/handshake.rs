@@ -3,8 +3,13 @@
 
 mod support;
 
-use support::backend::{refused_addr, silent_backend, Answer, Behaviour, WsBackend};
+use std::time::{Duration, Instant};
+
+use support::backend::{
+    full_backlog_backend, refused_addr, silent_backend, Answer, Behaviour, WsBackend,
+};
 use support::client::{connect, raw_request, upgrade_request, ws_request};
+use support::ops::metric;
 use support::{one_route, TestGateway};
 
 async fn echo_backend() -> WsBackend {
@@ -314,5 +319,35 @@ async fn several_backends_are_balanced_round_robin() {
         connect(ws_request(&gw.ws_url("/"), &[])).await.unwrap();
     }
     assert_eq!((a.connection_count(), b.connection_count()), (3, 3));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn backend_not_accepting_within_connect_timeout_is_504_or_skipped() {
+    let hole = full_backlog_backend().await;
+    let url = format!("ws://{}", hole.addr);
+    // The default response_timeout (30 s) cannot be what answers in < 3 s.
+    let gw = TestGateway::start(&one_route(&[url.clone()], "connect_timeout = \"300ms\"")).await;
+    let started = Instant::now();
+    let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(res.status, 504, "never a 101 first");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let labels = [("backend", url.as_str()), ("reason", "backend_timeout")];
+    let timeouts = metric(gw.admin, "wsgate_backend_connect_errors_total", &labels).await;
+    assert_eq!(timeouts, 1.0, "counted as a connect timeout");
+    gw.stop().await;
+
+    let live = echo_backend().await;
+    let config = one_route(&[url, live.url()], "connect_timeout = \"300ms\"");
+    let gw = TestGateway::start(&config).await;
+    for _ in 0..2 {
+        let connected = connect(ws_request(&gw.ws_url("/"), &[])).await;
+        assert!(connected.is_ok(), "the hanging backend is skipped");
+    }
+    assert_eq!(live.connection_count(), 2);
     gw.stop().await;
 }

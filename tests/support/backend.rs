@@ -339,3 +339,48 @@ pub async fn silent_backend_reporting_close() -> (SocketAddr, mpsc::UnboundedRec
     });
     (addr, rx)
 }
+
+/// A backend whose dials never complete, on loopback: a listener with a
+/// backlog of 0 that never accepts, holding one queued connection. Linux
+/// drops SYNs to a listener whose accept queue is full, so the gateway's
+/// connect hangs until its `connect_timeout` — what a backend behind a
+/// black hole looks like, without a non-loopback address.
+pub struct FullBacklog {
+    pub addr: SocketAddr,
+    /// Never accepted from; dropping it would refuse instead of hang.
+    _listener: TcpListener,
+    /// The connection that fills the accept queue.
+    _filler: TcpStream,
+}
+
+/// Starts a [`FullBacklog`] and waits until the kernel shows its accept
+/// queue holding the filler (so the next SYN is dropped, not queued).
+pub async fn full_backlog_backend() -> FullBacklog {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let filler = TcpStream::connect(addr).await.unwrap();
+    super::ops::eventually("the accept queue to be full", || {
+        std::future::ready(accept_queue(addr) == Some(1))
+    })
+    .await;
+    FullBacklog {
+        addr,
+        _listener: listener,
+        _filler: filler,
+    }
+}
+
+/// Connections waiting in the accept queue of the IPv4 listener on `addr`,
+/// from `/proc/net/tcp` (a listening socket's `rx_queue` is that count).
+fn accept_queue(addr: SocketAddr) -> Option<u32> {
+    let local = format!("0100007F:{:04X}", addr.port());
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let listening = fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A");
+        let (_, rx) = fields.get(4)?.split_once(':')?;
+        listening.then(|| u32::from_str_radix(rx, 16).ok())?
+    })
+}
