@@ -384,3 +384,18 @@ fn accept_queue(addr: SocketAddr) -> Option<u32> {
         listening.then(|| u32::from_str_radix(rx, 16).ok())?
     })
 }
+
+/// A backend for one connection that hands the accepted socket to the
+/// test, which then plays the backend byte by byte (to hold back part of
+/// a response, or watch a request body arrive piece by piece).
+pub async fn handed_over_backend() -> (SocketAddr, tokio::sync::oneshot::Receiver<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if let Ok((stream, _)) = listener.accept().await {
+            let _ = tx.send(stream);
+        }
+    });
+    (addr, rx)
+}
