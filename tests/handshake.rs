@@ -351,3 +351,50 @@ async fn backend_not_accepting_within_connect_timeout_is_504_or_skipped() {
     assert_eq!(live.connection_count(), 2);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn all_of_several_backends_down_is_502_after_trying_each() {
+    let mut dead = Vec::new();
+    for _ in 0..3 {
+        dead.push(format!("ws://{}", refused_addr().await));
+    }
+    let gw = TestGateway::start(&one_route(&dead, "")).await;
+    let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(res.status, 502, "never a 101 first");
+    for url in &dead {
+        let labels = [("backend", url.as_str()), ("reason", "backend_refused")];
+        let tried = metric(gw.admin, "wsgate_backend_connect_errors_total", &labels).await;
+        assert_eq!(tried, 1.0, "{url} tried once before the 502");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_do_not_reach_the_backend_on_upgrade() {
+    let backend = echo_backend().await;
+    let gw = TestGateway::start(&one_route(&[backend.url()], "")).await;
+    let request = upgrade_request(
+        "/",
+        &[
+            "X-Hop: 1",
+            "Keep-Alive: timeout=5",
+            "Proxy-Connection: keep-alive",
+            "TE: trailers",
+            "X-End: 2",
+        ],
+    )
+    .replace("Connection: Upgrade\r\n", "Connection: Upgrade, x-hop\r\n");
+    let res = raw_request(gw.addr(), &request).await;
+    assert_eq!(res.status, 101, "{}", res.head);
+    let (_, headers) = backend.request(0);
+    for name in ["x-hop", "keep-alive", "proxy-connection", "te"] {
+        assert!(
+            !headers.contains_key(name),
+            "{name} reached the backend: {headers:?}"
+        );
+    }
+    assert_eq!(headers["x-end"], "2", "end-to-end headers still pass");
+    let connection = headers["connection"].to_str().unwrap().to_ascii_lowercase();
+    assert_eq!(connection, "upgrade", "the gateway's own Connection only");
+    gw.stop().await;
+}

@@ -223,3 +223,22 @@ async fn streamed_response_reaches_the_client_before_the_backend_finishes() {
     drop(client);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn all_of_several_backends_down_is_502() {
+    let mut dead = Vec::new();
+    for _ in 0..3 {
+        dead.push(format!("http://{}", refused_addr().await));
+    }
+    let gw = TestGateway::start(&one_route(&dead, "")).await;
+    for _ in 0..dead.len() {
+        // Each request starts at another backend; none of them answers.
+        let res = raw_request(
+            gw.addr(),
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(res.status, 502);
+    }
+    gw.stop().await;
+}
