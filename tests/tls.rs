@@ -267,6 +267,16 @@ async fn plain_listener_redirects_to_https() {
         get.header("location").unwrap(),
         "https://chat.example.com:8443/a/b?x=1"
     );
+    let head = raw_request(
+        gw.addr(),
+        "HEAD /a?b HTTP/1.1\r\nHost: chat.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(head.status, 301, "HEAD keeps its method, so 301 like GET");
+    assert_eq!(
+        head.header("location").unwrap(),
+        "https://chat.example.com:8443/a?b"
+    );
     let post = raw_request(
         gw.addr(),
         "POST /form HTTP/1.1\r\nHost: chat.example.com\r\nContent-Length: 0\r\n\r\n",
