@@ -327,7 +327,11 @@ async fn backend_not_accepting_within_connect_timeout_is_504_or_skipped() {
     let hole = full_backlog_backend().await;
     let url = format!("ws://{}", hole.addr);
     // The default response_timeout (30 s) cannot be what answers in < 3 s.
-    let gw = TestGateway::start(&one_route(&[url.clone()], "connect_timeout = \"300ms\"")).await;
+    let gw = TestGateway::start(&one_route(
+        std::slice::from_ref(&url),
+        "connect_timeout = \"300ms\"",
+    ))
+    .await;
     let started = Instant::now();
     let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
     assert_eq!(res.status, 504, "never a 101 first");
