@@ -6,7 +6,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::backend::{
-    full_backlog_backend, refused_addr, silent_backend, Answer, Behaviour, WsBackend,
+    full_backlog_backend, refused_addr, silent_backend, silent_backend_reporting_close, Answer,
+    Behaviour, WsBackend,
 };
 use support::client::{connect, raw_request, upgrade_request, ws_request};
 use support::ops::metric;
@@ -244,6 +245,17 @@ async fn silent_backend_is_504() {
     let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
     assert_eq!(res.status, 504);
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    gw.stop().await;
+
+    // And the gateway lets go of the backend's socket after answering.
+    let (addr, mut closed) = silent_backend_reporting_close().await;
+    let config = one_route(&[format!("ws://{addr}")], "response_timeout = \"300ms\"");
+    let gw = TestGateway::start(&config).await;
+    let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(res.status, 504);
+    let eof = tokio::time::timeout(support::client::WAIT, closed.recv()).await;
+    assert!(eof.is_ok(), "the backend's socket is closed after the 504");
+    gw.wait_quiet().await;
     gw.stop().await;
 }
 

@@ -5,7 +5,9 @@ mod support;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use support::backend::{handed_over_backend, http_echo_backend, refused_addr, silent_backend};
+use support::backend::{
+    handed_over_backend, http_echo_backend, refused_addr, silent_backend_reporting_close,
+};
 use support::client::{raw_request, read_response, read_until, WAIT};
 use support::{one_route, TestGateway};
 
@@ -91,7 +93,7 @@ async fn unreachable_backend_is_502_and_silent_one_504() {
     assert_eq!(res.status, 502);
     gw.stop().await;
 
-    let (silent, _) = silent_backend().await;
+    let (silent, mut closed) = silent_backend_reporting_close().await;
     let gw = TestGateway::start(&one_route(
         &[format!("ws://{silent}")],
         "response_timeout = \"200ms\"",
@@ -103,6 +105,10 @@ async fn unreachable_backend_is_502_and_silent_one_504() {
     )
     .await;
     assert_eq!(res.status, 504);
+    tokio::time::timeout(WAIT, closed.recv())
+        .await
+        .expect("after the 504 the gateway closes its socket to the backend");
+    gw.wait_quiet().await;
     gw.stop().await;
 }
 
