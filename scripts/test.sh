@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need first (idempotent):
-# the independent WebSocket clients (Python `websockets`, Node `ws`), and
+# the independent WebSocket clients (Python `websockets` in a venv at
+# tests/clients/.venv, see tests/clients/python; Node `ws`), and
 # headless Chromium with playwright-core for the fallback's browser test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -c 'import websockets' 2>/dev/null || python3 -m pip install --quiet 'websockets>=13,<18'
+tests/clients/python --setup   # a venv with websockets (PEP 668-safe)
 (cd tests/clients && [ -d node_modules/ws ] && [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --silent)
 if [ ! -x /usr/bin/chromium ]; then
   apt-get update && apt-get install -y chromium

@@ -28,7 +28,40 @@ pub enum BackendStream {
     Plain(TcpStream),
     /// TLS over TCP (`wss://`, `https://`); boxed because the TLS state is
     /// large and most backends are plain.
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<TlsBackend>),
+}
+
+/// A TLS backend stream that logs a TLS failure after the handshake.
+///
+/// In TLS 1.3 a backend judges our client certificate (or its absence)
+/// only after our side of the handshake is done, so its refusal — an alert
+/// such as `CertificateRequired` — arrives on the first read, where hyper
+/// reports it as a bare "connection error". The rustls reason is logged
+/// here, once, so the operator sees why the backend hung up.
+#[derive(Debug)]
+pub struct TlsBackend {
+    /// The TLS session.
+    stream: tokio_rustls::client::TlsStream<TcpStream>,
+    /// The backend, as logs name it.
+    label: String,
+    /// Whether a TLS failure was logged already.
+    logged: bool,
+}
+
+impl TlsBackend {
+    /// Logs `error` if rustls raised it and nothing was logged yet.
+    fn note<T>(&mut self, result: &Poll<io::Result<T>>) {
+        let Poll::Ready(Err(error)) = result else {
+            return;
+        };
+        let tls = error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>());
+        if let (Some(tls), false) = (tls, self.logged) {
+            self.logged = true;
+            tracing::warn!(backend = %self.label, reason = "backend_tls", error = %tls, "backend TLS failed after the handshake");
+        }
+    }
 }
 
 /// Dials backends; holds what dialing needs beyond the route itself.
@@ -167,7 +200,11 @@ impl Connector {
         let tls = backend_tls::handshake(config, name, stream)
             .await
             .map_err(|e| failed(e.to_string()))?;
-        Ok(BackendStream::Tls(Box::new(tls)))
+        Ok(BackendStream::Tls(Box::new(TlsBackend {
+            stream: tls,
+            label: label.to_string(),
+            logged: false,
+        })))
     }
 }
 
@@ -211,7 +248,11 @@ impl AsyncRead for BackendStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            BackendStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Tls(s) => {
+                let result = Pin::new(&mut s.stream).poll_read(cx, buf);
+                s.note(&result);
+                result
+            }
         }
     }
 }
@@ -237,7 +278,11 @@ impl AsyncWrite for BackendStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            BackendStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            BackendStream::Tls(s) => {
+                let result = Pin::new(&mut s.stream).poll_write(cx, buf);
+                s.note(&result);
+                result
+            }
         }
     }
 
@@ -248,28 +293,28 @@ impl AsyncWrite for BackendStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            BackendStream::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            BackendStream::Tls(s) => Pin::new(&mut s.stream).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             BackendStream::Plain(s) => s.is_write_vectored(),
-            BackendStream::Tls(s) => s.is_write_vectored(),
+            BackendStream::Tls(s) => s.stream.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            BackendStream::Tls(s) => Pin::new(s).poll_flush(cx),
+            BackendStream::Tls(s) => Pin::new(&mut s.stream).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            BackendStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            BackendStream::Tls(s) => Pin::new(&mut s.stream).poll_shutdown(cx),
         }
     }
 }

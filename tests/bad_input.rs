@@ -3,14 +3,21 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::backend::{silent_backend, Answer, Behaviour, WsBackend};
+use support::backend::{silent_backend_reporting_close, Answer, Behaviour, WsBackend};
 use support::client::{raw_request, raw_upgrade, upgrade_request, WAIT};
 use support::{one_route, TestGateway};
+
+/// The `header_read_timeout` of [`config_with_header_timeout`].
+const HEADER_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// A cut by `header_read_timeout` must come well before this: far above
+/// [`HEADER_TIMEOUT`], far below the 10 s default.
+const CUT_BOUND: Duration = Duration::from_secs(3);
 
 fn config_with_header_timeout(backend: &str) -> String {
     one_route(&[backend.to_string()], "").replace(
@@ -34,6 +41,7 @@ async fn malformed_http_gets_400() {
             "{garbage:?} → {}",
             res.status
         );
+        gw.wait_quiet().await;
     }
     assert_eq!(backend.connection_count(), 0);
     gw.stop().await;
@@ -43,6 +51,7 @@ async fn malformed_http_gets_400() {
 async fn silent_client_and_endless_header_block_are_cut() {
     let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
     let gw = TestGateway::start(&config_with_header_timeout(&backend.url())).await;
+    let started = Instant::now();
     let mut silent = TcpStream::connect(gw.addr()).await.unwrap();
     let mut slow = TcpStream::connect(gw.addr()).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: 1\r\n")
@@ -54,6 +63,13 @@ async fn silent_client_and_endless_header_block_are_cut() {
             .await
             .expect("the gateway closes the connection within the header timeout")
             .ok();
+        // The 300 ms setting cut it, not the 10 s default nor the wait bound.
+        let took = started.elapsed();
+        assert!(
+            took >= HEADER_TIMEOUT && took < CUT_BOUND,
+            "cut after {took:?}"
+        );
+        gw.wait_quiet().await;
     }
     assert_eq!(backend.connection_count(), 0);
     gw.stop().await;
@@ -79,12 +95,13 @@ async fn client_vanishing_mid_frame_frees_the_backend() {
     if let Ok((code, _)) = backend.closes.try_recv() {
         assert_eq!(code, 1001);
     }
+    gw.wait_quiet().await;
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn backend_that_accepts_and_never_answers_is_504_within_bound() {
-    let (addr, _) = silent_backend().await;
+    let (addr, mut closed) = silent_backend_reporting_close().await;
     let gw = TestGateway::start(&one_route(
         &[format!("ws://{addr}")],
         "response_timeout = \"200ms\"",
@@ -94,5 +111,9 @@ async fn backend_that_accepts_and_never_answers_is_504_within_bound() {
     let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
     assert_eq!(res.status, 504);
     assert!(started.elapsed() < WAIT - Duration::from_secs(1));
+    tokio::time::timeout(WAIT, closed.recv())
+        .await
+        .expect("after the 504 the gateway closes its socket to the backend");
+    gw.wait_quiet().await;
     gw.stop().await;
 }

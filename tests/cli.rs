@@ -54,3 +54,40 @@ fn missing_config_file_exits_64() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/wsgate.toml"));
 }
+
+/// The lines of `stderr` that report a config error (they start with a
+/// key path such as `routes[0].backends[0]`).
+fn error_lines(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.starts_with("listeners[") || l.starts_with("routes["))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn start_up_prints_the_same_errors_as_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let files = [
+        // Value errors, found by the config parser.
+        "[[listeners]]\nbind = \"not-an-address\"\n\n[[routes]]\nbackends = [\"ftp://x\"]\norigins = [\"x\"]\n".to_string(),
+        // File errors, found by loading certificates and CA files.
+        format!(
+            "[[listeners]]\nbind = \"127.0.0.1:0\"\n[listeners.tls]\ncerts = [{{ cert = {missing:?}, key = {missing:?} }}]\n\n\
+             [[routes]]\nbackends = [\"wss://127.0.0.1:9\"]\nbackend_ca = {missing:?}\n"
+        ),
+    ];
+    for (i, toml) in files.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        let path = path.to_str().unwrap();
+        let check = wsgate(&["check", "--config", path]);
+        let run = wsgate(&["--config", path]);
+        assert_eq!(check.status.code(), Some(64));
+        assert_eq!(run.status.code(), Some(64));
+        let (checked, started) = (error_lines(&check.stderr), error_lines(&run.stderr));
+        assert!(checked.len() >= 2, "{checked:#?}");
+        assert_eq!(checked, started, "start-up and check disagree on {toml}");
+    }
+}

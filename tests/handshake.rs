@@ -3,8 +3,14 @@
 
 mod support;
 
-use support::backend::{refused_addr, silent_backend, Answer, Behaviour, WsBackend};
+use std::time::{Duration, Instant};
+
+use support::backend::{
+    full_backlog_backend, refused_addr, silent_backend, silent_backend_reporting_close, Answer,
+    Behaviour, WsBackend,
+};
 use support::client::{connect, raw_request, upgrade_request, ws_request};
+use support::ops::metric;
 use support::{one_route, TestGateway};
 
 async fn echo_backend() -> WsBackend {
@@ -240,6 +246,17 @@ async fn silent_backend_is_504() {
     assert_eq!(res.status, 504);
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     gw.stop().await;
+
+    // And the gateway lets go of the backend's socket after answering.
+    let (addr, mut closed) = silent_backend_reporting_close().await;
+    let config = one_route(&[format!("ws://{addr}")], "response_timeout = \"300ms\"");
+    let gw = TestGateway::start(&config).await;
+    let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(res.status, 504);
+    let eof = tokio::time::timeout(support::client::WAIT, closed.recv()).await;
+    assert!(eof.is_ok(), "the backend's socket is closed after the 504");
+    gw.wait_quiet().await;
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -314,5 +331,86 @@ async fn several_backends_are_balanced_round_robin() {
         connect(ws_request(&gw.ws_url("/"), &[])).await.unwrap();
     }
     assert_eq!((a.connection_count(), b.connection_count()), (3, 3));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn backend_not_accepting_within_connect_timeout_is_504_or_skipped() {
+    let hole = full_backlog_backend().await;
+    let url = format!("ws://{}", hole.addr);
+    // The default response_timeout (30 s) cannot be what answers in < 3 s.
+    let gw = TestGateway::start(&one_route(
+        std::slice::from_ref(&url),
+        "connect_timeout = \"300ms\"",
+    ))
+    .await;
+    let started = Instant::now();
+    let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(res.status, 504, "never a 101 first");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let labels = [("backend", url.as_str()), ("reason", "backend_timeout")];
+    let timeouts = metric(gw.admin, "wsgate_backend_connect_errors_total", &labels).await;
+    assert_eq!(timeouts, 1.0, "counted as a connect timeout");
+    gw.stop().await;
+
+    let live = echo_backend().await;
+    let config = one_route(&[url, live.url()], "connect_timeout = \"300ms\"");
+    let gw = TestGateway::start(&config).await;
+    for _ in 0..2 {
+        let connected = connect(ws_request(&gw.ws_url("/"), &[])).await;
+        assert!(connected.is_ok(), "the hanging backend is skipped");
+    }
+    assert_eq!(live.connection_count(), 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn all_of_several_backends_down_is_502_after_trying_each() {
+    let mut dead = Vec::new();
+    for _ in 0..3 {
+        dead.push(format!("ws://{}", refused_addr().await));
+    }
+    let gw = TestGateway::start(&one_route(&dead, "")).await;
+    let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(res.status, 502, "never a 101 first");
+    for url in &dead {
+        let labels = [("backend", url.as_str()), ("reason", "backend_refused")];
+        let tried = metric(gw.admin, "wsgate_backend_connect_errors_total", &labels).await;
+        assert_eq!(tried, 1.0, "{url} tried once before the 502");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_do_not_reach_the_backend_on_upgrade() {
+    let backend = echo_backend().await;
+    let gw = TestGateway::start(&one_route(&[backend.url()], "")).await;
+    let request = upgrade_request(
+        "/",
+        &[
+            "X-Hop: 1",
+            "Keep-Alive: timeout=5",
+            "Proxy-Connection: keep-alive",
+            "TE: trailers",
+            "X-End: 2",
+        ],
+    )
+    .replace("Connection: Upgrade\r\n", "Connection: Upgrade, x-hop\r\n");
+    let res = raw_request(gw.addr(), &request).await;
+    assert_eq!(res.status, 101, "{}", res.head);
+    let (_, headers) = backend.request(0);
+    for name in ["x-hop", "keep-alive", "proxy-connection", "te"] {
+        assert!(
+            !headers.contains_key(name),
+            "{name} reached the backend: {headers:?}"
+        );
+    }
+    assert_eq!(headers["x-end"], "2", "end-to-end headers still pass");
+    let connection = headers["connection"].to_str().unwrap().to_ascii_lowercase();
+    assert_eq!(connection, "upgrade", "the gateway's own Connection only");
     gw.stop().await;
 }

@@ -2,8 +2,13 @@
 
 mod support;
 
-use support::backend::{http_echo_backend, refused_addr, silent_backend};
-use support::client::raw_request;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use support::backend::{
+    handed_over_backend, http_echo_backend, refused_addr, silent_backend_reporting_close,
+};
+use support::client::{raw_request, read_response, read_until, WAIT};
 use support::{one_route, TestGateway};
 
 #[tokio::test]
@@ -88,7 +93,7 @@ async fn unreachable_backend_is_502_and_silent_one_504() {
     assert_eq!(res.status, 502);
     gw.stop().await;
 
-    let (silent, _) = silent_backend().await;
+    let (silent, mut closed) = silent_backend_reporting_close().await;
     let gw = TestGateway::start(&one_route(
         &[format!("ws://{silent}")],
         "response_timeout = \"200ms\"",
@@ -100,6 +105,10 @@ async fn unreachable_backend_is_502_and_silent_one_504() {
     )
     .await;
     assert_eq!(res.status, 504);
+    tokio::time::timeout(WAIT, closed.recv())
+        .await
+        .expect("after the 504 the gateway closes its socket to the backend");
+    gw.wait_quiet().await;
     gw.stop().await;
 }
 
@@ -147,5 +156,95 @@ async fn builtin_echo_serves_the_demo_page_and_echoes() {
         tokio_tungstenite::tungstenite::Message::Text("ping?".into())
     );
     drop(ws);
+    gw.stop().await;
+}
+
+/// The backend's end of the gateway's connection, once it is dialed.
+async fn backend_side(accepted: tokio::sync::oneshot::Receiver<TcpStream>) -> TcpStream {
+    tokio::time::timeout(WAIT, accepted)
+        .await
+        .expect("the gateway dials the backend")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn chunked_request_body_reaches_the_backend_before_the_client_finishes() {
+    let (addr, accepted) = handed_over_backend().await;
+    let gw = TestGateway::start(&one_route(&[format!("http://{addr}")], "")).await;
+    let mut client = TcpStream::connect(gw.addr()).await.unwrap();
+    let head = "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    client
+        .write_all(format!("{head}5\r\nfirst\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut backend = backend_side(accepted).await;
+    let mut seen = Vec::new();
+    read_until(&mut backend, &mut seen, b"first").await;
+    // Only now does the client send the rest of its body.
+    client.write_all(b"6\r\nsecond\r\n0\r\n\r\n").await.unwrap();
+    read_until(&mut backend, &mut seen, b"second").await;
+    read_until(&mut backend, &mut seen, b"0\r\n\r\n").await;
+    backend
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        .await
+        .unwrap();
+    let res = tokio::time::timeout(WAIT, read_response(&mut client))
+        .await
+        .unwrap();
+    assert_eq!((res.status, res.body.as_str()), (200, "ok"));
+    drop(client);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn streamed_response_reaches_the_client_before_the_backend_finishes() {
+    let (addr, accepted) = handed_over_backend().await;
+    let gw = TestGateway::start(&one_route(&[format!("http://{addr}")], "")).await;
+    let mut client = TcpStream::connect(gw.addr()).await.unwrap();
+    client
+        .write_all(b"GET /feed HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut backend = backend_side(accepted).await;
+    read_until(&mut backend, &mut Vec::new(), b"\r\n\r\n").await;
+    let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    backend
+        .write_all(format!("{head}5\r\nfirst\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut client, &mut seen, b"first").await;
+    assert!(
+        seen.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    // Only now does the backend finish its response.
+    backend
+        .write_all(b"6\r\nsecond\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    read_until(&mut client, &mut seen, b"second").await;
+    read_until(&mut client, &mut seen, b"0\r\n\r\n").await;
+    drop(client);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn all_of_several_backends_down_is_502() {
+    let mut dead = Vec::new();
+    for _ in 0..3 {
+        dead.push(format!("http://{}", refused_addr().await));
+    }
+    let gw = TestGateway::start(&one_route(&dead, "")).await;
+    for _ in 0..dead.len() {
+        // Each request starts at another backend; none of them answers.
+        let res = raw_request(
+            gw.addr(),
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(res.status, 502);
+    }
     gw.stop().await;
 }

@@ -1,6 +1,9 @@
 //! The relay checked by client implementations nobody here wrote: Python
 //! `websockets` and Node `ws` (installed by `scripts/test.sh`), through the
 //! gateway to a tokio-tungstenite backend.
+//!
+//! Python runs through `tests/clients/python`, the one place that names the
+//! interpreter (a venv, since Debian's system Python refuses `pip install`).
 
 mod support;
 
@@ -8,6 +11,9 @@ use std::process::Command;
 
 use support::backend::{Answer, Behaviour, WsBackend};
 use support::TestGateway;
+
+/// The venv wrapper every Python test client runs through.
+const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/python");
 
 async fn gateway() -> (TestGateway, WsBackend) {
     let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
@@ -48,7 +54,7 @@ async fn run_client(program: &str, script: &str, gw: &TestGateway) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_websockets_client() {
     let (gw, _backend) = gateway().await;
-    run_client("python3", "ws_client.py", &gw).await;
+    run_client(PYTHON, "ws_client.py", &gw).await;
     gw.stop().await;
 }
 

@@ -158,3 +158,148 @@ async fn self_signed_listener_serves_a_generated_certificate() {
     assert!(leaf.dns_names.contains(&"localhost".to_string()));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn pkcs1_rsa_and_sec1_ec_keys_load_and_serve() {
+    use support::tls::KeyFormat;
+    let cases = [
+        (KeyFormat::Pkcs1Rsa, "-----BEGIN RSA PRIVATE KEY-----"),
+        (KeyFormat::Sec1Ec, "-----BEGIN EC PRIVATE KEY-----"),
+    ];
+    for (format, label) in cases {
+        let pki = Pki::new("formats");
+        let site = pki.server_with_key("site", &["site.test"], format);
+        let written = std::fs::read_to_string(&site.key).unwrap();
+        assert!(written.starts_with(label), "{format:?}: {written}");
+        let toml = tls_config(&pair(&site.cert, &site.key), "");
+        let config = Config::parse(&toml, Path::new(".")).unwrap();
+        assert_eq!(
+            wsgate::tls::check(&config),
+            Vec::<String>::new(),
+            "{format:?}"
+        );
+        let gw = TestGateway::start(&toml).await;
+        // A verified handshake proves the gateway signs with that key.
+        let stream = tls_connect(gw.addr(), "site.test", pki.client_config(None))
+            .await
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        assert!(served_leaf(&stream) == site.der, "{format:?}");
+        gw.stop().await;
+    }
+}
+
+/// Runs `wsgate check` on `toml` (written into `dir`); returns its stderr
+/// after asserting exit status 64.
+fn check_fails(dir: &Path, toml: &str) -> String {
+    let path = dir.join("wsgate.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts one stderr line starts with `key` and mentions every `words`.
+fn assert_line(stderr: &str, key: &str, words: &[&str]) {
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(key) && words.iter().all(|w| l.contains(w))),
+        "no line starting {key} with {words:?} in:\n{stderr}"
+    );
+}
+
+#[test]
+fn unusable_key_files_are_named_with_key_path_and_file() {
+    let pki = Pki::new("keys");
+    let good = pki.server("good", &["good.test"]);
+    let dir = pki.dir.path();
+    let garbage = dir.join("garbage.key");
+    std::fs::write(&garbage, "this is not a key\n").unwrap();
+    let bad_pem = dir.join("bad-pem.key");
+    std::fs::write(
+        &bad_pem,
+        "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let certs = [
+        pair(&good.cert, &garbage),
+        pair(&good.cert, &good.cert), // a certificate where the key should be
+        pair(&good.cert, &bad_pem),
+    ];
+    let stderr = check_fails(dir, &tls_config(&certs.join(", "), ""));
+    let garbage = garbage.display().to_string();
+    let as_key = good.cert.display().to_string();
+    let bad_pem = bad_pem.display().to_string();
+    let key = "listeners[0].tls.certs";
+    assert_line(
+        &stderr,
+        &format!("{key}[0].key"),
+        &[&garbage, "no PEM private key"],
+    );
+    assert_line(
+        &stderr,
+        &format!("{key}[1].key"),
+        &[&as_key, "no PEM private key"],
+    );
+    assert_line(
+        &stderr,
+        &format!("{key}[2].key"),
+        &[&bad_pem, "invalid PEM"],
+    );
+}
+
+#[test]
+fn backend_ca_and_client_cert_errors_are_named_under_their_route() {
+    let pki = Pki::new("routes");
+    let gw = pki.client("gw", "wsgate");
+    let other = pki.client("other", "other");
+    let dir = pki.dir.path();
+    let (missing, empty, garbage) = (
+        dir.join("missing-ca.pem"),
+        dir.join("empty-ca.pem"),
+        dir.join("garbage.key"),
+    );
+    std::fs::write(&empty, "").unwrap();
+    std::fs::write(&garbage, "garbage").unwrap();
+    let client_cert =
+        |cert: &Path, key: &Path| format!("backend_client_cert = {}", pair(cert, key));
+    let routes = [
+        format!("backend_ca = {missing:?}"),
+        format!("backend_ca = {empty:?}"),
+        client_cert(&gw.cert, &garbage),
+        client_cert(&gw.cert, &other.key),
+        client_cert(&missing, &gw.key),
+    ];
+    let mut toml = "[[listeners]]\nbind = \"127.0.0.1:0\"\n".to_string();
+    for (i, keys) in routes.iter().enumerate() {
+        toml.push_str(&format!(
+            "\n[[routes]]\npath = \"/r{i}\"\nbackends = [\"wss://127.0.0.1:9\"]\n{keys}\n"
+        ));
+    }
+    let stderr = check_fails(dir, &toml);
+    let name = |p: &Path| p.display().to_string();
+    let expect = [
+        ("routes[0].backend_ca", vec![name(&missing)]),
+        (
+            "routes[1].backend_ca",
+            vec![name(&empty), "empty chain".into()],
+        ),
+        (
+            "routes[2].backend_client_cert.key",
+            vec![name(&garbage), "no PEM private key".into()],
+        ),
+        (
+            "routes[3].backend_client_cert.key",
+            vec![name(&other.key), "does not belong".into()],
+        ),
+        ("routes[4].backend_client_cert.cert", vec![name(&missing)]),
+    ];
+    for (key, words) in &expect {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        assert_line(&stderr, key, &words);
+    }
+}

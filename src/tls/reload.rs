@@ -25,15 +25,16 @@ pub fn spawn_watcher(
     resolver: Arc<SniResolver>,
     stop: CancellationToken,
 ) {
+    // Registered before the task first runs, so a SIGHUP sent as soon as
+    // the listener accepts is seen (tokio drops signals that arrive before
+    // a receiver exists).
+    let mut hangup = signal(SignalKind::hangup())
+        .map_err(|e| tracing::warn!(error = %e, "cannot watch SIGHUP; reload on file change only"))
+        .ok();
+    let mut seen = snapshot(&tls);
     tokio::spawn(async move {
-        let mut hangup = signal(SignalKind::hangup())
-            .map_err(
-                |e| tracing::warn!(error = %e, "cannot watch SIGHUP; reload on file change only"),
-            )
-            .ok();
         let mut tick = (!tls.watch_interval.is_zero() && !tls.certs.is_empty())
             .then(|| tokio::time::interval(tls.watch_interval));
-        let mut seen = snapshot(&tls);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,

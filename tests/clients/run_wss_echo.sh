@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-python3 -c 'import websockets' 2>/dev/null || python3 -m pip install --quiet 'websockets>=13,<18'
+tests/clients/python --setup
 cargo build --locked --quiet
 bin=target/debug/wsgate
 tmp=$(mktemp -d)
@@ -43,4 +43,4 @@ for _ in $(seq 100); do   # bounded wait for the "listening" line
 done
 [ -n "$port" ] || { echo "wsgate did not start listening" >&2; cat "$tmp/log" >&2; exit 1; }
 
-python3 tests/clients/wss_echo.py "wss://localhost:$port/echo" "$tmp/dev.pem"
+tests/clients/python tests/clients/wss_echo.py "wss://localhost:$port/echo" "$tmp/dev.pem"

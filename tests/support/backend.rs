@@ -215,6 +215,15 @@ pub async fn http_echo_backend() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 async fn serve_http_echo(stream: TcpStream) {
+    serve_http_echo_on(stream).await;
+}
+
+/// Serves [`http_echo_backend`]'s answers on any connected stream (plain
+/// TCP or TLS), until the client closes it.
+pub async fn serve_http_echo_on<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use http_body_util::BodyExt;
     let service =
         hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
@@ -308,4 +317,85 @@ async fn read_head(stream: &mut TcpStream) -> String {
         head.push(byte[0]);
     }
     String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A backend that accepts TCP and never answers, like [`silent_backend`],
+/// but reads each connection to its end and reports one item per
+/// connection the gateway closed (EOF or reset): the proof that giving up
+/// on a silent backend also let go of its socket.
+pub async fn silent_backend_reporting_close() -> (SocketAddr, mpsc::UnboundedReceiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut sink = Vec::new();
+                let _ = stream.read_to_end(&mut sink).await;
+                let _ = tx.send(());
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// A backend whose dials never complete, on loopback: a listener with a
+/// backlog of 0 that never accepts, holding one queued connection. Linux
+/// drops SYNs to a listener whose accept queue is full, so the gateway's
+/// connect hangs until its `connect_timeout` — what a backend behind a
+/// black hole looks like, without a non-loopback address.
+pub struct FullBacklog {
+    pub addr: SocketAddr,
+    /// Never accepted from; dropping it would refuse instead of hang.
+    _listener: TcpListener,
+    /// The connection that fills the accept queue.
+    _filler: TcpStream,
+}
+
+/// Starts a [`FullBacklog`] and waits until the kernel shows its accept
+/// queue holding the filler (so the next SYN is dropped, not queued).
+pub async fn full_backlog_backend() -> FullBacklog {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let filler = TcpStream::connect(addr).await.unwrap();
+    super::ops::eventually("the accept queue to be full", || {
+        std::future::ready(accept_queue(addr) == Some(1))
+    })
+    .await;
+    FullBacklog {
+        addr,
+        _listener: listener,
+        _filler: filler,
+    }
+}
+
+/// Connections waiting in the accept queue of the IPv4 listener on `addr`,
+/// from `/proc/net/tcp` (a listening socket's `rx_queue` is that count).
+fn accept_queue(addr: SocketAddr) -> Option<u32> {
+    let local = format!("0100007F:{:04X}", addr.port());
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let listening = fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A");
+        let (_, rx) = fields.get(4)?.split_once(':')?;
+        listening.then(|| u32::from_str_radix(rx, 16).ok())?
+    })
+}
+
+/// A backend for one connection that hands the accepted socket to the
+/// test, which then plays the backend byte by byte (to hold back part of
+/// a response, or watch a request body arrive piece by piece).
+pub async fn handed_over_backend() -> (SocketAddr, tokio::sync::oneshot::Receiver<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if let Ok((stream, _)) = listener.accept().await {
+            let _ = tx.send(stream);
+        }
+    });
+    (addr, rx)
 }

@@ -174,3 +174,27 @@ pub async fn raw_upgrade(addr: SocketAddr, extra: &[&str]) -> (TcpStream, RawRes
     assert_eq!(response.status, 101, "{}", response.head);
     (stream, response)
 }
+
+/// Reads from `stream` into `seen` until it contains `needle` (bounded by
+/// [`WAIT`]); panics with what arrived if the stream ends first.
+pub async fn read_until(stream: &mut TcpStream, seen: &mut Vec<u8>, needle: &[u8]) {
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        while find(seen, needle).is_none() {
+            let n = stream.read(&mut chunk).await.unwrap_or(0);
+            assert!(
+                n > 0,
+                "ended before {:?}: {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(seen)
+            );
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(WAIT, read).await.unwrap_or_else(|_| {
+        panic!(
+            "no {:?} within the wait bound",
+            String::from_utf8_lossy(needle)
+        )
+    });
+}

@@ -3,7 +3,7 @@
 //! `wss://` echo backend.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -74,10 +74,30 @@ impl Pki {
     /// Signs `params` with the CA and writes the chain (leaf + CA) and key.
     pub fn issue(&self, file: &str, params: CertificateParams) -> Issued {
         let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        let pem = key.serialize_pem();
+        self.issue_with(file, params, &key, &pem)
+    }
+
+    /// A server certificate for `sans` whose key file is in `format`.
+    pub fn server_with_key(&self, file: &str, sans: &[&str], format: KeyFormat) -> Issued {
+        let names: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
+        let params = CertificateParams::new(names).unwrap();
+        let (key, pem) = format.key();
+        self.issue_with(file, params, &key, &pem)
+    }
+
+    /// Signs `params` for `key` and writes the chain and `key_pem`.
+    fn issue_with(
+        &self,
+        file: &str,
+        params: CertificateParams,
+        key: &KeyPair,
+        key_pem: &str,
+    ) -> Issued {
+        let cert = params.signed_by(key, &self.ca, &self.ca_key).unwrap();
         let (cert_path, key_path) = self.paths(file);
         std::fs::write(&cert_path, format!("{}{}", cert.pem(), self.ca.pem())).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        std::fs::write(&key_path, key_pem).unwrap();
         Issued {
             cert: cert_path,
             key: key_path,
@@ -152,13 +172,71 @@ pub fn served_leaf(stream: &TlsStream<TcpStream>) -> CertificateDer<'static> {
 
 /// A WebSocket echo backend behind TLS with the given certificate.
 pub async fn wss_echo_backend(server: &Issued) -> SocketAddr {
+    serve_tls(server_config(server, None), echo_ws).await
+}
+
+/// Like [`wss_echo_backend`], but the handshake requires a client
+/// certificate issued by the CA in `client_ca` (a backend demanding mTLS).
+pub async fn wss_echo_backend_requiring_client(server: &Issued, client_ca: &Path) -> SocketAddr {
+    serve_tls(server_config(server, Some(client_ca)), echo_ws).await
+}
+
+/// Accepts a WebSocket on a TLS stream and echoes text and binary messages.
+async fn echo_ws(tls: tokio_rustls::server::TlsStream<TcpStream>) {
+    let Ok(ws) = tokio_tungstenite::accept_async(tls).await else {
+        return;
+    };
+    let (mut sink, mut stream) = ws.split();
+    while let Some(Ok(msg)) = stream.next().await {
+        if (msg.is_text() || msg.is_binary()) && sink.send(msg).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// An `https://` backend answering like [`super::backend::http_echo_backend`].
+pub async fn https_echo_backend(server: &Issued) -> SocketAddr {
+    serve_tls(
+        server_config(server, None),
+        super::backend::serve_http_echo_on,
+    )
+    .await
+}
+
+/// A rustls server config for `server`, requiring client certificates
+/// from `client_ca` when given.
+fn server_config(server: &Issued, client_ca: Option<&Path>) -> rustls::ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(read_chain(&server.cert), read_key(&server.key))
         .unwrap();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            read_chain(&ca.to_path_buf())
+                .into_iter()
+                .for_each(|c| roots.add(c).unwrap());
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder
+        .with_single_cert(read_chain(&server.cert), read_key(&server.key))
+        .unwrap()
+}
+
+/// Accepts TLS connections on `127.0.0.1:0` and runs `serve` on each.
+async fn serve_tls<F, Fut>(config: rustls::ServerConfig, serve: F) -> SocketAddr
+where
+    F: Fn(tokio_rustls::server::TlsStream<TcpStream>) -> Fut + Send + Copy + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -166,17 +244,8 @@ pub async fn wss_echo_backend(server: &Issued) -> SocketAddr {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(ws) = tokio_tungstenite::accept_async(tls).await else {
-                    return;
-                };
-                let (mut sink, mut stream) = ws.split();
-                while let Some(Ok(msg)) = stream.next().await {
-                    if (msg.is_text() || msg.is_binary()) && sink.send(msg).await.is_err() {
-                        return;
-                    }
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
                 }
             });
         }
@@ -226,4 +295,107 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// Private key encodings other than rcgen's PKCS#8, which operators'
+/// files often use.
+#[derive(Clone, Copy, Debug)]
+pub enum KeyFormat {
+    /// `RSA PRIVATE KEY` (PKCS#1), from [`RSA_TEST_KEY`]: ring cannot
+    /// generate RSA keys, so this one test-only key is in the repository.
+    Pkcs1Rsa,
+    /// `EC PRIVATE KEY` (SEC1), a P-256 key generated now.
+    Sec1Ec,
+}
+
+/// A 2048-bit RSA key made for these tests only (never used anywhere else).
+pub const RSA_TEST_KEY: &str = include_str!("rsa-test-only.pkcs1.pem");
+
+/// OID 1.2.840.113549.1.1.1 (rsaEncryption) with NULL parameters, DER.
+const RSA_ALGORITHM: [u8; 15] = [
+    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+];
+
+impl KeyFormat {
+    /// The key for rcgen to sign with, and its PEM file in this format.
+    fn key(self) -> (KeyPair, String) {
+        use rustls::pki_types::pem::PemObject;
+        match self {
+            KeyFormat::Pkcs1Rsa => {
+                let pkcs1 =
+                    rustls::pki_types::PrivatePkcs1KeyDer::from_pem_slice(RSA_TEST_KEY.as_bytes())
+                        .unwrap();
+                let version = der(0x02, &[0]);
+                let inner = der(0x04, pkcs1.secret_pkcs1_der());
+                let pkcs8 = der(0x30, &[&version[..], &RSA_ALGORITHM, &inner].concat());
+                (KeyPair::try_from(pkcs8).unwrap(), RSA_TEST_KEY.to_string())
+            }
+            KeyFormat::Sec1Ec => {
+                let key = KeyPair::generate().unwrap();
+                let sec1 = pkcs8_private_key(key.serialized_der());
+                (key, pem("EC PRIVATE KEY", &sec1))
+            }
+        }
+    }
+}
+
+/// A DER TLV: `tag`, definite length, `content`.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let len = content.len();
+    let mut out = vec![tag];
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// Splits one DER TLV off the front: (tag, content, rest).
+fn der_next(input: &[u8]) -> (u8, &[u8], &[u8]) {
+    let (tag, first) = (input[0], input[1] as usize);
+    let (len, start) = match first {
+        n if n < 0x80 => (n, 2),
+        n => {
+            let count = n & 0x7f;
+            let len = input[2..2 + count]
+                .iter()
+                .fold(0usize, |acc, b| acc << 8 | *b as usize);
+            (len, 2 + count)
+        }
+    };
+    (tag, &input[start..start + len], &input[start + len..])
+}
+
+/// The `privateKey` of a PKCS#8 `PrivateKeyInfo`: for an EC key, its SEC1
+/// `ECPrivateKey`.
+fn pkcs8_private_key(pkcs8: &[u8]) -> Vec<u8> {
+    let (_, info, _) = der_next(pkcs8);
+    let (_, _version, rest) = der_next(info);
+    let (_, _algorithm, rest) = der_next(rest);
+    let (tag, private_key, _) = der_next(rest);
+    assert_eq!(tag, 0x04, "privateKey is an OCTET STRING");
+    private_key.to_vec()
+}
+
+/// PEM text of `der` under `label`.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = text
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
 }
