@@ -237,3 +237,50 @@ impl Drop for Binary {
         let _ = self.child.wait();
     }
 }
+
+/// The value of the one sample `name` whose labels include every `labels`
+/// pair, or `None` when no such sample is exported — unlike [`value`],
+/// which reads a missing metric as 0.
+pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let matching: Vec<f64> = exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, v)| v.parse::<f64>().unwrap())
+        .collect();
+    assert!(matching.len() <= 1, "{name}{labels:?}: several samples");
+    matching.first().copied()
+}
+
+/// The `(le, count)` pairs of histogram `name`'s `_bucket` samples with
+/// `labels`, in exposition order (`le = +Inf` last, as `f64::INFINITY`).
+pub fn buckets(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
+    let bucket = format!("{name}_bucket");
+    exposition
+        .lines()
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(series, v)| {
+            let (metric, rest) = series.split_once('{')?;
+            let wanted = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            if metric != bucket || !wanted {
+                return None;
+            }
+            let le = rest.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, v.parse().unwrap()))
+        })
+        .collect()
+}
