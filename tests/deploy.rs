@@ -1,13 +1,18 @@
 //! The deployment files: the compose example's and the container image's
-//! configs pass `wsgate check`, the Dockerfile builds exactly as CI does,
-//! and `wsgate health` (the image's HEALTHCHECK) reports what the admin
-//! listener says.
+//! configs pass `wsgate check`, the Dockerfile builds exactly as CI does in
+//! two stages and runs unprivileged with a stop signal and a healthcheck,
+//! `wsgate health` (the image's HEALTHCHECK) reports what the admin
+//! listener says, and the compose example's page loads the fallback client
+//! for a route that falls back. No Docker engine runs here:
+//! `scripts/docker-context-build.sh` runs the build stage itself.
 
 mod support;
 
 use std::process::{Command, Output};
 
-use support::backend::refused_addr;
+use support::backend::{refused_addr, Answer, Behaviour, WsBackend};
+use support::client::raw_request;
+use support::fallback::{open, text, texts, Session};
 use support::TestGateway;
 
 fn wsgate(args: &[&str]) -> Output {
@@ -43,6 +48,83 @@ fn dockerfile_builds_like_ci_and_runs_unprivileged_with_a_healthcheck() {
     }
 }
 
+/// The Dockerfile's stages: each `FROM` line and the instructions under
+/// it (continuation lines joined, comments dropped).
+fn dockerfile_stages() -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
+    let joined = text.replace("\\\n", " ");
+    let mut stages: Vec<Vec<String>> = Vec::new();
+    for line in joined.lines().map(str::trim) {
+        if line.starts_with("FROM ") {
+            stages.push(Vec::new());
+        }
+        match stages.last_mut() {
+            Some(stage) if !line.is_empty() && !line.starts_with('#') => stage.push(line.into()),
+            _ => {}
+        }
+    }
+    stages
+}
+
+/// The arguments of every `instruction` line of a stage.
+fn args<'a>(stage: &'a [String], instruction: &str) -> Vec<&'a str> {
+    let prefix = format!("{instruction} ");
+    stage
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix.as_str()))
+        .collect()
+}
+
+#[test]
+fn dockerfile_is_multi_stage_unprivileged_with_stop_signal_and_healthcheck() {
+    let stages = dockerfile_stages();
+    assert_eq!(
+        stages.len(),
+        2,
+        "a build stage and a runtime stage: {stages:?}"
+    );
+    let (build, runtime) = (&stages[0], &stages[1]);
+    assert!(build[0].ends_with(" AS build"), "{}", build[0]);
+    assert_eq!(args(build, "RUN"), ["cargo build --release --locked"]);
+    assert!(
+        !runtime[0].contains("rust"),
+        "a slim runtime: {}",
+        runtime[0]
+    );
+    let from_build: Vec<_> = args(runtime, "COPY")
+        .into_iter()
+        .filter(|a| a.starts_with("--from=build "))
+        .collect();
+    assert_eq!(
+        from_build,
+        ["--from=build /src/target/release/wsgate /usr/local/bin/wsgate"]
+    );
+    let users = args(runtime, "USER");
+    assert_eq!(users, ["wsgate"], "the last USER is who runs");
+    assert!(runtime
+        .iter()
+        .any(|l| l.starts_with("RUN useradd --system --uid 10001 ")));
+    assert_eq!(args(runtime, "STOPSIGNAL"), ["SIGTERM"]);
+    let healthcheck = args(runtime, "HEALTHCHECK");
+    assert_eq!(healthcheck.len(), 1);
+    assert!(
+        healthcheck[0]
+            .ends_with(r#"CMD ["wsgate", "health", "--url", "http://127.0.0.1:9090/healthz"]"#),
+        "{}",
+        healthcheck[0]
+    );
+    // The probe's port is the container config's admin listener.
+    let container = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/container.toml"
+    ))
+    .unwrap();
+    assert!(
+        container.contains("bind = \"127.0.0.1:9090\""),
+        "{container}"
+    );
+}
+
 #[tokio::test]
 async fn health_probe_follows_the_admin_answer() {
     let gw = TestGateway::start(&support::one_route(&["ws://127.0.0.1:1".into()], "")).await;
@@ -66,4 +148,123 @@ async fn health_probe_follows_the_admin_answer() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// A file of the repository.
+fn repo_file(path: &str) -> String {
+    let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Serves `examples/compose/site/` as the compose file's `site` service
+/// does (`/` is `index.html`).
+async fn site_service() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(|req: hyper::Request<_>| async move {
+                let name = match req.uri().path() {
+                    "/" => "index.html",
+                    other => other.trim_start_matches('/'),
+                };
+                let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("examples/compose/site")
+                    .join(name);
+                let (status, body) = match std::fs::read(file) {
+                    Ok(body) => (200, body),
+                    Err(_) => (404, Vec::new()),
+                };
+                let response = hyper::Response::builder()
+                    .status(status)
+                    .body(http_body_util::Full::new(bytes::Bytes::from(body)));
+                Ok::<_, std::convert::Infallible>(response.unwrap())
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let serve = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+            tokio::spawn(serve);
+        }
+    });
+    addr
+}
+
+/// `examples/compose/wsgate.toml` with the compose service names pointed
+/// at test services and every bind on a loopback port 0. Its TLS table is
+/// dropped so plain clients can speak to it (TLS has its own tests).
+fn compose_config(echo: [&str; 2], site: std::net::SocketAddr) -> String {
+    let config = repo_file("examples/compose/wsgate.toml");
+    assert!(config.contains("[listeners.tls]\nself_signed = true\n"));
+    let mut config = config
+        .replace("[listeners.tls]\nself_signed = true\n", "")
+        .replace("echo-1:9000", echo[0])
+        .replace("echo-2:9000", echo[1])
+        .replace("site:8000", &site.to_string());
+    // Distinct loopback addresses: the config may not bind one twice.
+    for (port, ip) in [
+        ("8443", "127.0.0.1"),
+        ("8080", "127.0.0.2"),
+        ("9090", "127.0.0.3"),
+    ] {
+        config = config.replace(&format!("0.0.0.0:{port}"), &format!("{ip}:0"));
+    }
+    config
+}
+
+#[tokio::test]
+async fn compose_page_loads_the_client_and_chat_falls_back() {
+    let compose = repo_file("docker-compose.yml");
+    assert!(
+        compose.contains("- ./examples/compose/site:/srv:ro"),
+        "{compose}"
+    );
+    let replicas = [
+        WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await,
+        WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await,
+    ];
+    let echo = [replicas[0].addr.to_string(), replicas[1].addr.to_string()];
+    let config = compose_config([&echo[0], &echo[1]], site_service().await);
+    let gw = TestGateway::start(&config).await;
+
+    // The page, through the gateway from the HTTP service, as written.
+    let page = raw_request(
+        gw.addr(),
+        "GET /?transports=longpoll HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.head);
+    assert_eq!(page.body, repo_file("examples/compose/site/index.html"));
+    for needle in [
+        r#"<script src="/_wsgate/client.js"></script>"#,
+        r#"location.host + "/chat""#,
+        r#"new URLSearchParams(location.search).get("transports")"#,
+        "new WsgateSocket(url, [], options)",
+        "?transports=sse",
+        "?transports=longpoll",
+    ] {
+        assert!(page.body.contains(needle), "the page lacks {needle:?}");
+    }
+    // The client it loads, served by wsgate on the same origin.
+    let client = raw_request(
+        gw.addr(),
+        "GET /_wsgate/client.js HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(client.status, 200, "{}", client.head);
+    assert!(client.body.contains("WsgateSocket"));
+
+    // What the page does with ?transports=longpoll: a fallback session on
+    // /chat from the page's origin, one per replica in turn.
+    let origin = Some("https://localhost:8443");
+    for (n, replica) in replicas.iter().enumerate() {
+        let session = Session::open(gw.addr(), "/chat", origin).await;
+        assert_eq!(
+            session.send(1, &[text("hello, replicas")]).await.status,
+            200
+        );
+        assert_eq!(texts(&session.collect(0, 1).await), ["hello, replicas"]);
+        assert_eq!(replica.connection_count(), 1, "session {n}");
+    }
+    let evil = open(gw.addr(), "/chat", Some("https://evil.example"), &[]).await;
+    assert_eq!(evil.status, 403, "the Origin rule applies to the fallback");
+    gw.stop().await;
 }
