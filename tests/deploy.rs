@@ -3,7 +3,7 @@
 //! two stages and runs unprivileged with a stop signal and a healthcheck,
 //! `wsgate health` (the image's HEALTHCHECK) reports what the admin
 //! listener says, and the compose example's page loads the fallback client
-//! for a route that falls back. No Docker engine runs here:
+//! and, in Chromium, connects over each transport its switch names. No Docker engine runs here:
 //! `scripts/docker-context-build.sh` runs the build stage itself.
 
 mod support;
@@ -192,6 +192,11 @@ async fn site_service() -> std::net::SocketAddr {
 /// at test services and every bind on a loopback port 0. Its TLS table is
 /// dropped so plain clients can speak to it (TLS has its own tests).
 fn compose_config(echo: [&str; 2], site: std::net::SocketAddr) -> String {
+    compose_config_on(echo, site, "127.0.0.1:0")
+}
+
+/// [`compose_config`] with the public listener on `public`.
+fn compose_config_on(echo: [&str; 2], site: std::net::SocketAddr, public: &str) -> String {
     let config = repo_file("examples/compose/wsgate.toml");
     assert!(config.contains("[listeners.tls]\nself_signed = true\n"));
     let mut config = config
@@ -200,11 +205,8 @@ fn compose_config(echo: [&str; 2], site: std::net::SocketAddr) -> String {
         .replace("echo-2:9000", echo[1])
         .replace("site:8000", &site.to_string());
     // Distinct loopback addresses: the config may not bind one twice.
-    for (port, ip) in [
-        ("8443", "127.0.0.1"),
-        ("8080", "127.0.0.2"),
-        ("9090", "127.0.0.3"),
-    ] {
+    config = config.replace("0.0.0.0:8443", public);
+    for (port, ip) in [("8080", "127.0.0.2"), ("9090", "127.0.0.3")] {
         config = config.replace(&format!("0.0.0.0:{port}"), &format!("{ip}:0"));
     }
     config
@@ -266,5 +268,90 @@ async fn compose_page_loads_the_client_and_chat_falls_back() {
     }
     let evil = open(gw.addr(), "/chat", Some("https://evil.example"), &[]).await;
     assert_eq!(evil.status, 403, "the Origin rule applies to the fallback");
+    gw.stop().await;
+}
+
+/// Drives headless Chromium (installed by `scripts/test.sh`, driven by
+/// playwright-core from tests/clients) over the compose page: for each
+/// query it waits for the page to show its transport, sends one message
+/// with the page's form and waits for the echo in the page's log. Prints
+/// one JSON array of `{query, transport}`.
+const PAGE_SCRIPT: &str = r##"
+import { chromium } from "playwright-core";
+const base = process.argv[1];
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const results = [];
+for (const query of ["", "?transports=sse", "?transports=longpoll"]) {
+  const page = await browser.newPage();
+  await page.goto(base + "/" + query);
+  const shown = await page.waitForFunction(() => {
+    const t = document.getElementById("transport").textContent;
+    return t !== "\u2013" ? t : null;
+  }, null, { timeout: 20000 });
+  const transport = await shown.jsonValue();
+  await page.fill("#text", "hi over " + transport);
+  await page.click("button");
+  await page.waitForFunction((t) => document.getElementById("log").textContent
+    .includes("\u2190 hi over " + t), transport, { timeout: 20000 });
+  results.push({ query, transport });
+  await page.close();
+}
+await browser.close();
+console.log(JSON.stringify(results));
+"##;
+
+/// Runs [`PAGE_SCRIPT`] against `base`; a missing Chromium or package is
+/// a failure, not a skip.
+async fn run_page_script(base: String) -> Vec<(String, String)> {
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .args(["--input-type=module", "-e", PAGE_SCRIPT, &base])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients"))
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("cannot run node: {e}; install with scripts/test.sh"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let results: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap().to_owned();
+    results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (field(r, "query"), field(r, "transport")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_page_in_chromium_follows_its_transports_switch() {
+    let replicas = [
+        WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await,
+        WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await,
+    ];
+    let echo = [replicas[0].addr.to_string(), replicas[1].addr.to_string()];
+    // The page's origin must pass the route's Origin rule, so the port is
+    // chosen first and added to the allowed origins.
+    let public = format!("127.0.0.1:{}", support::ops::free_port().await);
+    let config = compose_config_on([&echo[0], &echo[1]], site_service().await, &public)
+        .replace("origins = [", &format!("origins = [\"http://{public}\", "));
+    let gw = TestGateway::start(&config).await;
+    let results = run_page_script(format!("http://{}", gw.addr())).await;
+    let want = [
+        ("", "websocket"),
+        ("?transports=sse", "sse"),
+        ("?transports=longpoll", "longpoll"),
+    ]
+    .map(|(q, t)| (q.to_owned(), t.to_owned()));
+    assert_eq!(results, want);
     gw.stop().await;
 }
