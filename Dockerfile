@@ -4,9 +4,11 @@
 #   docker run --rm -p 8080:8080 -p 8443:8443 wsgate
 #
 # The build step is exactly the release build of .ci/run's toolchain:
-# `cargo build --release --locked`. The runtime image holds the binary, a
-# default config (config/container.toml: built-in echo on :8080 and :8443 with
-# a self-signed certificate) and runs as an unprivileged user. Mount your own
+# `cargo build --release --locked`; scripts/docker-context-build.sh runs this
+# build stage on exactly the files it COPYs, without Docker. The runtime
+# image holds the binary, a default config (config/container.toml: built-in
+# echo on :8080 and :8443 with a self-signed certificate) and runs as an
+# unprivileged user. Mount your own
 # config at /etc/wsgate/wsgate.toml and certificates under /etc/wsgate/certs.
 
 FROM rust:1-bookworm AS build

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use wsgate::config::{Config, LogFormat};
 use wsgate::ops::logging;
 use wsgate::ops::reload::{self, load_verified};
@@ -164,6 +165,7 @@ fn serve(config: Config, file: Option<PathBuf>) -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
+        let signals = StopSignals::install();
         let mut listeners = Vec::new();
         for listener in &config.listeners {
             let bound = TcpListener::bind(listener.bind)
@@ -174,10 +176,17 @@ fn serve(config: Config, file: Option<PathBuf>) -> ExitCode {
         let mut options = RunOptions::default();
         if let Some(file) = file {
             let (handle, source) = reload::channel(file, reload::DEFAULT_POLL);
-            tokio::spawn(reload_on_hangup(handle));
+            // Registered here, not in the task: a SIGHUP that arrives before
+            // the task first runs must reload, not be lost.
+            match signal(SignalKind::hangup()) {
+                Ok(hangup) => {
+                    tokio::spawn(reload_on_hangup(handle, hangup));
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot watch SIGHUP; config reloads on file change only"),
+            }
             options.reload = Some(source);
         }
-        wsgate::run_with(config, listeners, options, shutdown_signal())
+        wsgate::run_with(config, listeners, options, signals.first())
             .await
             .map_err(|e| e.to_string())
     });
@@ -192,12 +201,7 @@ fn serve(config: Config, file: Option<PathBuf>) -> ExitCode {
 
 /// Asks for a config reload on every SIGHUP (the outcome is logged by the
 /// reloader).
-async fn reload_on_hangup(handle: reload::ReloadHandle) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot watch SIGHUP; config reloads on file change only");
-        return;
-    };
+async fn reload_on_hangup(handle: reload::ReloadHandle, mut hangup: Signal) {
     while hangup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading config");
         if handle.reload().await.is_none() {
@@ -239,26 +243,45 @@ fn worker_threads() -> Result<Option<usize>, String> {
     }
 }
 
-/// Completes on the first SIGTERM or SIGINT; a second one exits at once.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: draining"),
-        _ = int.recv() => tracing::info!("SIGINT: draining"),
+/// SIGTERM and SIGINT, installed before `run_with` starts, so a signal
+/// that arrives as soon as `/readyz` answers 200 already drains instead of
+/// getting the default action (killed, no drain).
+struct StopSignals {
+    /// SIGTERM and SIGINT; `None` when they cannot be watched.
+    streams: Option<(Signal, Signal)>,
+}
+
+impl StopSignals {
+    /// Installs both handlers (inside the runtime).
+    fn install() -> Self {
+        let streams = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => None,
+        };
+        StopSignals { streams }
     }
-    tokio::spawn(async move {
+
+    /// Completes on the first SIGTERM or SIGINT; a second one exits at
+    /// once (status 1), even in the middle of the drain.
+    async fn first(self) {
+        let Some((mut term, mut int)) = self.streams else {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            return std::future::pending().await;
+        };
         tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = int.recv() => tracing::info!("SIGINT: draining"),
         }
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(1);
-    });
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(1);
+        });
+    }
 }

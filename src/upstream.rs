@@ -265,7 +265,7 @@ impl RelayRead for BackendStream {
     ) -> Poll<io::Result<()>> {
         match self {
             BackendStream::Plain(s) => poll_read_tcp(s, cx, buf),
-            BackendStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Tls(_) => Pin::new(self).poll_read(cx, buf),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! stop accepting, listeners whose settings changed (TLS, redirect) keep
 //! their socket and restart their accept loop with the new settings.
 //! Connections already accepted are never touched: they belong to the
-//! connection and relay trackers, not to the listener.
+//! connection and relay trackers, not to the listener. When the drain
+//! starts every socket is closed, so new clients are refused at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,8 +29,9 @@ struct Running {
     /// Stops the accept loop (which then hands the socket back) and the TLS
     /// certificate watcher.
     stop: CancellationToken,
-    /// The accept loop; yields the socket when stopped.
-    task: JoinHandle<TcpListener>,
+    /// The accept loop; yields the socket when stopped by a reload, and
+    /// `None` once the drain closed it.
+    task: JoinHandle<Option<TcpListener>>,
 }
 
 /// Everything a listener needs to serve, shared by all of them.
@@ -95,9 +97,11 @@ impl ListenerSet {
             if let Some(pos) = old.iter().position(|r| &r.config == config) {
                 self.running.push(old.remove(pos));
             } else if let Some((config, listener, frontend, stop)) = fresh.next() {
-                let listener = self.take_socket(&mut old, &config, listener).await;
-                self.running
-                    .push(self.spawn(config, listener, frontend, stop));
+                // `None`: the drain began meanwhile, there is nothing to serve.
+                if let Some(listener) = self.take_socket(&mut old, &config, listener).await {
+                    self.running
+                        .push(self.spawn(config, listener, frontend, stop));
+                }
             }
         }
         for removed in old {
@@ -135,15 +139,16 @@ impl ListenerSet {
     }
 
     /// The socket for `config`: the freshly bound one, or the one the
-    /// running listener on the same address hands back once stopped.
+    /// running listener on the same address hands back once stopped
+    /// (`None` if the drain closed it first).
     async fn take_socket(
         &self,
         old: &mut Vec<Running>,
         config: &Listener,
         bound: Option<TcpListener>,
-    ) -> TcpListener {
+    ) -> Option<TcpListener> {
         if let Some(listener) = bound {
-            return listener;
+            return Some(listener);
         }
         let pos = old.iter().position(|r| r.config.bind == config.bind);
         let running = old.remove(pos.expect("a running listener on this address"));
@@ -170,13 +175,14 @@ impl ListenerSet {
                 () = drained.cancelled() => {}
             }
         });
-        let task = tokio::spawn(server::accept_loop(
+        let accept = server::accept_loop(
             listener,
             frontend,
             self.serving.gateway.clone(),
             accept_stop,
             self.serving.connections.clone(),
-        ));
+        );
+        let task = tokio::spawn(close_on_drain(accept, self.serving.stop_accepting.clone()));
         Running {
             config,
             addr,
@@ -184,6 +190,18 @@ impl ListenerSet {
             task,
         }
     }
+}
+
+/// Runs an accept loop; when it stopped because the drain began, closes
+/// the socket at once. Held open, it would keep completing TCP handshakes
+/// into its backlog that nobody serves: those clients would hang until the
+/// process exits instead of being refused and trying another instance.
+async fn close_on_drain(
+    accept: impl std::future::Future<Output = TcpListener>,
+    drain: CancellationToken,
+) -> Option<TcpListener> {
+    let listener = accept.await;
+    (!drain.is_cancelled()).then_some(listener)
 }
 
 /// A listener ready to start: settings, socket, frontend, stop token.
