@@ -49,7 +49,13 @@ pub async fn handle(
         gateway.metrics.limit_refused(limit, Answer::Answered);
     }
     let mut response = result.unwrap_or_else(|error| {
-        span.in_scope(|| log_rejection(&error, &client, websocket, &method, &path));
+        let request = RejectedRequest {
+            websocket,
+            method: &method,
+            path: &path,
+            route,
+        };
+        span.in_scope(|| log_rejection(&error, &client, &request));
         error.to_response()
     });
     response
@@ -101,23 +107,28 @@ pub(crate) fn request_host<B>(req: &Request<B>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// One log line per refused request, with the reason and the side at fault.
-fn log_rejection(
-    error: &ProxyError,
-    client: &ClientInfo,
+/// What the rejection log line says about the request.
+struct RejectedRequest<'a> {
+    /// Whether it asked for a WebSocket upgrade.
     websocket: bool,
-    method: &http::Method,
-    path: &str,
-) {
-    let kind = if websocket {
+    method: &'a http::Method,
+    path: &'a str,
+    /// The matched route's name, or `NO_ROUTE`.
+    route: &'a str,
+}
+
+/// One log line per refused request, with the reason and the side at fault.
+fn log_rejection(error: &ProxyError, client: &ClientInfo, request: &RejectedRequest<'_>) {
+    let kind = if request.websocket {
         "websocket handshake"
     } else {
         "http request"
     };
     tracing::warn!(
         client = %client.peer,
-        %method,
-        path,
+        route = request.route,
+        method = %request.method,
+        path = request.path,
         status = error.status().as_u16(),
         reason = error.reason(),
         side = ?error.side(),

@@ -77,7 +77,7 @@ pub(crate) fn declined(
     route: &Route,
     client: &ClientInfo,
 ) -> Response<Body> {
-    tracing::info!(route = %route.name, client = %client.peer, status = response.status().as_u16(), "backend declined WebSocket upgrade");
+    tracing::info!(route = %route.name, client = %client.peer, status = response.status().as_u16(), reason = "backend_status", "backend declined WebSocket upgrade");
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, boxed(body))
@@ -197,11 +197,12 @@ fn log_session_end(
         bytes_in = count(&stats.client_to_backend_bytes),
         msgs_out = count(&stats.backend_to_client_messages),
         bytes_out = count(&stats.backend_to_client_bytes),
-        client_close = ?report.client_close,
-        backend_close = ?report.backend_close,
-        sent_to_client = ?report.sent_to_client,
-        sent_to_backend = ?report.sent_to_backend,
-        end = %report.end,
+        // Close codes as numbers; a close that never came is left out.
+        client_close = report.client_close,
+        backend_close = report.backend_close,
+        sent_to_client = report.sent_to_client,
+        sent_to_backend = report.sent_to_backend,
+        end = report.end.to_string(),
         "websocket session ended"
     );
 }
