@@ -2,19 +2,22 @@
 # Soak and chaos test of wsgate (issue 7, point 5); docs/reliability.md says
 # what it checks and holds the figures of the last full run.
 #
-#   scripts/soak.sh              full run: 5 min soak, 3,000 WebSockets, 100 fallback sessions
-#   scripts/soak.sh --quick      about 2 min in all: 1 min soak, 1,000 WebSockets, 40 sessions
+#   scripts/soak.sh              full run, ~7 min: 1 min warm-up round + 5 min soak,
+#                                3,000 WebSockets, 100 fallback sessions
+#   scripts/soak.sh --quick      ~2 min: 20 s warm-up + 1 min soak, 1,000 WebSockets, 40 sessions
 #   scripts/soak.sh --minutes N --conns N --fallback N --kill-every S --down S
 #
 # Starts two echo backends (bench's `echo`) and wsgate in front of both with
 # the fallback on, all on 127.0.0.1 with free ports. The driver (bench's
-# `soak`) warms up, then holds the connections with steady traffic while
-# this script kills one backend (SIGKILL) every --kill-every seconds and
-# restarts it --down seconds later, alternating, so the route always has one
-# backend up. Clients vanish mid-frame and some fallback sessions are
-# abandoned. After every client has left, the driver waits for wsgate's fds,
-# RSS and active gauges to come back. Then wsgate gets SIGTERM and must exit
-# 0, and its log must not mention a panic. Exit 0 only if every check holds.
+# `soak`) runs a short warm-up round and then the soak, each holding the
+# connections with steady traffic while this script kills one backend
+# (SIGKILL) every --kill-every seconds and restarts it --down seconds later,
+# alternating, so the route always has one backend up. Clients vanish
+# mid-frame and some fallback sessions are abandoned. After each round the
+# driver waits for wsgate's fds and active gauges to come back, and compares
+# its RSS after the soak with its RSS after the warm-up. Then wsgate gets
+# SIGTERM and must exit 0, and its log must not mention a panic. Exit 0
+# only if every check holds.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +30,7 @@ CONNS=3000
 FALLBACK=100
 KILL_EVERY=20
 DOWN=3
-WARMUP=20
+WARMUP=60
 QUICK=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -37,13 +40,13 @@ while [[ $# -gt 0 ]]; do
         --fallback) FALLBACK="$2"; shift ;;
         --kill-every) KILL_EVERY="$2"; shift ;;
         --down) DOWN="$2"; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
 if [[ $QUICK == 1 ]]; then
-    MINUTES=1; CONNS=1000; FALLBACK=40; KILL_EVERY=12; WARMUP=10
+    MINUTES=1; CONNS=1000; FALLBACK=40; KILL_EVERY=12; WARMUP=20
 fi
 for n in "$MINUTES" "$CONNS" "$FALLBACK" "$KILL_EVERY" "$DOWN"; do
     [[ $n =~ ^[0-9]+$ ]] || { echo "not a whole number: $n" >&2; exit 2; }
@@ -201,28 +204,41 @@ STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 PID[driver]=$!
 DRIVER=${PID[driver]}
 
-# Chaos: once the soak phase starts, kill a backend every KILL_EVERY s,
-# restart it DOWN s later, alternate; stop when the driver leaves the soak.
-KILLS=0
+# Chaos: while the driver is in its warm-up or soak round, kill a backend
+# every KILL_EVERY s and restart it DOWN s later, alternating; none while
+# the gateway settles between the rounds or after the last one.
+declare -A KILLS=([warmup]=0 [soak]=0)
 RESTARTS=0
 UNACKED=0
 VICTIM=a
-phase() { grep -q "^phase $1\$" "$TMP/soak.out" 2>/dev/null; }
+ANNOUNCED=0
+ACTIVE=""
+current_phase() { { grep '^phase ' "$TMP/soak.out" 2>/dev/null || true; } | tail -n 1 | cut -d' ' -f2; }
 alive() { kill -0 "$DRIVER" 2>/dev/null; }
-while alive && ! phase soak && ((SECONDS < DEADLINE)); do sleep 0.5; done
-NEXT_KILL=$((SECONDS + KILL_EVERY))
-while alive && ! phase leave && ((SECONDS < DEADLINE)); do
+while alive && ((SECONDS < DEADLINE)); do
+    PHASE=$(current_phase)
+    if [[ $PHASE != warmup && $PHASE != soak ]]; then
+        ACTIVE=$PHASE
+        [[ $PHASE == leave ]] && break
+        sleep 0.5
+        continue
+    fi
+    if [[ $ACTIVE != "$PHASE" ]]; then
+        ACTIVE=$PHASE
+        NEXT_KILL=$((SECONDS + KILL_EVERY))
+    fi
     if ((SECONDS >= NEXT_KILL)); then
         # Announce, and kill only once the driver has it on record.
         kill -USR1 "$DRIVER" 2>/dev/null || break
+        ANNOUNCED=$((ANNOUNCED + 1))
         for ((i = 0; i < 100; i++)); do
-            grep -q "^announced $((KILLS + 1))\$" "$TMP/soak.out" && break
+            grep -q "^announced $ANNOUNCED\$" "$TMP/soak.out" && break
             sleep 0.05
         done
-        grep -q "^announced $((KILLS + 1))\$" "$TMP/soak.out" || UNACKED=$((UNACKED + 1))
+        grep -q "^announced $ANNOUNCED\$" "$TMP/soak.out" || UNACKED=$((UNACKED + 1))
         kill_echo "$VICTIM"
-        KILLS=$((KILLS + 1))
-        log "killed backend $VICTIM (kill $KILLS); restarting it in ${DOWN}s"
+        KILLS[$PHASE]=$((KILLS[$PHASE] + 1))
+        log "$PHASE: killed backend $VICTIM (kill $ANNOUNCED); restarting it in ${DOWN}s"
         sleep "$DOWN"
         start_echo "$VICTIM"
         RESTARTS=$((RESTARTS + 1))
@@ -277,7 +293,7 @@ fi
     echo "machine   $(nproc) cores, load before $(cut -d' ' -f1-3 /proc/loadavg)"
     grep -v -e '^phase ' -e '^announced ' "$TMP/soak.out" || true
     echo "script"
-    echo "  backend_kills               $KILLS (SIGKILL, alternating, each restarted after ${DOWN}s)"
+    echo "  backend_kills               warm-up ${KILLS[warmup]}, soak ${KILLS[soak]} (SIGKILL, alternating, every ${KILL_EVERY}s, each restarted after ${DOWN}s)"
     echo "  backend_restarts            $RESTARTS"
     echo "  driver_exit                 $DRIVER_RC"
     echo "  wsgate_alive_at_end         $GATEWAY_ALIVE"
@@ -292,7 +308,7 @@ FAILED=()
 [[ $GATEWAY_ALIVE == yes ]] || FAILED+=("wsgate died during the soak")
 [[ $GATEWAY_RC == 0 ]] || FAILED+=("wsgate exit after SIGTERM: $GATEWAY_RC")
 [[ $PANICS == 0 ]] || FAILED+=("wsgate log mentions panic $PANICS times")
-((KILLS > 0)) || FAILED+=("no backend was killed: the soak was too short for --kill-every")
+((KILLS[soak] > 0)) || FAILED+=("no backend was killed in the soak: too short for --kill-every")
 ((UNACKED == 0)) || FAILED+=("$UNACKED kills were not acknowledged by the driver within 5 s")
 if ((${#FAILED[@]} > 0)); then
     grep -i 'panic' "$TMP/wsgate.log" | head -n 5 >&2 || true

@@ -23,6 +23,7 @@
 //! A few sessions are abandoned instead (the client stops polling, after a
 //! POST cut off mid-body); the gateway must expire them.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
-use super::{lock, Ctx, Rng, Tally};
+use super::{lock, lost_since, Ctx, Rng, Tally};
 
 /// HTTP client shared by all fallback slots (pooled keep-alive connections).
 pub type Http = Client<HttpConnector, Full<Bytes>>;
@@ -99,6 +100,8 @@ struct Flow {
     acked: u64,
     /// Messages echoed back, in order.
     echoed: u64,
+    /// Send times of the messages not echoed yet, oldest first.
+    pending: VecDeque<Instant>,
     /// Highest downstream seq received.
     last_event: u64,
     /// The close event: code, reason, seq.
@@ -123,12 +126,16 @@ pub async fn slot(
         generation += 1;
         let session = match open(&http, &plan, sse).await {
             Ok(session) => session,
-            Err(refused) => {
-                let counter = match refused {
-                    true => &ctx.tally.fb_open_refused,
-                    false => &ctx.tally.fb_open_errors,
-                };
-                Tally::bump(counter);
+            Err(error) => {
+                match error {
+                    Some(502) if ctx.chaos.recent() => Tally::bump(&ctx.tally.fb_open_refused),
+                    Some(status) => ctx
+                        .failures
+                        .record("fb: open refused", format!("status {status}")),
+                    None => ctx
+                        .failures
+                        .record("fb: open failed", "no answer".to_string()),
+                }
                 refused_in_a_row += 1;
                 let cap = Duration::from_millis(50 << refused_in_a_row.min(6));
                 let wait = rng.duration(cap / 2, cap.min(Duration::from_secs(2)));
@@ -159,9 +166,9 @@ pub async fn slot(
     }
 }
 
-/// `POST /_wsgate/open`: the session id, or whether the gateway refused
-/// (`Err(true)`: 429/502/503/504, worth a retry) or the request failed.
-async fn open(http: &Http, plan: &FallbackPlan, sse: bool) -> Result<String, bool> {
+/// `POST /_wsgate/open`: the session id, or the status it was refused
+/// with (`None`: no valid answer).
+async fn open(http: &Http, plan: &FallbackPlan, sse: bool) -> Result<String, Option<u16>> {
     let transport = if sse { "sse" } else { "longpoll" };
     let path = plan.path.replace('/', "%2F");
     let uri = format!("/_wsgate/open?path={path}&transport={transport}");
@@ -178,9 +185,9 @@ async fn open(http: &Http, plan: &FallbackPlan, sse: bool) -> Result<String, boo
         Ok((StatusCode::OK, body)) => serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v["session"].as_str().map(str::to_owned))
-            .ok_or(false),
-        Ok((status, _)) => Err(matches!(status.as_u16(), 429 | 502 | 503 | 504)),
-        Err(_) => Err(false),
+            .ok_or(None),
+        Ok((status, _)) => Err(Some(status.as_u16())),
+        Err(_) => Err(None),
     }
 }
 
@@ -278,7 +285,12 @@ impl Session {
             let messages: Vec<Value> = (next..next + count)
                 .map(|n| json!({ "text": format!("{}:{n}", self.tag) }))
                 .collect();
-            lock(&self.flow).sent = next + count - 1;
+            {
+                let mut flow = lock(&self.flow);
+                flow.sent = next + count - 1;
+                let now = Instant::now();
+                flow.pending.extend((0..count).map(|_| now));
+            }
             Tally::add(&self.ctx.tally.fb_sent, count);
             match self.post(next, Value::Array(messages), count).await {
                 Posted::Acked(acked) => next = acked + 1,
@@ -405,6 +417,10 @@ impl Session {
             1011 if self.ctx.chaos.recent() => {
                 Tally::bump(&t.fb_backend_lost);
                 Tally::add(&t.fb_lost_with_backend, acked - acked_echoed);
+                let oldest = lock(&self.flow).pending.front().copied();
+                if let (true, Some(oldest)) = (acked > acked_echoed, oldest) {
+                    lost_since(&self.ctx.fb_lost_age_ms, &self.ctx.chaos, oldest);
+                }
             }
             _ => {
                 self.fail(
@@ -671,6 +687,9 @@ impl Session {
                 return Err(("fb: wrong echo", format!("{text}, expected {expected}")));
             }
             f.echoed = n;
+            if let Some(sent) = f.pending.pop_front() {
+                self.ctx.fb_rtt.record(sent.elapsed());
+            }
             return Ok(false);
         }
         if let Some(close) = event.get("close") {

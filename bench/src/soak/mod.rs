@@ -19,7 +19,7 @@ pub mod gateway;
 pub mod ws;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -90,14 +90,9 @@ macro_rules! tally {
 tally! {
     /// WebSocket upgrades that got a 101.
     ws_connects,
-    /// Upgrades answered 502 (all backends down, or one died mid-handshake); retried.
+    /// Upgrades answered 502 within a kill window (the backend died
+    /// mid-handshake); retried. Any other refusal or connect error fails.
     ws_refused_502,
-    /// Upgrades answered 503 (a gateway limit); retried.
-    ws_refused_503,
-    /// Upgrades answered with another status; retried.
-    ws_refused_other,
-    /// Connects that failed before an answer (refused, reset, timeout); retried.
-    ws_connect_errors,
     /// Messages sent on WebSocket connections.
     ws_sent,
     /// Messages echoed back, checked: in order, whole, on the right connection.
@@ -126,10 +121,9 @@ tally! {
     fb_opened_longpoll,
     /// Fallback sessions opened with SSE.
     fb_opened_sse,
-    /// Opens answered 429/502/503/504; retried.
+    /// Opens answered 502 within a kill window; retried. Any other
+    /// refusal or error fails.
     fb_open_refused,
-    /// Opens that failed before an answer; retried.
-    fb_open_errors,
     /// Sessions ended by the client's close, echoed back by the backend.
     fb_closed_clean,
     /// Sessions ended by close event 1011 (backend lost) within a kill window.
@@ -241,6 +235,11 @@ impl Chaos {
         lock(&self.kills).len()
     }
 
+    /// The latest kill announced, if any.
+    pub fn last(&self) -> Option<Instant> {
+        lock(&self.kills).last().copied()
+    }
+
     /// Whether a kill was announced within the window before now.
     pub fn recent(&self) -> bool {
         let now = Instant::now();
@@ -251,11 +250,78 @@ impl Chaos {
     }
 }
 
+/// Round-trip times in power-of-two buckets of microseconds: bounded
+/// memory for millions of samples, percentiles within a factor of two.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: [AtomicU64; 40],
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Histogram {
+    /// Records one sample.
+    pub fn record(&self, d: Duration) {
+        let us = d.as_micros().max(1) as u64;
+        let bucket = (64 - us.leading_zeros() as usize).min(39);
+        self.buckets[bucket].fetch_add(1, Relaxed);
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Relaxed)).sum()
+    }
+
+    /// The upper bound of the bucket holding percentile `p` (0–100).
+    pub fn percentile(&self, p: f64) -> Duration {
+        let total = self.count();
+        let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.load(Relaxed);
+            if seen >= rank {
+                return Duration::from_micros(1u64 << i);
+            }
+        }
+        Duration::ZERO
+    }
+}
+
+/// Records a message lost with a killed backend: `oldest` is when the
+/// oldest lost message of a connection or session was sent. Keeps the
+/// largest (announcement − send) in milliseconds; negative means every lost
+/// message was sent after the kill was announced.
+pub fn lost_since(max: &AtomicI64, chaos: &Chaos, oldest: Instant) {
+    let Some(kill) = chaos.last() else {
+        return;
+    };
+    let ms = match kill.checked_duration_since(oldest) {
+        Some(before) => before.as_millis() as i64,
+        None => -(oldest.duration_since(kill).as_millis() as i64),
+    };
+    max.fetch_max(ms, Relaxed);
+}
+
 /// What every client task of a phase shares.
 #[derive(Debug)]
 pub struct Ctx {
     /// The phase's figures.
     pub tally: Tally,
+    /// WebSocket echo round trips.
+    pub ws_rtt: Histogram,
+    /// Fallback echo round trips (POST sent → event received).
+    pub fb_rtt: Histogram,
+    /// Oldest message lost with a killed backend, WebSocket: how long
+    /// before the kill's announcement it was sent (see [`lost_since`]).
+    pub ws_lost_age_ms: AtomicI64,
+    /// The same for acknowledged fallback messages.
+    pub fb_lost_age_ms: AtomicI64,
     /// The phase's broken expectations.
     pub failures: Failures,
     /// Kills announced by the script (shared by all phases).
@@ -269,6 +335,10 @@ impl Ctx {
     pub fn new(chaos: std::sync::Arc<Chaos>) -> Ctx {
         Ctx {
             tally: Tally::default(),
+            ws_rtt: Histogram::default(),
+            fb_rtt: Histogram::default(),
+            ws_lost_age_ms: AtomicI64::new(i64::MIN),
+            fb_lost_age_ms: AtomicI64::new(i64::MIN),
             failures: Failures::default(),
             chaos,
             vanish_tokens: AtomicU64::new(0),

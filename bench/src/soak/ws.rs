@@ -7,8 +7,8 @@
 //! A connection ends in one of these ways:
 //! - its lifetime is over (churn) or the phase ends: a clean close (1000),
 //!   after which every message sent must have been echoed;
-//! - a vanish ticket: it writes half a frame and drops the socket, with FIN
-//!   or RST at random;
+//! - a vanish ticket: it sends a message, writes half a frame and drops the
+//!   socket, with FIN or RST at random;
 //! - the gateway closes it with 1011 because its backend was killed: its
 //!   messages in flight are counted as lost (expected), but only within the
 //!   kill window; a 1011 at any other time, any other close code, or an EOF
@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
-use super::{Ctx, Rng, Tally};
+use super::{lost_since, Ctx, Rng, Tally};
 use crate::client::{upgrade, Target, MASK_KEY};
 use crate::frame::{
     client_frame, encode_header, parse_header, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG,
@@ -102,13 +102,14 @@ pub async fn slot(
         let mut conn = match connected {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
-                count_refusal(&ctx.tally, &e);
+                count_refusal(&ctx, &e);
                 failures_in_a_row += 1;
                 backoff(&mut rng, failures_in_a_row, &mut stop).await;
                 continue;
             }
             Err(_) => {
-                Tally::bump(&ctx.tally.ws_connect_errors);
+                let detail = format!("no 101 within {CONNECT_TIMEOUT:?}");
+                ctx.failures.record("ws: connect failed", detail);
                 failures_in_a_row += 1;
                 backoff(&mut rng, failures_in_a_row, &mut stop).await;
                 continue;
@@ -128,6 +129,9 @@ pub async fn slot(
             End::Closed(1011) if ctx.chaos.recent() => {
                 Tally::bump(&t.ws_backend_closes);
                 Tally::add(&t.ws_lost_in_flight, in_flight);
+                if let Some(&oldest) = conn.pending.front() {
+                    lost_since(&ctx.ws_lost_age_ms, &ctx.chaos, oldest);
+                }
                 // Everyone on the killed backend reconnects: spread them.
                 sleep(rng.duration(Duration::ZERO, Duration::from_secs(1))).await;
             }
@@ -148,17 +152,17 @@ pub async fn slot(
     }
 }
 
-/// Counts a failed upgrade by what the gateway answered.
-fn count_refusal(t: &Tally, e: &io::Error) {
+/// A failed upgrade: a 502 is expected only right after a kill (the
+/// backend chosen died mid-handshake); anything else is a failure.
+fn count_refusal(ctx: &Ctx, e: &io::Error) {
     let text = e.to_string();
     let status = text
         .strip_prefix("upgrade refused: HTTP/1.1 ")
         .and_then(|rest| rest.get(..3));
     match status {
-        Some("502") => Tally::bump(&t.ws_refused_502),
-        Some("503") => Tally::bump(&t.ws_refused_503),
-        Some(_) => Tally::bump(&t.ws_refused_other),
-        None => Tally::bump(&t.ws_connect_errors),
+        Some("502") if ctx.chaos.recent() => Tally::bump(&ctx.tally.ws_refused_502),
+        Some(_) => ctx.failures.record("ws: upgrade refused", text),
+        None => ctx.failures.record("ws: connect failed", text),
     }
 }
 
@@ -241,7 +245,7 @@ impl Conn {
                         return self.close(ctx, End::Churned).await;
                     }
                     if plan.vanish && ctx.take_vanish_token() {
-                        return self.vanish(ctx, rng).await;
+                        return self.vanish(ctx, plan, rng).await;
                     }
                     if let Some(oldest) = self.pending.front() {
                         if oldest.elapsed() > ECHO_TIMEOUT {
@@ -315,7 +319,8 @@ impl Conn {
             let payload = &self.buf[pos + header.header_len..end];
             match header.opcode {
                 OP_BINARY if header.fin => {
-                    check_echo(&mut self.pending, self.next_seq, self.nonce, payload)?;
+                    let sent = check_echo(&mut self.pending, self.next_seq, self.nonce, payload)?;
+                    ctx.ws_rtt.record(sent.elapsed());
                     Tally::bump(&ctx.tally.ws_echoed);
                 }
                 OP_PING => {
@@ -417,8 +422,10 @@ impl Conn {
         }
     }
 
-    /// Writes half a frame, then drops the socket with FIN or RST.
-    async fn vanish(&mut self, ctx: &Ctx, rng: &mut Rng) -> End {
+    /// Sends one more message, writes half a frame, then drops the socket
+    /// with FIN or RST: a client that goes away in the middle of traffic.
+    async fn vanish(&mut self, ctx: &Ctx, plan: &WsPlan, rng: &mut Rng) -> End {
+        let _ = self.send(ctx, plan, rng).await;
         let mut half = Vec::with_capacity(VANISH_FRAME);
         encode_header(&mut half, OP_BINARY, VANISH_FRAME as u64, Some(MASK_KEY));
         half.resize(half.len() + VANISH_FRAME / 2, 0x5a);
@@ -447,13 +454,14 @@ impl Conn {
     }
 }
 
-/// An echo must be the oldest message in flight, byte for byte.
+/// An echo must be the oldest message in flight, byte for byte; returns
+/// when that message was sent.
 fn check_echo(
     pending: &mut VecDeque<Instant>,
     next_seq: u64,
     own_nonce: u64,
     payload: &[u8],
-) -> Result<(), End> {
+) -> Result<Instant, End> {
     let expected = next_seq - pending.len() as u64;
     let bad = |what: String| End::Failed("ws: wrong echo", what);
     if pending.is_empty() {
@@ -476,8 +484,7 @@ fn check_echo(
     if payload[MIN_PAYLOAD..].iter().any(|&b| b != fill) {
         return Err(bad(format!("echo seq {seq}: payload damaged")));
     }
-    pending.pop_front();
-    Ok(())
+    Ok(pending.pop_front().expect("checked non-empty"))
 }
 
 /// The filler byte of message `seq` on connection `nonce`.
