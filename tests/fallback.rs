@@ -9,6 +9,7 @@ use support::backend::{Answer, Behaviour, WsBackend};
 use support::client::WAIT;
 use support::fallback::{self as fb, text, texts, Session, Sse};
 use support::{one_route, TestGateway};
+use wsgate::fallback::bridge::SHUTDOWN_ACK_WAIT;
 
 const ORIGIN: &str = "http://chat.example.com";
 
@@ -277,7 +278,62 @@ async fn shutdown_tells_the_client_to_reconnect_and_the_backend_1001() {
     let events = body.events(1).await;
     assert_eq!(events[0].1["close"]["code"], 1012);
     assert_eq!(next_close(&mut backend).await.0, 1001);
+    // The bundled client acknowledges the close, which ends the session.
+    let ack = format!(r#"{{"ack":{}}}"#, events[0].0);
+    assert_eq!(s.post("send", &ack).await.status, 200);
     tokio::time::timeout(WAIT, stopped).await.unwrap().unwrap();
+}
+
+/// A gateway whose grace is long enough that the drain's wait for fallback
+/// clients is [`SHUTDOWN_ACK_WAIT`] itself.
+async fn setup_long_grace() -> (TestGateway, WsBackend) {
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let config = one_route(&[backend.url()], "fallback = true")
+        .replace("shutdown_grace = \"5s\"", "shutdown_grace = \"60s\"");
+    (TestGateway::start(&config).await, backend)
+}
+
+#[tokio::test]
+async fn shutdown_tells_a_long_poll_client_between_polls_to_reconnect() {
+    let (mut gw, mut backend) = setup_long_grace().await;
+    let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    s.send(1, &[text("before")]).await;
+    assert_eq!(texts(&s.collect(0, 1).await), ["before"]);
+    // No poll is held: the client is between two polls when the drain starts.
+    gw.begin_stop();
+    let close = next_close(&mut backend).await;
+    assert_eq!(close, (1001, "gateway shutting down".to_string()));
+    let events = s.collect(1, 1).await;
+    assert_eq!(
+        events[0]["close"],
+        json!({ "code": 1012, "reason": "gateway restarting; reconnect" })
+    );
+    let acked = std::time::Instant::now();
+    let ack = format!(r#"{{"ack":{}}}"#, events[0]["seq"]);
+    assert_eq!(s.post("send", &ack).await.status, 200);
+    tokio::time::timeout(WAIT, gw.join()).await.unwrap();
+    assert!(
+        acked.elapsed() < SHUTDOWN_ACK_WAIT,
+        "the acknowledgement, not the bound, ended the wait ({:?})",
+        acked.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn opens_during_the_drain_are_503_without_dialing() {
+    let (mut gw, mut backend) = setup_long_grace().await;
+    // An open session keeps the drain in its first stage, still accepting.
+    let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    gw.begin_stop();
+    assert_eq!(next_close(&mut backend).await.0, 1001);
+    let refused = fb::open(gw.addr(), "/chat", Some(ORIGIN), &[]).await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(backend.connection_count(), 1, "the backend was not dialed");
+    let events = s.collect(0, 1).await;
+    assert_eq!(events[0]["close"]["code"], 1012);
+    let ack = format!(r#"{{"ack":{}}}"#, events[0]["seq"]);
+    assert_eq!(s.post("send", &ack).await.status, 200);
+    tokio::time::timeout(WAIT, gw.join()).await.unwrap();
 }
 
 #[tokio::test]
