@@ -194,6 +194,47 @@ async fn a_full_buffer_stops_reading_the_backend_and_loses_nothing() {
 }
 
 #[tokio::test]
+async fn a_stalled_event_stream_does_not_keep_the_session_and_backend_forever() {
+    let timeout = std::time::Duration::from_millis(500);
+    let (gw, mut backend) = setup(
+        "fallback_poll_hold = \"100ms\"\nfallback_session_timeout = \"500ms\"\n\
+         fallback_buffer = \"64KiB\"",
+    )
+    .await;
+    let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    let other = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    let stalled = fb::stalled_reader(gw.addr(), &s.path("sse"), ORIGIN).await;
+    // Far more than the reader takes: the outbox fills, the backend pauses.
+    let big = "x".repeat(16 * 1024);
+    for seq in (1..=40).step_by(2) {
+        let sent = s.send(seq, &[text(&big), text(&big)]).await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+    }
+    let last_activity = std::time::Instant::now();
+    let keep_alive = async {
+        loop {
+            other.poll(0).await;
+        }
+    };
+    let close = tokio::select! {
+        close = next_close(&mut backend) => close,
+        _ = keep_alive => unreachable!(),
+    };
+    let took = last_activity.elapsed();
+    assert_eq!(close, (1001, "fallback session expired".to_string()));
+    assert!(
+        took >= timeout / 2,
+        "expired after {took:?}, before the timeout"
+    );
+    assert!(took < timeout * 6, "expired only after {took:?}");
+    assert_eq!(s.poll(0).await.status, 404);
+    other.send(1, &[text("unaffected")]).await;
+    assert_eq!(texts(&other.collect(0, 1).await), ["unaffected"]);
+    drop(stalled);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn an_abandoned_session_expires_and_the_backend_gets_1001() {
     let (gw, mut backend) =
         setup("fallback_poll_hold = \"100ms\"\nfallback_session_timeout = \"300ms\"").await;

@@ -238,18 +238,22 @@ fn close_frame(code: u16, reason: String) -> Option<CloseFrame<'static>> {
     })
 }
 
-/// Resolves when the session has had no client activity for its timeout.
+/// Resolves when the session has had no client activity for its timeout
+/// (see [`Session::idle_deadline`]). Re-reads the deadline at every
+/// downstream change, since an event or a detach can start the clock.
 async fn expiry(session: &Session) {
+    let mut changed = session.subscribe();
     loop {
+        changed.borrow_and_update();
         let deadline = session.idle_deadline();
-        let wake = deadline
-            .unwrap_or_else(|| tokio::time::Instant::now() + session.settings.session_timeout);
-        tokio::time::sleep_until(wake).await;
-        if session
-            .idle_deadline()
-            .is_some_and(|d| d <= tokio::time::Instant::now())
-        {
+        if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
             return;
+        }
+        // The sender lives in the session, which outlives this future.
+        let far = tokio::time::Instant::now() + session.settings.session_timeout;
+        tokio::select! {
+            _ = changed.changed() => {}
+            () = tokio::time::sleep_until(deadline.unwrap_or(far)) => {}
         }
     }
 }
