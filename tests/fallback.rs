@@ -433,3 +433,22 @@ async fn sessions_and_messages_show_on_metrics() {
     metric_reaches(gw.admin, "wsgate_fallback_sessions_active", &longpoll, 0.0).await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_binary_message_of_max_message_size_fits_in_one_post() {
+    let (gw, _backend) = setup("max_message_size = \"48KiB\"\nfallback_buffer = \"16KiB\"").await;
+    let reply = fb::open(gw.addr(), "/chat", Some(ORIGIN), &[]).await;
+    // 48 KiB base64-encoded is 64 KiB, plus room for the JSON around it.
+    assert_eq!(reply.json()["max_post"], 64 * 1024 + 256);
+    let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    let data: Vec<u8> = (0..48 * 1024).map(|i| (i % 251) as u8).collect();
+    let largest = json!({ "binary": base64_of(&data) });
+    let sent = s.send(1, std::slice::from_ref(&largest)).await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let events = s.collect(0, 1).await;
+    assert_eq!(events[0]["binary"], largest["binary"]);
+    let above = json!({ "binary": base64_of(&[0; 48 * 1024 + 1]) });
+    let refused = s.send(2, &[above]).await;
+    assert_eq!(refused.status, 413, "{}", refused.body);
+    gw.stop().await;
+}

@@ -120,7 +120,7 @@ pub async fn open(
         "protocol": backend.protocol,
         "poll_hold_ms": route.fallback_settings.poll_hold.as_millis() as u64,
         "session_timeout_ms": route.fallback_settings.session_timeout.as_millis() as u64,
-        "max_post": route.fallback_settings.buffer,
+        "max_post": session.post_limit(),
     });
     let mut response = json(body.to_string(), parts.headers.get(header::ORIGIN));
     for cookie in backend.headers.get_all(header::SET_COOKIE) {

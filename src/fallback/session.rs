@@ -29,6 +29,10 @@ use crate::proxy::error::ProxyError;
 /// Messages queued for the backend writer; a POST waits when it is full.
 pub const UPSTREAM_QUEUE: usize = 64;
 
+/// Room for the JSON around one message in a POST body
+/// (`{"ack":…,"seq":…,"messages":[{"binary":"…"}]}` with 20-digit numbers).
+const POST_OVERHEAD: u64 = 256;
+
 /// What a session is made from.
 #[derive(Debug)]
 pub struct SessionInit {
@@ -202,6 +206,14 @@ impl Session {
         allowed
             .then_some(())
             .ok_or(ProxyError::SessionOriginMismatch)
+    }
+
+    /// The largest POST body: `fallback_buffer`, raised where needed so that
+    /// one binary message of `max_message_size` bytes fits base64-encoded
+    /// (4 bytes per 3), as a WebSocket client could send it.
+    pub fn post_limit(&self) -> u64 {
+        let one_message = self.max_message.div_ceil(3).saturating_mul(4) + POST_OVERHEAD;
+        self.settings.buffer.max(one_message)
     }
 
     /// Records client activity (any request).
