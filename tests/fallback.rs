@@ -395,6 +395,12 @@ async fn the_backend_sees_cookies_authorization_and_forwarding_headers() {
     assert_eq!(seen["cookie"], "sid=42");
     assert_eq!(seen["authorization"], "Bearer t");
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-host"], "chat.example.com");
+    assert_eq!(
+        seen["forwarded"],
+        "for=127.0.0.1;proto=http;host=\"chat.example.com\""
+    );
     assert_eq!(seen["origin"], ORIGIN);
     assert!(seen.get("content-length").is_none());
     gw.stop().await;
@@ -431,6 +437,52 @@ async fn sessions_and_messages_show_on_metrics() {
     metric_reaches(gw.admin, "wsgate_fallback_messages_total", &down, 3.0).await;
     s.post("close", "").await;
     metric_reaches(gw.admin, "wsgate_fallback_sessions_active", &longpoll, 0.0).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn sse_sessions_are_counted_as_sse_on_metrics() {
+    use support::ops::{metric, metric_reaches};
+    let (gw, _backend) = setup("").await;
+    let reply = fb::open(gw.addr(), "/chat", Some(ORIGIN), &["transport=sse"]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let s = Session {
+        addr: gw.addr(),
+        id: reply.json()["session"].as_str().unwrap().to_string(),
+        origin: Some(ORIGIN.to_string()),
+    };
+    let headers = [("origin", ORIGIN)];
+    let stream = fb::start(gw.addr(), "GET", &s.path("sse"), &headers, "").await;
+    let mut body = Sse::new(stream.into_body());
+    s.send(1, &[text("a"), text("b")]).await;
+    let events = body.events(2).await;
+    assert_eq!(events.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2]);
+    let sse = [("transport", "sse")];
+    let name = "wsgate_fallback_sessions_total";
+    assert_eq!(metric(gw.admin, name, &sse).await, 1.0);
+    assert_eq!(
+        metric(gw.admin, name, &[("transport", "longpoll")]).await,
+        0.0
+    );
+    let active = "wsgate_fallback_sessions_active";
+    assert_eq!(metric(gw.admin, active, &sse).await, 1.0);
+    let messages = "wsgate_fallback_messages_total";
+    let up = [("transport", "sse"), ("direction", "client_to_backend")];
+    let down = [("transport", "sse"), ("direction", "backend_to_client")];
+    assert_eq!(metric(gw.admin, messages, &up).await, 2.0);
+    assert_eq!(metric(gw.admin, messages, &down).await, 2.0);
+    // Switching to long-polling (as the bundled client may) keeps the label.
+    assert_eq!(texts(&s.collect(0, 2).await), ["a", "b"]);
+    assert_eq!(metric(gw.admin, messages, &down).await, 2.0);
+    s.send(3, &[text("c")]).await;
+    assert_eq!(texts(&s.collect(2, 1).await), ["c"]);
+    metric_reaches(gw.admin, messages, &down, 3.0).await;
+    assert_eq!(
+        metric(gw.admin, messages, &[("transport", "longpoll")]).await,
+        0.0
+    );
+    s.post("close", "").await;
+    metric_reaches(gw.admin, active, &sse, 0.0).await;
     gw.stop().await;
 }
 
