@@ -59,7 +59,8 @@ async fn a_stalled_event_stream_does_not_keep_the_session_and_backend_forever() 
         took >= timeout / 2,
         "expired after {took:?}, before the timeout"
     );
-    assert!(took < timeout * 6, "expired only after {took:?}");
+    let bound = timeout + std::time::Duration::from_secs(4);
+    assert!(took < bound, "expired only after {took:?}");
     assert_eq!(s.poll(0).await.status, 404);
     other.send(1, &[text("unaffected")]).await;
     assert_eq!(texts(&other.collect(0, 1).await), ["unaffected"]);
