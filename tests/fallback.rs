@@ -1,6 +1,7 @@
 //! The fallback protocol over real sockets: order, loss and duplication
-//! under injected faults, backpressure, expiry, superseded polls, Origin
-//! binding, close in both directions, shutdown.
+//! under injected faults, backpressure, superseded polls, close in both
+//! directions, what the backend sees, metrics, message size. Expiry and
+//! shutdown are in fallback_lifecycle.rs.
 
 mod support;
 
@@ -193,32 +194,6 @@ async fn a_full_buffer_stops_reading_the_backend_and_loses_nothing() {
 }
 
 #[tokio::test]
-async fn an_abandoned_session_expires_and_the_backend_gets_1001() {
-    let (gw, mut backend) =
-        setup("fallback_poll_hold = \"100ms\"\nfallback_session_timeout = \"300ms\"").await;
-    let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
-    let other = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
-    s.send(1, &[text("hello")]).await;
-    let keep_alive = async {
-        loop {
-            other.poll(0).await;
-        }
-    };
-    let close = tokio::select! {
-        close = next_close(&mut backend) => close,
-        _ = keep_alive => unreachable!(),
-    };
-    assert_eq!(close, (1001, "fallback session expired".to_string()));
-    let gone = s.poll(1).await;
-    assert_eq!(gone.status, 404);
-    assert!(gone.body.contains("unknown or expired"), "{}", gone.body);
-    // The session that kept polling is unaffected.
-    other.send(1, &[text("still here")]).await;
-    assert_eq!(texts(&other.collect(0, 1).await), ["still here"]);
-    gw.stop().await;
-}
-
-#[tokio::test]
 async fn close_travels_both_ways_with_code_and_reason() {
     let (gw, mut backend) = setup_with(Behaviour::DieOnCommand, "").await;
     let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
@@ -267,20 +242,6 @@ async fn wait_for_status(s: &Session, want: u16) -> u16 {
 }
 
 #[tokio::test]
-async fn shutdown_tells_the_client_to_reconnect_and_the_backend_1001() {
-    let (gw, mut backend) = setup("").await;
-    let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
-    // An open event stream: the head has arrived, so the session is attached.
-    let response = fb::start(gw.addr(), "GET", &s.path("sse"), &[], "").await;
-    let mut body = Sse::new(response.into_body());
-    let stopped = tokio::spawn(gw.stop());
-    let events = body.events(1).await;
-    assert_eq!(events[0].1["close"]["code"], 1012);
-    assert_eq!(next_close(&mut backend).await.0, 1001);
-    tokio::time::timeout(WAIT, stopped).await.unwrap().unwrap();
-}
-
-#[tokio::test]
 async fn the_backend_sees_cookies_authorization_and_forwarding_headers() {
     let (gw, backend) = setup("").await;
     let headers = [
@@ -298,6 +259,12 @@ async fn the_backend_sees_cookies_authorization_and_forwarding_headers() {
     assert_eq!(seen["cookie"], "sid=42");
     assert_eq!(seen["authorization"], "Bearer t");
     assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-host"], "chat.example.com");
+    assert_eq!(
+        seen["forwarded"],
+        "for=127.0.0.1;proto=http;host=\"chat.example.com\""
+    );
     assert_eq!(seen["origin"], ORIGIN);
     assert!(seen.get("content-length").is_none());
     gw.stop().await;
@@ -334,5 +301,70 @@ async fn sessions_and_messages_show_on_metrics() {
     metric_reaches(gw.admin, "wsgate_fallback_messages_total", &down, 3.0).await;
     s.post("close", "").await;
     metric_reaches(gw.admin, "wsgate_fallback_sessions_active", &longpoll, 0.0).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn sse_sessions_are_counted_as_sse_on_metrics() {
+    use support::ops::{metric, metric_reaches};
+    let (gw, _backend) = setup("").await;
+    let reply = fb::open(gw.addr(), "/chat", Some(ORIGIN), &["transport=sse"]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let s = Session {
+        addr: gw.addr(),
+        id: reply.json()["session"].as_str().unwrap().to_string(),
+        origin: Some(ORIGIN.to_string()),
+    };
+    let headers = [("origin", ORIGIN)];
+    let stream = fb::start(gw.addr(), "GET", &s.path("sse"), &headers, "").await;
+    let mut body = Sse::new(stream.into_body());
+    s.send(1, &[text("a"), text("b")]).await;
+    let events = body.events(2).await;
+    assert_eq!(events.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2]);
+    let sse = [("transport", "sse")];
+    let name = "wsgate_fallback_sessions_total";
+    assert_eq!(metric(gw.admin, name, &sse).await, 1.0);
+    assert_eq!(
+        metric(gw.admin, name, &[("transport", "longpoll")]).await,
+        0.0
+    );
+    let active = "wsgate_fallback_sessions_active";
+    assert_eq!(metric(gw.admin, active, &sse).await, 1.0);
+    let messages = "wsgate_fallback_messages_total";
+    let up = [("transport", "sse"), ("direction", "client_to_backend")];
+    let down = [("transport", "sse"), ("direction", "backend_to_client")];
+    assert_eq!(metric(gw.admin, messages, &up).await, 2.0);
+    assert_eq!(metric(gw.admin, messages, &down).await, 2.0);
+    // Switching to long-polling (as the bundled client may) keeps the label.
+    assert_eq!(texts(&s.collect(0, 2).await), ["a", "b"]);
+    assert_eq!(metric(gw.admin, messages, &down).await, 2.0);
+    s.send(3, &[text("c")]).await;
+    assert_eq!(texts(&s.collect(2, 1).await), ["c"]);
+    metric_reaches(gw.admin, messages, &down, 3.0).await;
+    assert_eq!(
+        metric(gw.admin, messages, &[("transport", "longpoll")]).await,
+        0.0
+    );
+    s.post("close", "").await;
+    metric_reaches(gw.admin, active, &sse, 0.0).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_binary_message_of_max_message_size_fits_in_one_post() {
+    let (gw, _backend) = setup("max_message_size = \"48KiB\"\nfallback_buffer = \"16KiB\"").await;
+    let reply = fb::open(gw.addr(), "/chat", Some(ORIGIN), &[]).await;
+    // 48 KiB base64-encoded is 64 KiB, plus room for the JSON around it.
+    assert_eq!(reply.json()["max_post"], 64 * 1024 + 256);
+    let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    let data: Vec<u8> = (0..48 * 1024).map(|i| (i % 251) as u8).collect();
+    let largest = json!({ "binary": base64_of(&data) });
+    let sent = s.send(1, std::slice::from_ref(&largest)).await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let events = s.collect(0, 1).await;
+    assert_eq!(events[0]["binary"], largest["binary"]);
+    let above = json!({ "binary": base64_of(&[0; 48 * 1024 + 1]) });
+    let refused = s.send(2, &[above]).await;
+    assert_eq!(refused.status, 413, "{}", refused.body);
     gw.stop().await;
 }

@@ -61,8 +61,11 @@ async fn a_session_used_from_another_origin_is_403() {
 
 #[tokio::test]
 async fn oversized_posts_are_413() {
-    let (gw, _b) = setup(Answer::AcceptFirst, "fallback_buffer = \"1KiB\"").await;
+    // A 512-byte message fits base64-encoded in 1 KiB: the limit stays 1 KiB.
+    let route = "fallback_buffer = \"1KiB\"\nmax_message_size = \"512\"";
+    let (gw, _b) = setup(Answer::AcceptFirst, route).await;
     let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    let other = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
     let big = format!(
         r#"{{"seq":1,"messages":[{{"text":"{}"}}]}}"#,
         "x".repeat(2000)
@@ -70,14 +73,22 @@ async fn oversized_posts_are_413() {
     let reply = s.post("send", &big).await;
     assert_eq!(reply.status, 413, "{}", reply.body);
     assert!(reply.body.contains("1024"), "{}", reply.body);
+    // Within the body limit, but one message above max_message_size.
+    let long = s.send(1, &[text(&"y".repeat(513))]).await;
+    assert_eq!(long.status, 413, "{}", long.body);
+    assert!(long.body.contains("512"), "{}", long.body);
     still_works(&s, 1).await;
+    still_works(&other, 1).await;
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn malformed_batches_are_400() {
-    let (gw, _b) = setup(Answer::AcceptFirst, "").await;
+    let (gw, _b) = setup(Answer::AcceptFirst, "fallback_poll_hold = \"200ms\"").await;
     let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    // A second, independent session with messages in flight both ways.
+    let other = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
+    assert_eq!(other.send(1, &[text("o1"), text("o2")]).await.status, 200);
     for body in [
         "garbage",
         r#"{"messages":[{"text":"no seq"}]}"#,
@@ -96,6 +107,14 @@ async fn malformed_batches_are_400() {
     let reply = fb::request(gw.addr(), "GET", &s.path("poll?ack=x"), &[], "").await;
     assert_eq!(reply.status, 400);
     still_works(&s, 1).await;
+    // The other session lost nothing, saw nothing of s, and goes on in order.
+    assert_eq!(texts(&other.collect(0, 2).await), ["o1", "o2"]);
+    assert_eq!(other.send(3, &[text("o3")]).await.json()["acked"], 3);
+    assert_eq!(texts(&other.collect(2, 1).await), ["o3"]);
+    assert!(
+        other.poll(3).await.events().is_empty(),
+        "nothing else arrived"
+    );
     gw.stop().await;
 }
 

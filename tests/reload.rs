@@ -198,3 +198,53 @@ async fn a_changed_file_is_picked_up_without_a_signal() {
     assert_eq!(b.connection_count(), 1);
     gw.stop().await;
 }
+
+/// One fallback route on `/` (unless `fallback` is false) plus `/other`.
+fn fallback_config(backend: &str, fallback: bool, path: &str) -> String {
+    format!(
+        "[server]\nshutdown_grace = \"1s\"\n[[listeners]]\nbind = \"127.0.0.1:0\"\n\
+         [[routes]]\npath = {path:?}\nbackends = [{backend:?}]\nfallback = {fallback}\n"
+    )
+}
+
+/// Sends `text` as upstream message `seq` and polls until it comes back.
+async fn fallback_echo(s: &support::fallback::Session, seq: u64, text: &str) {
+    use support::fallback::{text as msg, texts};
+    let sent = s.send(seq, &[msg(text)]).await;
+    assert_eq!(sent.status, 200, "send after reload: {}", sent.body);
+    assert_eq!(sent.json()["acked"], seq);
+    assert_eq!(texts(&s.collect(seq - 1, 1).await), [text]);
+}
+
+#[tokio::test]
+async fn open_fallback_session_survives_fallback_off_route_removal_and_backend_change() {
+    use support::fallback::{open as fb_open, Session};
+    let (a, b) = (
+        WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await,
+        WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await,
+    );
+    let file = ConfigFile::new(&fallback_config(&a.url(), true, "/"));
+    let gw = start(&file).await;
+    let origin = Some("http://chat.example.com");
+    let s = Session::open(gw.addr(), "/chat", origin).await;
+    fallback_echo(&s, 1, "before").await;
+
+    // The fallback is turned off: no route offers it any more.
+    file.write(&fallback_config(&a.url(), false, "/"));
+    assert!(matches!(reload(&gw).await, ReloadOutcome::Applied { .. }));
+    fallback_echo(&s, 2, "fallback off").await;
+
+    // The session's route is gone, then its backend changes.
+    file.write(&fallback_config(&b.url(), true, "/other"));
+    assert!(matches!(reload(&gw).await, ReloadOutcome::Applied { .. }));
+    fallback_echo(&s, 3, "route removed").await;
+    let refused = fb_open(gw.addr(), "/chat", origin, &[]).await;
+    assert_eq!(refused.status, 404, "new sessions follow the new config");
+    file.write(&fallback_config(&b.url(), true, "/"));
+    assert!(matches!(reload(&gw).await, ReloadOutcome::Applied { .. }));
+    fallback_echo(&s, 4, "backend changed").await;
+    // Every message went over the session's one backend WebSocket.
+    assert_eq!((a.connection_count(), b.connection_count()), (1, 0));
+    assert_eq!(s.post("close", "").await.status, 200);
+    gw.stop().await;
+}

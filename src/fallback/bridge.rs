@@ -4,10 +4,14 @@
 //! here, and must mask). Reading and writing run concurrently so a backend
 //! that writes while we write cannot deadlock us; reading pauses while the
 //! session's outbox is full, which is the backpressure the backend feels.
-//! The task is on `Gateway::relays`, so a drain waits for it, and it ends
-//! on shutdown (backend 1001, client told to reconnect with 1012), on
-//! expiry (backend 1001), on the client's abort, or once the close
-//! handshake is over and the client has seen it.
+//! The task is on `Lifecycle::fallback`, so a drain waits for it, and it
+//! ends on expiry (backend 1001), on the client's abort, or once the close
+//! is over and the client has acknowledged it. On shutdown the backend gets
+//! 1001 at once, but the client's 1012 ("reconnect") is an event like any
+//! other: the session stays answerable until the client has acknowledged
+//! it, or until the gateway takes no more requests. Otherwise a long-poll
+//! client that is between two polls when the drain starts would find its
+//! session gone (404) instead of being told to reconnect.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +43,13 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// restart", i.e. reconnect (RFC 6455 registry, 1012).
 pub const SHUTDOWN_CODE: u16 = 1012;
 
+/// How long the drain keeps taking requests so that every fallback client
+/// can collect its 1012 (capped at half of `shutdown_grace`). A live
+/// long-poll client polls again at once and the bundled client retries a
+/// failed poll after 0.1, 0.25, 0.5, 1 and 2 s; an event stream gets the
+/// 1012 immediately.
+pub const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(5);
+
 /// Close code the client gets when the backend connection fails.
 const BACKEND_LOST_CODE: u16 = 1011;
 
@@ -57,10 +68,22 @@ enum End {
     Aborted,
 }
 
-/// Starts the session's bridge on the gateway's relay tracker.
+/// The gateway's drain as a bridge sees it.
+#[derive(Debug, Clone)]
+pub struct Drain {
+    /// Cancelled when the drain starts: the backend gets 1001, the client
+    /// 1012 (`Lifecycle::fallback_drain`).
+    pub started: CancellationToken,
+    /// Cancelled when the gateway stops taking requests: nobody can collect
+    /// an event any more, so waiting for an acknowledgement is pointless
+    /// (`Gateway::shutdown`).
+    pub unreachable: CancellationToken,
+}
+
+/// Starts the session's bridge on the gateway's fallback tracker.
 pub fn spawn(
     tracker: &tokio_util::task::TaskTracker,
-    shutdown: CancellationToken,
+    drain: Drain,
     store: Arc<dyn SessionStore>,
     session: Arc<Session>,
     ws: BackendWs,
@@ -70,12 +93,12 @@ pub fn spawn(
         let (mut sink, mut stream) = ws.split();
         let end = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => End::Shutdown,
+            _ = drain.started.cancelled() => End::Shutdown,
             _ = session.aborted.cancelled() => End::Aborted,
             _ = expiry(&session) => End::Expired,
             end = pump(&mut sink, &mut stream, upstream, &session) => end,
         };
-        finish(end, &session, sink, stream, &shutdown).await;
+        finish(end, &session, sink, stream, &drain.unreachable).await;
         store.remove(&session.id);
         session.gone.cancel();
         session.stats.ended(end == End::Expired);
@@ -147,14 +170,14 @@ async fn write_backend(sink: &mut Sink, mut upstream: mpsc::Receiver<Payload>) {
     std::future::pending::<()>().await;
 }
 
-/// Completes the end: tells whichever side does not know yet, then waits
-/// (bounded) for the session's last rites.
+/// Completes the end: tells whichever side does not know yet, then, when
+/// the client has a close event to collect, waits for its acknowledgement.
 async fn finish(
     end: End,
     session: &Session,
     mut sink: Sink,
     stream: Stream,
-    shutdown: &CancellationToken,
+    unreachable: &CancellationToken,
 ) {
     let to_backend = match end {
         End::Shutdown => Some((1001, "gateway shutting down".to_string())),
@@ -183,9 +206,9 @@ async fn finish(
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
         }
     }
-    if matches!(end, End::BackendClosed | End::BackendLost) {
+    if matches!(end, End::BackendClosed | End::BackendLost | End::Shutdown) {
         tokio::select! {
-            _ = shutdown.cancelled() => {}
+            _ = unreachable.cancelled() => {}
             _ = session.aborted.cancelled() => {}
             _ = expiry(session) => {}
             _ = finished(session) => {}
@@ -215,18 +238,22 @@ fn close_frame(code: u16, reason: String) -> Option<CloseFrame<'static>> {
     })
 }
 
-/// Resolves when the session has had no client activity for its timeout.
+/// Resolves when the session has had no client activity for its timeout
+/// (see [`Session::idle_deadline`]). Re-reads the deadline at every
+/// downstream change, since an event or a detach can start the clock.
 async fn expiry(session: &Session) {
+    let mut changed = session.subscribe();
     loop {
+        changed.borrow_and_update();
         let deadline = session.idle_deadline();
-        let wake = deadline
-            .unwrap_or_else(|| tokio::time::Instant::now() + session.settings.session_timeout);
-        tokio::time::sleep_until(wake).await;
-        if session
-            .idle_deadline()
-            .is_some_and(|d| d <= tokio::time::Instant::now())
-        {
+        if deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
             return;
+        }
+        // The sender lives in the session, which outlives this future.
+        let far = tokio::time::Instant::now() + session.settings.session_timeout;
+        tokio::select! {
+            _ = changed.changed() => {}
+            () = tokio::time::sleep_until(deadline.unwrap_or(far)) => {}
         }
     }
 }

@@ -99,7 +99,9 @@ pub fn sse(session: Arc<Session>, req: Request<Incoming>) -> Result<Response<Bod
 
 /// Writes the stream until the client leaves, the close event is sent, a
 /// newer consumer takes over or the session is gone. `tx.send` waiting is
-/// the backpressure: a client that does not read gets nothing more queued.
+/// the backpressure: a client that does not read gets nothing more queued,
+/// and since it acknowledges nothing either, its session expires
+/// (`Session::idle_deadline`), which ends this task too.
 async fn produce(
     session: Arc<Session>,
     generation: u64,
@@ -107,7 +109,7 @@ async fn produce(
     tx: mpsc::Sender<Bytes>,
     _attached: Attached,
 ) {
-    if tx.send(preamble()).await.is_err() {
+    if !deliver(&session, generation, &tx, preamble()).await {
         return;
     }
     let mut changed = session.subscribe();
@@ -123,7 +125,7 @@ async fn produce(
             let closed = events
                 .iter()
                 .any(|(_, p)| matches!(p, Payload::Close { .. }));
-            if tx.send(sse_events(&events)).await.is_err() || closed {
+            if !deliver(&session, generation, &tx, sse_events(&events)).await || closed {
                 return;
             }
             continue;
@@ -131,12 +133,39 @@ async fn produce(
         tokio::select! {
             _ = changed.changed() => {}
             _ = heartbeat.tick() => {
-                if tx.send(Bytes::from_static(b": keepalive\n\n")).await.is_err() {
+                let keepalive = Bytes::from_static(b": keepalive\n\n");
+                if !deliver(&session, generation, &tx, keepalive).await {
                     return;
                 }
             }
             _ = tx.closed() => return,
             _ = session.gone.cancelled() => return,
+        }
+    }
+}
+
+/// Hands `bytes` to the response body; `false` when the client left, or
+/// while waiting for a slow reader the session went away or a newer poll
+/// or stream took over.
+async fn deliver(
+    session: &Session,
+    generation: u64,
+    tx: &mpsc::Sender<Bytes>,
+    bytes: Bytes,
+) -> bool {
+    tokio::select! {
+        sent = tx.send(bytes) => sent.is_ok(),
+        _ = session.gone.cancelled() => false,
+        () = superseded(session, generation) => false,
+    }
+}
+
+/// Resolves once `generation` is no longer the delivering consumer.
+async fn superseded(session: &Session, generation: u64) {
+    let mut changed = session.subscribe();
+    while session.is_current(generation) {
+        if changed.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -82,10 +82,18 @@ impl Default for Fallback {
     }
 }
 
-/// Whether the gateway answers this path itself: a `/_wsgate/` path while
-/// some route offers the fallback (otherwise the path is routed as usual).
+/// Session endpoints (`/_wsgate/s/<id>/…`) are always the gateway's: a
+/// session belongs to the process, not to the route table, so a reload that
+/// turns the fallback off, removes the session's route or changes its
+/// backends must not make open sessions unreachable.
+const SESSION_PREFIX: &str = "/_wsgate/s/";
+
+/// Whether the gateway answers this path itself: a session endpoint always,
+/// any other `/_wsgate/` path while some route offers the fallback
+/// (otherwise the path is routed as usual).
 pub fn handles(table: &RouteTable, path: &str) -> bool {
-    path.starts_with(PREFIX) && table.router.routes().iter().any(|r| r.fallback)
+    path.starts_with(SESSION_PREFIX)
+        || (path.starts_with(PREFIX) && table.router.routes().iter().any(|r| r.fallback))
 }
 
 /// Answers one fallback request.

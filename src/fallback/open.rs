@@ -6,6 +6,8 @@
 //! (`ws::handshake::check_policy`). The backend is dialed with
 //! `ws::dial::open`, so it sees the client's cookies, `Authorization` and
 //! the forwarding headers; if it refuses, its status and body come back.
+//! Once the drain has started, opens are refused (503) before anything is
+//! dialed: the session would only be told to reconnect.
 
 use std::sync::Arc;
 
@@ -42,6 +44,9 @@ pub async fn open(
     req: Request<Incoming>,
     client: ClientInfo,
 ) -> Result<Response<Body>, ProxyError> {
+    if gateway.lifecycle.fallback_drain.is_cancelled() {
+        return Err(ProxyError::ShuttingDown);
+    }
     let host = request_host(&req);
     let (parts, _) = req.into_parts();
     let ask = parse_open(&parts)?;
@@ -97,10 +102,13 @@ pub async fn open(
     });
     store.insert(session.clone(), cap)?;
     session.stats.opened();
-    let shutdown = gateway.shutdown.child_token();
+    let drain = bridge::Drain {
+        started: gateway.lifecycle.fallback_drain.clone(),
+        unreachable: gateway.shutdown.clone(),
+    };
     bridge::spawn(
         &gateway.lifecycle.fallback,
-        shutdown,
+        drain,
         store,
         session.clone(),
         ws,
@@ -112,7 +120,7 @@ pub async fn open(
         "protocol": backend.protocol,
         "poll_hold_ms": route.fallback_settings.poll_hold.as_millis() as u64,
         "session_timeout_ms": route.fallback_settings.session_timeout.as_millis() as u64,
-        "max_post": route.fallback_settings.buffer,
+        "max_post": session.post_limit(),
     });
     let mut response = json(body.to_string(), parts.headers.get(header::ORIGIN));
     for cookie in backend.headers.get_all(header::SET_COOKIE) {

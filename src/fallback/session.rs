@@ -5,6 +5,12 @@
 //! expected sequence number makes a retried POST harmless. Both halves are
 //! bounded: the outbox by `fallback_buffer` bytes (the bridge stops reading
 //! the backend when it is full), the upstream queue by [`UPSTREAM_QUEUE`].
+//!
+//! A session expires after `fallback_session_timeout` without the client.
+//! An open poll or stream counts as the client being there only while it
+//! keeps up: once events wait unacknowledged for the timeout (an event
+//! stream whose reader stalled, or that never acknowledges), the session
+//! expires all the same, so a stalled reader cannot pin a paused backend.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -22,6 +28,10 @@ use crate::proxy::error::ProxyError;
 
 /// Messages queued for the backend writer; a POST waits when it is full.
 pub const UPSTREAM_QUEUE: usize = 64;
+
+/// Room for the JSON around one message in a POST body
+/// (`{"ack":…,"seq":…,"messages":[{"binary":"…"}]}` with 20-digit numbers).
+const POST_OVERHEAD: u64 = 256;
 
 /// What a session is made from.
 #[derive(Debug)]
@@ -88,6 +98,10 @@ enum DownState {
 #[derive(Debug)]
 struct Outbox {
     events: VecDeque<(u64, Payload)>,
+    /// Since when the client has made no progress on the events waiting:
+    /// set when an event arrives in an empty outbox and at every ack that
+    /// leaves some; `None` while nothing waits.
+    waiting_since: Option<Instant>,
     bytes: usize,
     last_seq: u64,
     acked: u64,
@@ -127,6 +141,9 @@ impl Drop for Attached {
         let mut activity = self.0.activity();
         activity.attached -= 1;
         activity.last_seen = Instant::now();
+        drop(activity);
+        // The expiry clock may start now: wake the bridge to re-read it.
+        self.0.changed.send_replace(());
     }
 }
 
@@ -144,6 +161,7 @@ impl Session {
             origin: init.origin,
             down: Mutex::new(Outbox {
                 events: VecDeque::new(),
+                waiting_since: None,
                 bytes: 0,
                 last_seq: 0,
                 acked: 0,
@@ -190,6 +208,14 @@ impl Session {
             .ok_or(ProxyError::SessionOriginMismatch)
     }
 
+    /// The largest POST body: `fallback_buffer`, raised where needed so that
+    /// one binary message of `max_message_size` bytes fits base64-encoded
+    /// (4 bytes per 3), as a WebSocket client could send it.
+    pub fn post_limit(&self) -> u64 {
+        let one_message = self.max_message.div_ceil(3).saturating_mul(4) + POST_OVERHEAD;
+        self.settings.buffer.max(one_message)
+    }
+
     /// Records client activity (any request).
     pub fn touch(&self) {
         self.activity().last_seen = Instant::now();
@@ -203,10 +229,21 @@ impl Session {
         Attached(self.clone())
     }
 
-    /// When the session expires if nothing happens; `None` while attached.
+    /// When the session expires if nothing happens: the timeout after the
+    /// client was last seen; while a poll or stream is attached, only if
+    /// events wait unacknowledged, the timeout after its last progress.
+    /// `None` while attached with nothing waiting. Changes that bring the
+    /// deadline nearer are announced on [`Session::subscribe`].
     pub fn idle_deadline(&self) -> Option<Instant> {
-        let activity = self.activity();
-        (activity.attached == 0).then(|| activity.last_seen + self.settings.session_timeout)
+        let (attached, last_seen) = {
+            let activity = self.activity();
+            (activity.attached, activity.last_seen)
+        };
+        let since = match attached {
+            0 => Some(last_seen),
+            _ => self.down().waiting_since.map(|w| w.max(last_seen)),
+        };
+        since.map(|since| since + self.settings.session_timeout)
     }
 
     /// Watches downstream changes.
@@ -226,6 +263,9 @@ impl Session {
             down.state = DownState::Closed(seq);
         }
         down.bytes += payload.size();
+        if down.events.is_empty() {
+            down.waiting_since = Some(Instant::now());
+        }
         down.events.push_back((seq, payload));
         drop(down);
         self.changed.send_replace(());
@@ -245,10 +285,15 @@ impl Session {
                 down.last_seq
             )));
         }
+        let mut progress = false;
         while down.events.front().is_some_and(|(seq, _)| *seq <= ack) {
             if let Some((_, payload)) = down.events.pop_front() {
                 down.bytes -= payload.size();
+                progress = true;
             }
+        }
+        if progress {
+            down.waiting_since = (!down.events.is_empty()).then(Instant::now);
         }
         down.acked = down.acked.max(ack);
         drop(down);

@@ -1,7 +1,7 @@
 //! From the client: `POST …/send` (a batch of messages, plus an ack for
 //! SSE clients) and `POST …/close` (abandon the session now).
 //!
-//! The body is bounded by `fallback_buffer` (413), malformed batches are a
+//! The body is bounded by `Session::post_limit` (413), malformed batches are a
 //! 400 that leaves the session as it was, and sequence numbers make a
 //! retried POST apply nothing twice.
 
@@ -24,7 +24,7 @@ pub async fn send(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = req.into_parts();
-    let body = read_body(body, &parts.headers, session.settings.buffer).await?;
+    let body = read_body(body, &parts.headers, session.post_limit()).await?;
     let batch = parse_batch(&body).map_err(ProxyError::BadFallbackRequest)?;
     if let Some(ack) = batch.ack {
         session.ack(ack)?;
@@ -42,7 +42,7 @@ pub async fn close(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = req.into_parts();
-    let body = read_body(body, &parts.headers, session.settings.buffer).await?;
+    let body = read_body(body, &parts.headers, session.post_limit()).await?;
     let close = parse_close(&body).map_err(ProxyError::BadFallbackRequest)?;
     session.abort(close);
     Ok(json("{}".into(), parts.headers.get(header::ORIGIN)))

@@ -48,6 +48,11 @@ pub struct Lifecycle {
     /// fires, tells its client to reconnect and ends the session; drain
     /// waits for them like for relays.
     pub fallback: TaskTracker,
+    /// Cancelled first in the drain, while the listeners still accept:
+    /// fallback sessions tell their clients to reconnect (1012) and new
+    /// opens get 503. Separate from `Gateway::shutdown` because a long-poll
+    /// client between two polls needs a listener to collect its 1012.
+    pub fallback_drain: CancellationToken,
 }
 
 impl Default for Lifecycle {
@@ -58,6 +63,7 @@ impl Default for Lifecycle {
             grace: RwLock::new(Duration::ZERO),
             cut: CancellationToken::new(),
             fallback: TaskTracker::new(),
+            fallback_drain: CancellationToken::new(),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The gateway's life from start to exit: start listeners and the admin
 //! endpoints, become ready, take reloads, then drain in stages when asked
-//! to stop — not ready, stop accepting, let HTTP requests in flight finish,
-//! close WebSockets with 1001 (spread over `drain_spread`) and end fallback
-//! sessions — all bounded by `shutdown_grace`, after which what is still
-//! open is cut and counted in the log.
+//! to stop — not ready, tell fallback sessions to reconnect (while still
+//! accepting, so long-poll clients can collect that), stop accepting, let
+//! HTTP requests in flight finish, close WebSockets with 1001 (spread over
+//! `drain_spread`) — all bounded by `shutdown_grace`, after which what is
+//! still open is cut and counted in the log.
 
 use std::future::Future;
 use std::io;
@@ -21,6 +22,7 @@ use super::metrics::Metrics;
 use super::reload::{ReloadSource, Reloader};
 use crate::builtin;
 use crate::config::Config;
+use crate::fallback::bridge;
 use crate::server::gateway::Gateway;
 use crate::upstream::Connector;
 
@@ -156,13 +158,14 @@ impl Drain {
             websockets = self.gateway.relays.len(),
             "draining"
         );
+        let deadline = tokio::time::Instant::now() + grace;
         lifecycle.set_phase(Phase::Draining);
+        self.end_fallback_sessions(grace).await;
         self.stop_accepting.cancel();
         self.gateway.shutdown.cancel();
         self.connections.close();
         self.gateway.relays.close();
-        lifecycle.fallback.close();
-        if tokio::time::timeout(grace, self.wait()).await.is_ok() {
+        if tokio::time::timeout_at(deadline, self.wait()).await.is_ok() {
             tracing::info!("drained");
             return;
         }
@@ -174,6 +177,29 @@ impl Drain {
         );
         lifecycle.cut();
         let _ = tokio::time::timeout(CUT_WAIT, self.gateway.relays.wait()).await;
+    }
+
+    /// The first stage, which takes time only while fallback sessions are
+    /// open: each is told 1012 while the listeners still accept, so that a
+    /// long-poll client between two polls can collect it; waits until every
+    /// client acknowledged, at most `SHUTDOWN_ACK_WAIT` (half the grace).
+    async fn end_fallback_sessions(&self, grace: Duration) {
+        let lifecycle: &Lifecycle = &self.gateway.lifecycle;
+        lifecycle.fallback.close();
+        lifecycle.fallback_drain.cancel();
+        if lifecycle.fallback.is_empty() {
+            return;
+        }
+        let bound = bridge::SHUTDOWN_ACK_WAIT.min(grace / 2);
+        if tokio::time::timeout(bound, lifecycle.fallback.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                fallback_sessions = lifecycle.fallback.len(),
+                "not every fallback client collected its 1012 in time"
+            );
+        }
     }
 
     /// Every connection, relay and fallback session has ended.

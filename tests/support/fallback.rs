@@ -254,3 +254,17 @@ async fn forward(
     let response = sender.send_request(req).await?;
     Ok(response.map(|body| body.boxed()))
 }
+
+/// Opens `GET path` (an event stream) on a socket with a small receive
+/// buffer and never reads from it: a reader that stalled. Keep the stream
+/// to keep the socket open.
+pub async fn stalled_reader(addr: SocketAddr, path: &str, origin: &str) -> TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: chat.example.com\r\nOrigin: {origin}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}

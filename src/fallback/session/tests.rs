@@ -115,3 +115,27 @@ fn origin_binding() {
     );
     assert!(s.check_origin(&headers).is_ok());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_attached_stream_holds_the_session_only_while_it_keeps_up() {
+    let (s, _rx) = session(1 << 20);
+    let timeout = s.settings.session_timeout;
+    let stream = s.attach();
+    assert_eq!(s.idle_deadline(), None, "an idle stream keeps the session");
+    let pushed = Instant::now();
+    s.push(text("a"));
+    s.push(text("b"));
+    assert_eq!(s.idle_deadline(), Some(pushed + timeout), "events wait");
+    tokio::time::advance(timeout / 2).await;
+    s.ack(1).unwrap();
+    let progress = Instant::now();
+    assert_eq!(
+        s.idle_deadline(),
+        Some(progress + timeout),
+        "an ack is progress"
+    );
+    s.ack(2).unwrap();
+    assert_eq!(s.idle_deadline(), None, "nothing waits any more");
+    drop(stream);
+    assert_eq!(s.idle_deadline(), Some(Instant::now() + timeout));
+}
