@@ -1,12 +1,12 @@
 //! Fallback sessions ending without a close: expiry, a stalled event-stream
 //! reader, and gateway shutdown (the 1012 every client must collect, and
-//! opens refused while draining).
+//! opens and upgrades refused while draining).
 
 mod support;
 
 use serde_json::json;
 use support::backend::{Answer, Behaviour, WsBackend};
-use support::client::WAIT;
+use support::client::{raw_request, upgrade_request, WAIT};
 use support::fallback::{self as fb, text, texts, Session, Sse};
 use support::{one_route, TestGateway};
 use wsgate::fallback::bridge::SHUTDOWN_ACK_WAIT;
@@ -147,7 +147,7 @@ async fn shutdown_tells_a_long_poll_client_between_polls_to_reconnect() {
 }
 
 #[tokio::test]
-async fn opens_during_the_drain_are_503_without_dialing() {
+async fn opens_and_upgrades_during_the_drain_are_503_without_dialing() {
     let (mut gw, mut backend) = setup_long_grace().await;
     // An open session keeps the drain in its first stage, still accepting.
     let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
@@ -155,6 +155,8 @@ async fn opens_during_the_drain_are_503_without_dialing() {
     assert_eq!(next_close(&mut backend).await.0, 1001);
     let refused = fb::open(gw.addr(), "/chat", Some(ORIGIN), &[]).await;
     assert_eq!(refused.status, 503, "{}", refused.body);
+    let upgrade = upgrade_request("/chat", &[&format!("Origin: {ORIGIN}")]);
+    assert_eq!(raw_request(gw.addr(), &upgrade).await.status, 503);
     assert_eq!(backend.connection_count(), 1, "the backend was not dialed");
     let events = s.collect(0, 1).await;
     assert_eq!(events[0]["close"]["code"], 1012);

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::fallback;
 use crate::limits::Answer;
+use crate::ops::drain::Phase;
 use crate::ops::metrics::NO_ROUTE;
 use crate::ops::request_id;
 use crate::proxy::body::Body;
@@ -85,7 +86,9 @@ async fn dispatch(
         .ok_or(ProxyError::NoRoute)?;
     *route_name = Some(route.name.clone());
     if websocket {
-        if gateway.shutdown.is_cancelled() {
+        // Draining starts (not ready, fallback clients told 1012) before the
+        // relays are closed: an upgrade arriving then would only be cut.
+        if gateway.lifecycle.phase() == Phase::Draining || gateway.shutdown.is_cancelled() {
             return Err(ProxyError::ShuttingDown);
         }
         session::upgrade(gateway, &table, &route, req, client).await
