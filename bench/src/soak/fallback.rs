@@ -20,6 +20,12 @@
 //!   window, a silent stream) is allowed;
 //! - once the close event is acknowledged, the session id answers 404.
 //!
+//! The clients also misbehave the way lossy networks make them: some polls
+//! acknowledge less than was received or are dropped mid-request, some SSE
+//! streams are dropped and reopened from an older `Last-Event-ID`, and some
+//! POSTs are sent twice. The redelivered events must be exactly the ones
+//! seen before (dropped by seq) and a repeated POST must change nothing.
+//!
 //! A few sessions are abandoned instead (the client stops polling, after a
 //! POST cut off mid-body); the gateway must expire them.
 
@@ -69,6 +75,25 @@ const CLOSE_EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// An SSE stream silent for this long (heartbeats are every 15 s) is stuck.
 const SSE_SILENCE: Duration = Duration::from_secs(40);
 
+/// Percent of polls that acknowledge less than was received (as after a
+/// lost answer), so the gateway must deliver those events again.
+const STALE_POLL_PCT: u64 = 5;
+
+/// Percent of polls the client drops after [`DROPPED_POLL_AFTER`] (its
+/// connection closed mid-request) and repeats with the same ack.
+const DROPPED_POLL_PCT: u64 = 3;
+
+/// How long a dropped poll waits before the client gives up on it.
+const DROPPED_POLL_AFTER: Duration = Duration::from_millis(50);
+
+/// Percent of SSE event batches after which the client drops the stream and
+/// reopens it from the ack of its last POST, before what it has seen.
+const DROPPED_STREAM_PCT: u64 = 2;
+
+/// Percent of POSTs sent a second time, as a client does that lost the
+/// answer: the gateway must apply nothing twice.
+const DUPLICATE_POST_PCT: u64 = 5;
+
 /// The close reason the client sends and the echo backend returns.
 const CLOSE_REASON: &str = "soak done";
 
@@ -104,6 +129,8 @@ struct Flow {
     pending: VecDeque<Instant>,
     /// Highest downstream seq received.
     last_event: u64,
+    /// The downstream ack sent with the last POST (SSE sessions).
+    acked_down: u64,
     /// The close event: code, reason, seq.
     close: Option<(u16, String, u64)>,
     /// The receiver recorded a failure.
@@ -271,7 +298,7 @@ impl Session {
                     return;
                 }
                 let close = json!([{ "close": { "code": 1000, "reason": CLOSE_REASON } }]);
-                match self.post(next, close, 0).await {
+                match self.post(next, close, 0, rng).await {
                     Posted::Acked(_) | Posted::Closed => {}
                     Posted::Failed => {
                         receiver.abort();
@@ -292,7 +319,7 @@ impl Session {
                 flow.pending.extend((0..count).map(|_| now));
             }
             Tally::add(&self.ctx.tally.fb_sent, count);
-            match self.post(next, Value::Array(messages), count).await {
+            match self.post(next, Value::Array(messages), count, rng).await {
                 Posted::Acked(acked) => next = acked + 1,
                 Posted::Closed => {
                     Tally::add(&self.ctx.tally.fb_refused_closed, count);
@@ -322,13 +349,17 @@ impl Session {
     /// `POST …/send` of `messages` starting at `seq` (SSE sessions also
     /// acknowledge what they received); retried on transport errors, which
     /// the protocol makes safe. `count` messages must all be acknowledged.
-    async fn post(&self, seq: u64, messages: Value, count: u64) -> Posted {
+    async fn post(&self, seq: u64, messages: Value, count: u64, rng: &mut Rng) -> Posted {
         let mut attempt = 0;
+        let mut repeat = rng.below(100) < DUPLICATE_POST_PCT;
+        let mut first_acked: Option<u64> = None;
         loop {
             attempt += 1;
             let mut body = json!({ "seq": seq, "messages": messages });
             if self.sse {
-                body["ack"] = json!(lock(&self.flow).last_event);
+                let mut flow = lock(&self.flow);
+                flow.acked_down = flow.last_event;
+                body["ack"] = json!(flow.acked_down);
             }
             let uri = format!("/_wsgate/s/{}/send", self.id);
             let answer = call(
@@ -355,6 +386,18 @@ impl Session {
                             "fb: partial ack",
                             format!("acked {acked}, sent up to {last}"),
                         );
+                        return Posted::Failed;
+                    }
+                    if repeat {
+                        // The same batch again, as after a lost answer.
+                        repeat = false;
+                        first_acked = Some(acked);
+                        Tally::bump(&self.ctx.tally.fb_duplicate_posts);
+                        continue;
+                    }
+                    if first_acked.is_some_and(|a| a != acked) {
+                        let detail = format!("{first_acked:?} then {acked}");
+                        self.fail("fb: repeated POST acknowledged differently", detail);
                         return Posted::Failed;
                     }
                     if count > 0 {
@@ -534,12 +577,27 @@ impl Session {
 
     /// Long-polls, acknowledging what arrived, until the close event.
     async fn receive_polls(&self) -> Result<(), Broken> {
+        let mut rng = Rng::new(self.tag.len() as u64 ^ 0x9011);
         let mut errors = 0;
+        let mut previous = 0;
         loop {
-            let ack = lock(&self.flow).last_event;
+            let last = lock(&self.flow).last_event;
+            let roll = rng.below(100);
+            let ack = match roll < STALE_POLL_PCT {
+                true => {
+                    Tally::bump(&self.ctx.tally.fb_stale_acks);
+                    previous
+                }
+                false => last,
+            };
+            previous = last;
             let uri = format!("/_wsgate/s/{}/poll?ack={ack}", self.id);
-            let limit = self.plan.poll_hold + REQUEST_TIMEOUT;
-            match call(
+            let mut limit = self.plan.poll_hold + REQUEST_TIMEOUT;
+            let drop_it = (STALE_POLL_PCT..STALE_POLL_PCT + DROPPED_POLL_PCT).contains(&roll);
+            if drop_it {
+                limit = DROPPED_POLL_AFTER;
+            }
+            let answer = call(
                 &self.http,
                 &self.plan,
                 Method::GET,
@@ -547,8 +605,14 @@ impl Session {
                 String::new(),
                 limit,
             )
-            .await
-            {
+            .await;
+            if drop_it && answer.is_err() {
+                // Dropped on purpose: whatever the gateway had started to
+                // answer is lost, and the next poll asks again.
+                Tally::bump(&self.ctx.tally.fb_dropped_polls);
+                continue;
+            }
+            match answer {
                 Ok((StatusCode::OK, body)) => {
                     errors = 0;
                     Tally::bump(&self.ctx.tally.fb_polls);
@@ -590,9 +654,18 @@ impl Session {
     /// SSE streams (reopened with `Last-Event-ID` if one ends early) until
     /// the close event.
     async fn receive_streams(&self) -> Result<(), Broken> {
+        let mut rng = Rng::new(self.tag.len() as u64 ^ 0x55e);
         let mut errors = 0;
+        let mut resume_early = false;
         loop {
-            let last = lock(&self.flow).last_event;
+            let last = {
+                let flow = lock(&self.flow);
+                match resume_early {
+                    true => flow.acked_down,
+                    false => flow.last_event,
+                }
+            };
+            resume_early = false;
             let uri = format!("{}/_wsgate/s/{}/sse", self.plan.base, self.id);
             let mut request = Request::get(uri);
             if last > 0 {
@@ -605,10 +678,15 @@ impl Session {
                 Ok(Ok(response)) => match response.status() {
                     StatusCode::OK => {
                         Tally::bump(&self.ctx.tally.fb_streams);
-                        if self.read_stream(response).await? {
-                            return Ok(());
+                        match self.read_stream(response, &mut rng).await? {
+                            Stream::Closed => return Ok(()),
+                            Stream::Dropped => {
+                                Tally::bump(&self.ctx.tally.fb_dropped_streams);
+                                resume_early = true;
+                                continue;
+                            }
+                            Stream::Ended => "stream ended without the close event".to_string(),
                         }
-                        "stream ended without the close event".to_string()
                     }
                     StatusCode::NOT_FOUND => {
                         return Err((
@@ -629,29 +707,38 @@ impl Session {
         }
     }
 
-    /// Reads one event stream: `Ok(true)` once the close event arrived,
-    /// `Ok(false)` if the stream ended before.
-    async fn read_stream(&self, response: Response<Incoming>) -> Result<bool, Broken> {
+    /// Reads one event stream until the close event, its end, or the
+    /// client dropping it on purpose.
+    async fn read_stream(
+        &self,
+        response: Response<Incoming>,
+        rng: &mut Rng,
+    ) -> Result<Stream, Broken> {
         let mut body = response.into_body();
         let mut parser = SseParser::default();
         loop {
             let frame = match timeout(SSE_SILENCE, body.frame()).await {
                 Err(_) => return Err(("fb: stream silent", format!("{SSE_SILENCE:?}"))),
-                Ok(None) | Ok(Some(Err(_))) => return Ok(false),
+                Ok(None) | Ok(Some(Err(_))) => return Ok(Stream::Ended),
                 Ok(Some(Ok(frame))) => frame,
             };
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            for (id, data) in parser.feed(&data) {
+            let events = parser.feed(&data);
+            let had_events = !events.is_empty();
+            for (id, data) in events {
                 let event: Value = serde_json::from_str(&data)
                     .map_err(|e| ("fb: bad SSE data", format!("{e}: {data}")))?;
                 if id != event["seq"].as_u64() {
                     return Err(("fb: SSE id is not the seq", format!("id {id:?}: {data}")));
                 }
                 if self.event(&event)? {
-                    return Ok(true);
+                    return Ok(Stream::Closed);
                 }
+            }
+            if had_events && rng.below(100) < DROPPED_STREAM_PCT {
+                return Ok(Stream::Dropped);
             }
         }
     }
@@ -707,6 +794,16 @@ impl Session {
             format!("session {} ({}): {detail}", self.tag, self.id),
         );
     }
+}
+
+/// How an event stream ended.
+enum Stream {
+    /// The close event arrived.
+    Closed,
+    /// The gateway ended it before the close event.
+    Ended,
+    /// The client dropped it on purpose, to reopen it from an older id.
+    Dropped,
 }
 
 /// A failure found while receiving: (kind, detail).

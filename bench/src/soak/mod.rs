@@ -146,6 +146,14 @@ tally! {
     fb_refused_closed,
     /// Events delivered again (seq already seen) and dropped by the client.
     fb_redelivered,
+    /// Polls that acknowledged less than the client had received.
+    fb_stale_acks,
+    /// Polls the client dropped mid-request and repeated.
+    fb_dropped_polls,
+    /// SSE streams the client dropped and reopened from an older id.
+    fb_dropped_streams,
+    /// POSTs sent a second time; the gateway must apply nothing twice.
+    fb_duplicate_posts,
     /// Long-poll requests answered.
     fb_polls,
     /// SSE streams opened (first and reconnects).
