@@ -163,7 +163,7 @@ impl Gateway {
         std::fs::write(
             &config,
             format!(
-                "[[listeners]]\nbind = \"{addr}\"\n\n[[routes]]\nname = \"bench\"\npath = \"/\"\nbackends = [\"ws://{backend}\"]\n"
+                "[limits]\nmax_connections_per_ip = 0\n\n[[listeners]]\nbind = \"{addr}\"\n\n[[routes]]\nname = \"bench\"\npath = \"/\"\nbackends = [\"ws://{backend}\"]\n"
             ),
         )
         .unwrap();
