@@ -40,7 +40,7 @@ while [[ $# -gt 0 ]]; do
         --fallback) FALLBACK="$2"; shift ;;
         --kill-every) KILL_EVERY="$2"; shift ;;
         --down) DOWN="$2"; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
