@@ -7,14 +7,17 @@
 //! starts. A relay that is still running when `shutdown_grace` ends is cut
 //! (its sockets dropped).
 
-use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::RwLock;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use pin_project_lite::pin_project;
 use rand::Rng;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Sleep;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::TaskTracker;
 
 use crate::config::ServerSettings;
@@ -104,33 +107,73 @@ impl Lifecycle {
         self.cut.cancel();
     }
 
-    /// Runs one relay: `relay` gets its own shutdown token, cancelled at a
-    /// random moment within the spread once `drain` fires. Returns `None`
-    /// when the relay was cut at the end of the grace period.
-    pub async fn run_relay<F, R>(&self, drain: &CancellationToken, relay: R) -> Option<F::Output>
-    where
-        R: FnOnce(CancellationToken) -> F,
-        F: Future,
-    {
-        let own = CancellationToken::new();
-        let relay = relay(own.clone());
-        tokio::select! {
-            output = relay => Some(output),
-            never = self.close_when_drained(drain, own) => match never {},
-            () = self.cut.cancelled() => None,
+    /// Runs one relay under the drain: `own` (the token the relay was given)
+    /// is cancelled at a random moment within the spread once `drain`
+    /// fires. Yields `None` when the relay was cut at the end of the grace.
+    ///
+    /// A hand-written future rather than an `async fn` with `select!`: the
+    /// relay is held once, in place, and the spread timer exists only while
+    /// a drain is under way, so an idle WebSocket carries neither a second
+    /// copy of its relay nor a timer.
+    pub fn supervise<'a, F: Future>(
+        &'a self,
+        drain: &'a CancellationToken,
+        own: CancellationToken,
+        relay: F,
+    ) -> Supervised<'a, F> {
+        Supervised {
+            relay,
+            drained: drain.cancelled(),
+            cut: self.cut.cancelled(),
+            lifecycle: self,
+            own,
+            close_at: None,
         }
     }
+}
 
-    /// Waits for the drain, then for this relay's moment, then closes it.
-    async fn close_when_drained(
-        &self,
-        drain: &CancellationToken,
+pin_project! {
+    /// A relay run by [`Lifecycle::supervise`].
+    pub struct Supervised<'a, F> {
+        #[pin]
+        relay: F,
+        #[pin]
+        drained: WaitForCancellationFuture<'a>,
+        #[pin]
+        cut: WaitForCancellationFuture<'a>,
+        lifecycle: &'a Lifecycle,
+        // The relay's own shutdown token.
         own: CancellationToken,
-    ) -> Infallible {
-        drain.cancelled().await;
-        tokio::time::sleep(random_share(self.spread())).await;
-        own.cancel();
-        std::future::pending().await
+        // This relay's moment within the spread, once the drain started.
+        close_at: Option<Pin<Box<Sleep>>>,
+    }
+}
+
+impl<F: Future> Future for Supervised<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(output) = this.relay.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if this.cut.poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        if this.own.is_cancelled() {
+            return Poll::Pending;
+        }
+        if this.close_at.is_none() && this.drained.as_mut().poll(cx).is_ready() {
+            let moment = random_share(this.lifecycle.spread());
+            *this.close_at = Some(Box::pin(tokio::time::sleep(moment)));
+        }
+        if let Some(close_at) = this.close_at {
+            if close_at.as_mut().poll(cx).is_ready() {
+                // Wakes the relay (it waits on `own`), which closes with 1001.
+                this.own.cancel();
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -156,8 +199,9 @@ mod tests {
         for _ in 0..20 {
             let (lifecycle, drain) = (lifecycle.clone(), drain.clone());
             tasks.push(tokio::spawn(async move {
-                let relay = |own: CancellationToken| async move { own.cancelled().await };
-                lifecycle.run_relay(&drain, relay).await;
+                let own = CancellationToken::new();
+                let relay = own.clone().cancelled_owned();
+                lifecycle.supervise(&drain, own, relay).await;
                 tokio::time::Instant::now() - start
             }));
         }
@@ -179,8 +223,9 @@ mod tests {
         let lifecycle = Lifecycle::default();
         let drain = CancellationToken::new();
         lifecycle.cut();
+        let own = CancellationToken::new();
         let out = lifecycle
-            .run_relay(&drain, |_| std::future::pending::<()>())
+            .supervise(&drain, own, std::future::pending::<()>())
             .await;
         assert!(out.is_none());
     }

@@ -10,6 +10,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Route;
 use crate::limits::ConnectionPermit;
@@ -149,9 +150,20 @@ fn spawn_relay(
         let stats = Arc::new(RelayStats::default());
         let route = &context.route.name;
         let accounted = SessionMetrics::start(&gateway.metrics, route, stats.clone());
-        let client_io = Leg::<TcpStream>::new(upgraded);
-        let run = |own| relay(client_io, backend_io, config, stats.clone(), own);
-        match gateway.lifecycle.run_relay(&gateway.shutdown, run).await {
+        let own = CancellationToken::new();
+        // Built inline: a relay held in a local would be stored twice.
+        let supervised = gateway.lifecycle.supervise(
+            &gateway.shutdown,
+            own.clone(),
+            relay(
+                Leg::<TcpStream>::new(upgraded),
+                backend_io,
+                config,
+                stats.clone(),
+                own,
+            ),
+        );
+        match supervised.await {
             Some(report) => {
                 log_session_end(&context, &backend_label, &stats, &report);
                 accounted.finish(&report);

@@ -28,6 +28,7 @@ mod short_read;
 mod tests;
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -215,15 +216,20 @@ pub struct RelayReport {
 
 /// Relays frames between `client` and `backend` until the connection ends.
 ///
-/// Both streams are shut down before this returns; the future never panics
+/// Both streams are shut down before the future completes; it never panics
 /// on peer input and always finishes (every waiting phase has a deadline).
-pub async fn relay<C, B>(
+///
+/// Not an `async fn`: the connection is built here and moved once into the
+/// future, which then holds it as its only copy. An `async fn` would keep
+/// its arguments alongside the connection built from them, a few hundred
+/// bytes more for every open WebSocket.
+pub fn relay<C, B>(
     client: C,
     backend: B,
     cfg: RelayConfig,
     stats: Arc<RelayStats>,
     shutdown: CancellationToken,
-) -> RelayReport
+) -> impl Future<Output = RelayReport> + Send
 where
     C: AsyncRead + AsyncWrite + Unpin + Send,
     B: AsyncRead + AsyncWrite + Unpin + Send,
@@ -233,5 +239,7 @@ where
     let c2b = pump::Pump::new(Side::Client, client_rd, backend_wr, &cfg, stats.clone());
     let b2c = pump::Pump::new(Side::Backend, backend_rd, client_wr, &cfg, stats);
     let mut conn = conn::Conn::new(c2b, b2c, cfg);
-    conn.run(&shutdown).await
+    // An async block uses what it captures in place; an `async fn` would
+    // copy its arguments into its body's locals, storing them twice.
+    async move { conn.run(&shutdown).await }
 }
