@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use support::backend::{
-    close_code, frames_until_close, http_echo_backend, raw_ws_backend_duplex, Answer, Behaviour,
-    RawEvent, WsBackend,
+    close_code, frames_until_close, http_echo_backend, raw_ws_backend_duplex, switching_backend,
+    Answer, Behaviour, RawEvent, WsBackend,
 };
 use support::client::{raw_request, read_response, upgrade_request, WAIT};
 use support::raw_ws::{
@@ -98,6 +98,19 @@ async fn h2c_upgrade_never_reaches_the_backend_as_an_upgrade() {
         !seen.contains("upgrade:") && !seen.contains("http2-settings"),
         "{seen}"
     );
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_backend_switching_protocols_on_a_plain_request_is_502() {
+    let (addr, count) = switching_backend().await;
+    let gw = TestGateway::start(&one_route(&[format!("http://{addr}")], "")).await;
+    let request = b"GET /plain HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let answer = exchange(gw.addr(), request).await;
+    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
+    assert!(!answer.contains("TUNNELLED"), "{answer}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     gw.wait_quiet().await;
     gw.stop().await;
 }

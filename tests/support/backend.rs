@@ -430,3 +430,30 @@ pub fn close_code(payload: &[u8]) -> u16 {
         .get(..2)
         .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]]))
 }
+
+/// A backend that answers every request with `101 Switching Protocols`
+/// (`Upgrade: h2c`) and then bytes of the protocol it switched to, as a
+/// backend would that honours an upgrade the gateway should never let
+/// through. Counts connections.
+pub async fn switching_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                read_head(&mut stream).await;
+                let answer = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+                write(&mut stream, answer.as_bytes()).await;
+                write(&mut stream, SWITCHED).await;
+                read_to_end(&mut stream).await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// What [`switching_backend`] sends after its 101.
+pub const SWITCHED: &[u8] = b"TUNNELLED-BYTES";
