@@ -1,6 +1,6 @@
 //! Hostile input, end to end on real sockets: smuggling, upgrade abuse,
-//! header injection, frame-level attacks from either side and floods (the
-//! limits are in `tests/limits.rs`). Each case checks the answer, that the
+//! header injection, frame-level attacks from either side, floods and
+//! permessage-deflate bombs (the limits are in `tests/limits.rs`). Each case checks the answer, that the
 //! backend was protected, and that nothing is left behind (no relay task,
 //! no connection slot).
 
@@ -9,10 +9,13 @@ mod support;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::backend::{http_echo_backend, Answer, Behaviour, WsBackend};
+use support::backend::{
+    close_code, frames_until_close, http_echo_backend, raw_ws_backend_duplex, switching_backend,
+    Answer, Behaviour, RawEvent, WsBackend,
+};
 use support::client::{raw_request, read_response, upgrade_request, WAIT};
 use support::raw_ws::{
-    client_frame, frame, misbehaving_backend, raw_upgrade, read_close, read_frame,
+    client_frame, deflate_bomb, frame, misbehaving_backend, raw_upgrade, read_close, read_frame,
 };
 use support::{one_route, TestGateway};
 
@@ -95,6 +98,19 @@ async fn h2c_upgrade_never_reaches_the_backend_as_an_upgrade() {
         !seen.contains("upgrade:") && !seen.contains("http2-settings"),
         "{seen}"
     );
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_backend_switching_protocols_on_a_plain_request_is_502() {
+    let (addr, count) = switching_backend().await;
+    let gw = TestGateway::start(&one_route(&[format!("http://{addr}")], "")).await;
+    let request = b"GET /plain HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let answer = exchange(gw.addr(), request).await;
+    assert!(answer.starts_with("HTTP/1.1 502 "), "{answer}");
+    assert!(!answer.contains("TUNNELLED"), "{answer}");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
     gw.wait_quiet().await;
     gw.stop().await;
 }
@@ -184,11 +200,22 @@ async fn unmasked_client_frames_get_1002() {
 async fn huge_frame_lengths_close_without_allocating() {
     // 2^63 (MSB set): a protocol error. 2^62: valid, but over max_message_size.
     for (len, code) in [(1u64 << 63, 1002), ((1u64 << 62), 1009)] {
-        let (gw, _backend, mut client) = relay_setup("").await;
+        let (addr, mut events, backend) = raw_ws_backend_duplex(None).await;
+        let gw = TestGateway::start(&one_route(&[format!("ws://{addr}")], "")).await;
+        let mut client = raw_upgrade(gw.addr()).await;
         let mut header = vec![0x82, 0xFF];
         header.extend_from_slice(&len.to_be_bytes());
         header.extend_from_slice(&[1, 2, 3, 4]);
         client.write_all(&header).await.unwrap();
+        // The backend's first frame is the close: no part of the frame.
+        // Its answer lets the client's close through (the side at fault
+        // hears last, as it would with no gateway in between).
+        let frames = frames_until_close(&mut events).await;
+        assert_eq!(frames.len(), 1, "length {len}: {frames:?}");
+        assert_eq!(close_code(&frames[0].1), code, "length {len}");
+        backend
+            .send(frame(0x88, &code.to_be_bytes(), None))
+            .unwrap();
         assert_eq!(read_close(&mut client).await, Some(code), "length {len}");
         drop(client);
         gw.wait_quiet().await;
@@ -260,7 +287,16 @@ async fn a_backend_that_masks_or_sends_garbage_gets_the_client_a_1002() {
         let (addr, mut received) = misbehaving_backend(after).await;
         let gw = TestGateway::start(&one_route(&[format!("ws://{addr}")], "")).await;
         let mut client = raw_upgrade(gw.addr()).await;
-        assert_eq!(read_close(&mut client).await, Some(1002));
+        // The very first frame is the close: nothing of the backend's
+        // bytes was forwarded ahead of it.
+        let first = tokio::time::timeout(WAIT, read_frame(&mut client))
+            .await
+            .expect("a frame in time")
+            .expect("a frame before EOF");
+        assert_eq!(first.0, 0x8, "first frame: {first:?}");
+        assert_eq!(close_code(&first.1), 1002);
+        let reply = client_frame(0x88, &1002u16.to_be_bytes());
+        client.write_all(&reply).await.unwrap();
         let backend_got = tokio::time::timeout(WAIT, received.recv())
             .await
             .unwrap()
@@ -287,6 +323,72 @@ async fn a_client_vanishing_mid_frame_leaves_nothing_behind() {
         .expect("backend session ends");
     gw.wait_quiet().await;
     assert_eq!(gw.gateway.limits.tracked_addresses(), 0);
-    let _ = read_frame;
+    gw.stop().await;
+}
+
+/// The route limit of the deflate tests, and a `permessage-deflate` offer.
+const DEFLATE_LIMIT: &str = "max_message_size = \"4KiB\"";
+const DEFLATE_OFFER: &str = "Sec-WebSocket-Extensions: permessage-deflate";
+
+/// A gateway (4 KiB messages) whose byte-level backend accepts deflate,
+/// and a raw client that negotiated it through the gateway.
+async fn deflate_setup() -> (
+    TestGateway,
+    tokio::sync::mpsc::UnboundedReceiver<RawEvent>,
+    tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    TcpStream,
+) {
+    let (addr, events, backend) = raw_ws_backend_duplex(Some("permessage-deflate")).await;
+    let gw = TestGateway::start(&one_route(&[format!("ws://{addr}")], DEFLATE_LIMIT)).await;
+    let (client, response) = support::client::raw_upgrade(gw.addr(), &[DEFLATE_OFFER]).await;
+    let agreed = response.header("sec-websocket-extensions");
+    assert_eq!(agreed.as_deref(), Some("permessage-deflate"));
+    (gw, events, backend, client)
+}
+
+#[tokio::test]
+async fn a_deflate_bomb_over_the_limit_on_the_wire_is_1009_and_never_forwarded() {
+    let (gw, mut events, backend, mut client) = deflate_setup().await;
+    let bomb = deflate_bomb(16_000); // 26 KB on the wire, 4 MB inflated
+    assert!(bomb.len() > 4096);
+    let _ = client.write_all(&client_frame(0xC2, &bomb)).await;
+    let frames = frames_until_close(&mut events).await;
+    assert_eq!(frames.len(), 1, "only the close reaches the backend");
+    assert_eq!(close_code(&frames[0].1), 1009);
+    backend
+        .send(frame(0x88, &1009u16.to_be_bytes(), None))
+        .unwrap();
+    assert_eq!(read_close(&mut client).await, Some(1009));
+    drop(client);
+    gw.wait_quiet().await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_small_deflate_frame_inflating_past_the_limit_passes_byte_for_byte() {
+    // The limit applies to what crosses the gateway: the compressed bytes.
+    let (gw, mut events, backend, mut client) = deflate_setup().await;
+    let bomb = deflate_bomb(1_000); // 1.6 KB on the wire, 258 KB inflated
+    assert!(bomb.len() < 4096);
+    let sent = client_frame(0xC2, &bomb);
+    client.write_all(&sent).await.unwrap();
+    let mut forwarded = Vec::new();
+    while forwarded.len() < sent.len() {
+        match tokio::time::timeout(WAIT, events.recv()).await.unwrap() {
+            Some(RawEvent::Bytes(bytes)) => forwarded.extend(bytes),
+            Some(RawEvent::Head(_)) => {}
+            None => panic!("backend gone after {} bytes", forwarded.len()),
+        }
+    }
+    assert!(forwarded == sent, "the frame reaches the backend as sent");
+    // The backend ends the session; the client's reply completes it.
+    backend
+        .send(frame(0x88, &1000u16.to_be_bytes(), None))
+        .unwrap();
+    assert_eq!(read_close(&mut client).await, Some(1000));
+    let reply = client_frame(0x88, &1000u16.to_be_bytes());
+    client.write_all(&reply).await.unwrap();
+    drop(client);
+    gw.wait_quiet().await;
     gw.stop().await;
 }

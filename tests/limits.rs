@@ -8,6 +8,7 @@ mod support;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -59,6 +60,8 @@ async fn per_address_limit_answers_429_with_retry_after() {
     let refused = raw_request(gw.addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert_refusal(&refused, 429);
     assert!(refused.body.contains("max_connections_per_ip"));
+    // Only the two held sessions ever reached the backend.
+    assert_eq!(backend.connection_count(), 2);
     // Counted when refused, before the answer went out.
     assert_eq!(
         refusals(gw.admin, "max_connections_per_ip", "answered").await,
@@ -143,6 +146,82 @@ async fn an_oversized_request_head_is_refused() {
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn a_configured_header_size_is_the_limit() {
+    let (addr, count) = http_echo_backend().await;
+    let config = limited(&format!("http://{addr}"), "max_header_size = \"16KiB\"");
+    let gw = TestGateway::start(&config).await;
+    let head = |kib: usize| {
+        let filler = "a".repeat(kib * 1024);
+        format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {filler}\r\n\r\n")
+    };
+    // Under the configured 16 KiB (and the 64 KiB default): served.
+    assert_eq!(raw_request(gw.addr(), &head(12)).await.status, 200);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    // Over 16 KiB, though far under the default: 431, backend spared.
+    let mut stream = TcpStream::connect(gw.addr()).await.unwrap();
+    let _ = stream.write_all(head(20).as_bytes()).await;
+    let answer = tokio::time::timeout(WAIT, read_head(&mut stream))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    drop(stream);
+    gw.wait_quiet().await;
+    assert_eq!(refusals(gw.admin, "max_header_size", "answered").await, 1.0);
+    assert_eq!(all_refusals(gw.admin).await, 1.0);
+    gw.stop().await;
+}
+
+/// How often the slowloris client below sends its next byte.
+const DRIP: Duration = Duration::from_millis(100);
+
+/// Writes an endless request head one byte per [`DRIP`] until the write
+/// fails; returns how many bytes went out.
+async fn drip_head(mut wr: tokio::net::tcp::OwnedWriteHalf) -> usize {
+    let head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Drip: ".iter();
+    let mut tick = tokio::time::interval(DRIP);
+    let mut sent = 0;
+    for byte in head.chain(std::iter::repeat(&b'a')) {
+        tick.tick().await;
+        if wr.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    sent
+}
+
+#[tokio::test]
+async fn a_drip_fed_request_head_is_cut_at_the_header_read_timeout() {
+    let (addr, count) = http_echo_backend().await;
+    let config = one_route(&[format!("http://{addr}")], "").replace(
+        "shutdown_grace = \"5s\"",
+        "shutdown_grace = \"5s\"\nheader_read_timeout = \"300ms\"",
+    );
+    let gw = TestGateway::start(&config).await;
+    let (mut rd, wr) = TcpStream::connect(gw.addr()).await.unwrap().into_split();
+    let started = Instant::now();
+    let dripping = tokio::spawn(drip_head(wr));
+    // Each byte arrives well inside the timeout; the head never completes.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(WAIT, rd.read_to_end(&mut rest))
+        .await
+        .expect("the gateway cuts the connection");
+    let cut_after = started.elapsed();
+    assert!(cut_after >= Duration::from_millis(300), "{cut_after:?}");
+    assert!(cut_after < Duration::from_millis(1500), "{cut_after:?}");
+    let sent = tokio::time::timeout(WAIT, dripping).await.unwrap().unwrap();
+    assert!(sent >= 3, "bytes kept arriving before the cut: {sent}");
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+    gw.wait_quiet().await;
+    assert_eq!(
+        refusals(gw.admin, "header_read_timeout", "closed").await,
+        1.0
+    );
+    gw.stop().await;
+}
+
 /// Reads until the gateway closes the connection (bounded by [`WAIT`]).
 async fn until_closed(stream: &mut TcpStream) {
     let mut rest = Vec::new();
@@ -198,6 +277,8 @@ async fn fallback_sessions_over_the_cap_get_429_with_retry_after() {
     let session = fb::Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
     let reply = fb::open(gw.addr(), "/chat", Some(ORIGIN), &[]).await;
     assert_eq!(reply.status, 429, "{}", reply.body);
+    // The refused open never dialed: the first session's is the only one.
+    assert_eq!(backend.connection_count(), 1);
     let retry = reply.headers.get("retry-after").map(|v| v.as_bytes());
     assert_eq!(retry, Some(&b"1"[..]));
     assert_eq!(

@@ -556,3 +556,78 @@ async fn https_backend_answers_plain_http_requests() {
     );
     gw.stop().await;
 }
+
+/// A TLS listener for `site.test` in front of an echo backend.
+async fn site_gateway(pki: &Pki) -> (TestGateway, Issued) {
+    let site = pki.server("site", &["site.test"]);
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let gw = TestGateway::start(&config(&tls_listener(&[&site], ""), &backend.url(), "")).await;
+    (gw, site)
+}
+
+#[tokio::test]
+async fn tls12_and_tls13_clients_get_their_version_and_http11_alpn() {
+    use rustls::version::{TLS12, TLS13};
+    use rustls::ProtocolVersion;
+    let pki = Pki::new("versions");
+    let (gw, _) = site_gateway(&pki).await;
+    let cases = [
+        (vec![&TLS12], ProtocolVersion::TLSv1_2),
+        (vec![&TLS13], ProtocolVersion::TLSv1_3),
+        (vec![&TLS13, &TLS12], ProtocolVersion::TLSv1_3),
+    ];
+    for (versions, expected) in cases {
+        let client = pki.client_config_versions(&versions);
+        let mut stream = tls_connect(gw.addr(), "site.test", client).await.unwrap();
+        let session = stream.get_ref().1;
+        assert_eq!(session.protocol_version(), Some(expected));
+        assert_eq!(session.alpn_protocol(), Some(&b"http/1.1"[..]));
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+        assert!(answer.starts_with(b"HTTP/1.1 "), "{expected:?}: served");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn tls10_and_tls11_client_hellos_get_an_alert_and_no_handshake() {
+    let pki = Pki::new("legacy");
+    let (gw, _) = site_gateway(&pki).await;
+    for minor in [1, 2] {
+        let mut tcp = TcpStream::connect(gw.addr()).await.unwrap();
+        let hello = support::tls::legacy_client_hello(minor, "site.test");
+        tcp.write_all(&hello).await.unwrap();
+        let answer = until_closed(&mut tcp).await;
+        // One alert record (content type 21), fatal, protocol_version (70)
+        // or handshake_failure (40); never a ServerHello (type 22).
+        assert!(answer.len() >= 7, "TLS 1.{}: {answer:?}", minor - 1);
+        assert_eq!(answer[0], 0x15, "TLS 1.{}: {answer:?}", minor - 1);
+        assert_eq!(answer[5], 2, "fatal");
+        assert!(matches!(answer[6], 70 | 40), "alert {}", answer[6]);
+        assert!(!answer.contains(&0x16), "no handshake record: {answer:?}");
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_sending_no_sni_gets_the_first_certificate() {
+    let pki = Pki::new("nosni");
+    let first = pki.server("first", &["first.test"]);
+    let second = pki.server("second", &["second.test"]);
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let listener = tls_listener(&[&first, &second], "");
+    let gw = TestGateway::start(&config(&listener, &backend.url(), "")).await;
+    // rustls sends no server_name extension for an IP address.
+    let ip = rustls::pki_types::ServerName::IpAddress(gw.addr().ip().into());
+    let tcp = TcpStream::connect(gw.addr()).await.unwrap();
+    let connect =
+        tokio_rustls::TlsConnector::from(insecure(&pki.client_config(None))).connect(ip, tcp);
+    let stream = tokio::time::timeout(WAIT, connect).await.unwrap().unwrap();
+    assert!(served_leaf(&stream) == first.der, "the first certificate");
+    drop(stream);
+    gw.stop().await;
+}

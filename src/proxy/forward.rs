@@ -3,8 +3,9 @@
 //!
 //! Each request dials its own backend connection (as nginx does by default);
 //! a backend that refuses is skipped for the next, exactly as for WebSockets.
+//! A backend cannot switch protocols on a forwarded request: its 101 is 502.
 
-use http::{Request, Response, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use crate::config::Route;
@@ -32,9 +33,23 @@ pub async fn forward(
             timeout: route.response_timeout,
         })?
         .map_err(|e| ProxyError::backend_protocol(&backend, &e))?;
+    refuse_unasked_switch(&response, &backend)?;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Ok(Response::from_parts(parts, boxed(body)))
+}
+
+/// A plain request never asks for an upgrade (the gateway strips
+/// `Upgrade`), so a backend answering 101 is broken or is trying to open a
+/// tunnel past the gateway: 502, and nothing of what follows is relayed.
+fn refuse_unasked_switch<B>(response: &Response<B>, backend: &str) -> Result<(), ProxyError> {
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(());
+    }
+    Err(ProxyError::BackendProtocol {
+        backend: backend.to_string(),
+        reason: "101 Switching Protocols to a request that asked for no upgrade".into(),
+    })
 }
 
 /// The request as the backend sees it: origin-form URI, HTTP/1.1,

@@ -1,106 +1,138 @@
 """Compares Autobahn verdicts through wsgate with the same peer direct.
 
-Usage: python3 compare.py INDEX_JSON...   (wstest's reports/*/index.json)
+Usage: python3 compare.py --expect NAME[,NAME...] [--known FILE] INDEX_JSON...
+       (INDEX_JSON: wstest's reports/*/index.json)
 
-Every agent named NAME-via-wsgate is compared, case by case, with the agent
-NAME: the case's `behavior` and `behaviorClose` must be equal. A peer's own
-failures (the same verdict direct) are not differences. Prints a summary per
-pair and every differing case; exits 1 on any difference or missing case.
+Every agent NAME given to --expect must have run twice: as NAME (direct)
+and as NAME-via-wsgate, over the same cases. A missing agent, a run with
+no cases, or runs whose case sets differ fail the comparison, so it can
+never pass without having compared anything. An agent name that appears in
+two reports fails too (one would hide the other).
 
-Two kinds of difference are explained, matched narrowly (verdicts *and*
-close codes), printed but not failing the run unless --strict is given:
-
-- stricter: through wsgate the case is OK where the peer alone is
-  NON-STRICT, with the same close verdict. The gateway checks the protocol
-  itself (UTF-8, frame rules) and fails the connection sooner than a lenient
-  peer does, e.g. Python websockets on invalid UTF-8 in a fragment (6.4.*).
-- backend-close-race: the client sends a message and then a broken frame.
-  The gateway forwards the message and closes the backend with 1002 right
-  behind it. Python websockets answers a close that arrives with a message
-  without echoing the message (tests/autobahn/close_race.py shows it with no
-  gateway at all), so the verdict is NON-STRICT; direct it echoes first.
+A case passes when its `behavior` and `behaviorClose` are equal both ways:
+a peer's own failures (the same verdict direct) are not differences. A case
+that differs passes only if the known-differences file (default:
+known-differences.json beside this script) lists it for that agent with
+this pair of verdicts (direct, via wsgate) among its accepted pairs, and a
+reason. Anything else fails. A listed case that came out equal is reported,
+not failed: the listed kinds depend on the peer's timing.
 """
 
+import argparse
 import json
 import os
 import sys
 
 SUFFIX = "-via-wsgate"
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load(paths):
-    agents, bases = {}, {}
+    """Every agent's results by case, from all reports; fails on clashes."""
+    agents, problems = {}, []
     for path in paths:
         with open(path) as f:
             index = json.load(f)
-        agents.update(index)
-        bases.update((agent, os.path.dirname(path)) for agent in index)
-    return agents, bases
+        for agent, results in index.items():
+            if agent in agents:
+                problems.append("agent %s appears in two reports" % agent)
+            agents[agent] = results
+    return agents, problems
 
 
 def verdict(result):
-    return (result.get("behavior"), result.get("behaviorClose"))
-
-
-def details(result, base):
-    with open(os.path.join(base, result["reportfile"])) as f:
-        report = json.load(f)
-    return report.get("wasClean"), report.get("remoteCloseCode")
-
-
-def explain(d, v, base):
-    """The explanation of a difference (see the module doc), or None."""
-    (_, vcode) = details(v, base)
-    (db, dc), (vb, vc) = verdict(d), verdict(v)
-    if (db, vb) == ("NON-STRICT", "OK") and dc == vc:
-        return "stricter"
-    if (db, vb) == ("OK", "NON-STRICT") and dc == vc and vcode == 1002:
-        return "backend-close-race"
-    return None
-
-
-def compare(name, direct, via, base):
-    differences, explained = [], []
-    for case in sorted(set(direct) | set(via), key=case_key):
-        d, v = direct.get(case), via.get(case)
-        if d is None or v is None:
-            differences.append((case, d and verdict(d), v and verdict(v)))
-        elif verdict(d) != verdict(v):
-            rule = explain(d, v, base)
-            entry = (case, verdict(d), verdict(v))
-            (explained if rule else differences).append(entry + (rule,))
-    failing = sum(1 for r in direct.values() if verdict(r)[0] == "FAILED")
-    print("%-24s %4d cases: %d differing, %d explained (peer's own FAILED: %d)"
-          % (name, len(via), len(differences), len(explained), failing))
-    for entry in differences:
-        print("  DIFF   case %-8s direct %-26s via wsgate %s" % entry[:3])
-    for entry in explained:
-        print("  explained %-8s direct %-26s via wsgate %s [%s]" % entry)
-    return differences, explained
+    return [result.get("behavior"), result.get("behaviorClose")]
 
 
 def case_key(case):
     return [int(part) for part in case.split(".")]
 
 
-def main(args):
-    strict = "--strict" in args
-    agents, bases = load([a for a in args if a != "--strict"])
-    pairs = [(a[: -len(SUFFIX)], a) for a in agents if a.endswith(SUFFIX)]
-    if not pairs:
-        print("no NAME-via-wsgate agents in the reports")
-        return 1
-    total, explained, cases = 0, 0, 0
-    for name, via in sorted(pairs):
-        if name not in agents:
-            print("%s has no direct run to compare with" % via)
-            total += 1
+def check_runs(name, agents):
+    """Why the two runs of `name` cannot be compared, or None."""
+    direct, via = agents.get(name), agents.get(name + SUFFIX)
+    if direct is None or via is None:
+        missing = [a for a in (name, name + SUFFIX) if a not in agents]
+        return "missing agent run(s): %s" % ", ".join(missing)
+    if not direct:
+        return "no cases ran"
+    if set(direct) != set(via):
+        only_d = sorted(set(direct) - set(via), key=case_key)
+        only_v = sorted(set(via) - set(direct), key=case_key)
+        return "case counts differ: %d direct, %d via wsgate (only direct: %s; only via: %s)" % (
+            len(direct), len(via), " ".join(only_d) or "-", " ".join(only_v) or "-")
+    return None
+
+
+def accepted(case, d, v, known):
+    """The reason a difference is accepted, or None: the case must be
+    listed with this exact pair of verdicts among its accepted ones."""
+    entry = known.get(case, {})
+    pair = {"direct": verdict(d), "via": verdict(v)}
+    return entry["reason"] if pair in entry.get("accept", []) else None
+
+
+def compare(name, agents, known):
+    """Prints the pair's summary and cases; returns the failing lines."""
+    problem = check_runs(name, agents)
+    if problem:
+        print("%-26s FAIL: %s" % (name, problem))
+        return [problem]
+    direct, via = agents[name], agents[name + SUFFIX]
+    failures, explained = [], []
+    for case in sorted(direct, key=case_key):
+        d, v = direct[case], via[case]
+        if verdict(d) == verdict(v):
             continue
-        diff, why = compare(name, agents[name], agents[via], bases[via])
-        total, explained, cases = total + len(diff), explained + len(why), cases + len(agents[via])
-    print("autobahn: %d cases through wsgate, %d difference(s), %d explained"
-          % (cases, total, explained))
-    return 1 if total or (strict and explained) else 0
+        reason = accepted(case, d, v, known)
+        line = "case %-8s direct %-26s via wsgate %s" % (case, verdict(d), verdict(v))
+        (explained if reason else failures).append(line + (" [%s]" % reason if reason else ""))
+    unseen = sorted(set(known) - {c for c in direct if verdict(direct[c]) != verdict(via[c])},
+                    key=case_key)
+    own = sum(1 for r in direct.values() if r.get("behavior") == "FAILED")
+    print("%-26s %4d cases: %d differing, %d known (peer's own FAILED: %d)"
+          % (name, len(via), len(failures), len(explained), own))
+    for line in failures:
+        print("  DIFF  " + line)
+    for line in explained:
+        print("  known " + line)
+    if unseen:
+        print("  listed but equal this run: " + " ".join(unseen))
+    return failures
+
+
+def parse(args):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--expect", required=True,
+                   help="comma-separated agents that must have run direct and via wsgate")
+    p.add_argument("--known", default=os.path.join(HERE, "known-differences.json"))
+    p.add_argument("reports", nargs="+")
+    return p.parse_args(args)
+
+
+def main(args):
+    opts = parse(args)
+    expected = [n for n in opts.expect.split(",") if n]
+    if not expected:
+        print("FAIL: --expect names no agent")
+        return 1
+    with open(opts.known) as f:
+        known = {agent: cases for agent, cases in json.load(f).items()
+                 if not agent.startswith("_")}
+    agents, failures = load(opts.reports)
+    for problem in failures:
+        print("FAIL: " + problem)
+    unexpected = sorted(a for a in agents if a.endswith(SUFFIX) and a[: -len(SUFFIX)] not in expected)
+    for via in unexpected:
+        failures.append("unexpected agent %s" % via)
+        print("FAIL: %s ran but was not expected" % via)
+    cases = 0
+    for name in expected:
+        failures += compare(name, agents, known.get(name, {}))
+        cases += len(agents.get(name + SUFFIX, {}))
+    print("autobahn: %d agents, %d cases through wsgate, %d failure(s)"
+          % (len(expected), cases, len(failures)))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -399,3 +399,151 @@ pub async fn handed_over_backend() -> (SocketAddr, tokio::sync::oneshot::Receive
     });
     (addr, rx)
 }
+
+/// [`raw_ws_backend`] that the test can also write through: every chunk
+/// sent on the returned sender goes to the gateway as is, so a test can
+/// answer a close (or send any frame) at byte level.
+pub async fn raw_ws_backend_duplex(
+    extensions: Option<&'static str>,
+) -> (
+    SocketAddr,
+    mpsc::UnboundedReceiver<RawEvent>,
+    mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let (relay_addr, mut inner) = raw_ws_backend(extensions).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let (out_tx, mut out) = mpsc::unbounded_channel::<Vec<u8>>();
+    // A byte pipe in front of the raw backend: what the gateway sends goes
+    // on to it (and is reported by it), what the test sends goes back.
+    tokio::spawn(async move {
+        let Ok((gateway, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(backend) = TcpStream::connect(relay_addr).await else {
+            return;
+        };
+        let (mut from_gw, mut to_gw) = gateway.into_split();
+        let (mut from_backend, mut to_backend) = backend.into_split();
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut from_gw, &mut to_backend).await;
+        });
+        let mut buf = vec![0u8; 4096];
+        loop {
+            tokio::select! {
+                n = from_backend.read(&mut buf) => match n {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => write_half(&mut to_gw, &buf[..n]).await,
+                },
+                chunk = out.recv() => match chunk {
+                    Some(bytes) => write_half(&mut to_gw, &bytes).await,
+                    None => break,
+                },
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(event) = inner.recv().await {
+            if events_tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, events, out_tx)
+}
+
+async fn write_half(half: &mut tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) {
+    let _ = half.write_all(bytes).await;
+}
+
+/// Reads a raw backend's events (after its head) and splits them into
+/// frames — `(first byte, unmasked payload)` — until a close frame, which
+/// is the last one returned; panics if none comes within [`super::client::WAIT`].
+pub async fn frames_until_close(
+    events: &mut mpsc::UnboundedReceiver<RawEvent>,
+) -> Vec<(u8, Vec<u8>)> {
+    let read = async {
+        let (mut bytes, mut frames) = (Vec::new(), Vec::new());
+        loop {
+            while let Some((frame, used)) = parse_frame(&bytes) {
+                bytes.drain(..used);
+                let close = frame.0 & 0x0f == 0x8;
+                frames.push(frame);
+                if close {
+                    return frames;
+                }
+            }
+            match events.recv().await {
+                Some(RawEvent::Bytes(chunk)) => bytes.extend(chunk),
+                Some(RawEvent::Head(_)) => {}
+                None => panic!("backend connection ended before a close: {frames:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(super::client::WAIT, read)
+        .await
+        .expect("a close reaches the backend")
+}
+
+/// One complete frame at the start of `bytes` and its length on the wire.
+fn parse_frame(bytes: &[u8]) -> Option<((u8, Vec<u8>), usize)> {
+    let (first, second) = (*bytes.first()?, *bytes.get(1)?);
+    let (len, mut at) = match second & 0x7f {
+        126 => (
+            u64::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])),
+            4,
+        ),
+        127 => (u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?), 10),
+        n => (u64::from(n), 2),
+    };
+    let key: Option<[u8; 4]> = if second & 0x80 != 0 {
+        at += 4;
+        Some(bytes.get(at - 4..at)?.try_into().ok()?)
+    } else {
+        None
+    };
+    let end = at.checked_add(usize::try_from(len).ok()?)?;
+    let mut payload = bytes.get(at..end)?.to_vec();
+    if let Some(k) = key {
+        payload
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b ^= k[i % 4]);
+    }
+    Some(((first, payload), end))
+}
+
+/// The close code of a close frame's payload (1005 when it has none).
+pub fn close_code(payload: &[u8]) -> u16 {
+    payload
+        .get(..2)
+        .map_or(1005, |c| u16::from_be_bytes([c[0], c[1]]))
+}
+
+/// A backend that answers every request with `101 Switching Protocols`
+/// (`Upgrade: h2c`) and then bytes of the protocol it switched to, as a
+/// backend would that honours an upgrade the gateway should never let
+/// through. Counts connections.
+pub async fn switching_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                read_head(&mut stream).await;
+                let answer = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+                write(&mut stream, answer.as_bytes()).await;
+                write(&mut stream, SWITCHED).await;
+                read_to_end(&mut stream).await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// What [`switching_backend`] sends after its 101.
+pub const SWITCHED: &[u8] = b"TUNNELLED-BYTES";

@@ -159,3 +159,46 @@ fn accept(key: &str) -> String {
     sha.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
     base64::engine::general_purpose::STANDARD.encode(sha.finalize())
 }
+
+/// A raw-DEFLATE stream (RFC 1951, as permessage-deflate carries it) that
+/// inflates to `1 + 258 * copies` zero bytes: one fixed-Huffman block with
+/// a literal 0 and then `copies` copies of 258 bytes at distance 1, 13 bits
+/// each, about 160 times smaller than what it inflates to. (Checked once
+/// against zlib: `zlib.decompressobj(-15).decompress(bomb)`.)
+pub fn deflate_bomb(copies: usize) -> Vec<u8> {
+    let mut bits = BitWriter::default();
+    bits.put(0b011, 3); // BFINAL = 1, BTYPE = 01 (fixed Huffman)
+    bits.code(0x30, 8); // literal 0
+    for _ in 0..copies {
+        bits.code(0b1100_0101, 8); // length code 285: 258 bytes
+        bits.code(0, 5); // distance code 0: distance 1
+    }
+    bits.code(0, 7); // end of block (code 256)
+    bits.out
+}
+
+/// Packs bits as DEFLATE wants them: fields least significant bit first,
+/// Huffman codes most significant bit first.
+#[derive(Default)]
+struct BitWriter {
+    out: Vec<u8>,
+    used: u32,
+}
+
+impl BitWriter {
+    fn put(&mut self, value: u32, count: u32) {
+        for i in 0..count {
+            if self.used % 8 == 0 {
+                self.out.push(0);
+            }
+            let bit = ((value >> i) & 1) as u8;
+            *self.out.last_mut().unwrap() |= bit << (self.used % 8);
+            self.used += 1;
+        }
+    }
+
+    fn code(&mut self, code: u32, len: u32) {
+        let reversed = code.reverse_bits() >> (32 - len);
+        self.put(reversed, len);
+    }
+}

@@ -399,3 +399,50 @@ fn pem(label: &str, der: &[u8]) -> String {
         lines.join("\n")
     )
 }
+
+impl Pki {
+    /// Like [`Pki::client_config`] (no client certificate), limited to the
+    /// given TLS versions.
+    pub fn client_config_versions(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+/// A TLS 1.0 or 1.1 ClientHello (`legacy_version` 3.1 or 3.2, no
+/// `supported_versions` extension), as an old client sends it: two CBC
+/// suites, no compression, an SNI for `name`.
+pub fn legacy_client_hello(minor: u8, name: &str) -> Vec<u8> {
+    let mut sni = vec![0x00];
+    sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    sni.extend_from_slice(name.as_bytes());
+    let mut extensions = vec![0x00, 0x00]; // server_name
+    extensions.extend_from_slice(&(sni.len() as u16 + 2).to_be_bytes());
+    extensions.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    extensions.extend_from_slice(&sni);
+    let mut hello = vec![0x03, minor];
+    hello.extend_from_slice(&[0x5a; 32]); // random
+    hello.push(0); // no session id
+    hello.extend_from_slice(&[0x00, 0x04, 0xc0, 0x13, 0x00, 0x2f]); // ECDHE/RSA AES128-CBC-SHA
+    hello.extend_from_slice(&[0x01, 0x00]); // compression: null only
+    hello.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
+    hello.extend_from_slice(&extensions);
+    let mut handshake = vec![0x01, 0x00];
+    handshake.extend_from_slice(&(hello.len() as u16).to_be_bytes());
+    handshake.extend_from_slice(&hello);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
+}
