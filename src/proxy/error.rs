@@ -47,6 +47,9 @@ pub enum ProxyError {
     /// `Sec-WebSocket-Version` is missing or not 13.
     #[error("unsupported WebSocket version {0:?}; only 13 is supported")]
     UnsupportedVersion(String),
+    /// The request asks for an HTTP/2 cleartext upgrade (h2c smuggling).
+    #[error("h2c upgrade refused: this gateway upgrades to WebSocket only; send the request without Upgrade: h2c and HTTP2-Settings")]
+    H2cUpgrade,
     /// The upgrade request is malformed (method, HTTP version, key, headers).
     #[error("bad WebSocket handshake: {0}")]
     BadHandshake(&'static str),
@@ -149,7 +152,7 @@ impl ProxyError {
             OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => {
                 StatusCode::FORBIDDEN
             }
-            SubprotocolNotOffered { .. } | BadHandshake(_) | BadFallbackRequest(_) => {
+            SubprotocolNotOffered { .. } | BadHandshake(_) | BadFallbackRequest(_) | H2cUpgrade => {
                 StatusCode::BAD_REQUEST
             }
             SessionClosed => StatusCode::GONE,
@@ -197,7 +200,7 @@ impl ProxyError {
             OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => "origin",
             SubprotocolNotOffered { .. } => "subprotocol",
             UnsupportedVersion(_) => "version",
-            BadHandshake(_) => "bad_request",
+            BadHandshake(_) | H2cUpgrade => "bad_request",
             OverLimit(refusal) => refusal.reason(),
             NoBackend | BackendConnect { .. } => "backend_refused",
             BackendTls { .. } => "backend_tls",
@@ -309,6 +312,7 @@ mod tests {
                 "bad_request",
                 Side::Client,
             ),
+            (ProxyError::H2cUpgrade, 400, "bad_request", Side::Client),
             (
                 ProxyError::BackendConnectTimeout {
                     backend: "b".into(),

@@ -1,6 +1,7 @@
-//! The per-request hyper service: picks the route, then hands the request
-//! to the WebSocket path or to HTTP forwarding, and turns errors into
-//! responses in one place — counting those that enforce a limit.
+//! The per-request hyper service: classifies the request (WebSocket, plain
+//! HTTP, or a refused h2c upgrade), picks the route, then hands it to the
+//! WebSocket path or to HTTP forwarding, and turns errors into responses in
+//! one place — counting those that enforce a limit.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::proxy::error::ProxyError;
 use crate::proxy::forward::forward;
 use crate::proxy::headers::ClientInfo;
 use crate::server::gateway::Gateway;
-use crate::ws::handshake::is_websocket_request;
+use crate::ws::handshake::{is_h2c_request, is_websocket_request};
 use crate::ws::session;
 
 /// Handles one request; never fails at the hyper level. The request gets
@@ -32,12 +33,18 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let request_id = request_id::ensure(req.headers_mut());
     let span = tracing::info_span!("request", request_id = %String::from_utf8_lossy(request_id.as_bytes()));
-    let websocket = is_websocket_request(req.headers());
+    let kind = classify(req.headers());
+    let websocket = matches!(kind, Ok(Kind::WebSocket));
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     let mut route = None;
-    let result = dispatch(&gateway, req, client, websocket, &mut route)
-        .instrument(span.clone())
-        .await;
+    let result = match kind {
+        Ok(kind) => {
+            dispatch(&gateway, req, client, kind, &mut route)
+                .instrument(span.clone())
+                .await
+        }
+        Err(refused) => Err(refused),
+    };
     let route = route.as_deref().unwrap_or(NO_ROUTE);
     let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
     if websocket {
@@ -65,13 +72,35 @@ pub async fn handle(
     Ok(response)
 }
 
+/// What a request asks the gateway for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An upgrade to WebSocket: checked, never forwarded as plain HTTP.
+    WebSocket,
+    /// Anything else: forwarded with hop-by-hop headers (`Upgrade`) dropped.
+    Http,
+}
+
+/// Decides, once and before routing, what the request is. An h2c upgrade
+/// is refused (400) here, even next to `Upgrade: websocket`: it is the
+/// request-smuggling vector, and no backend may be asked to honour it.
+fn classify(headers: &http::HeaderMap) -> Result<Kind, ProxyError> {
+    if is_h2c_request(headers) {
+        Err(ProxyError::H2cUpgrade)
+    } else if is_websocket_request(headers) {
+        Ok(Kind::WebSocket)
+    } else {
+        Ok(Kind::Http)
+    }
+}
+
 /// Routes the request and runs the matching path; `route_name` is set as
 /// soon as a route matched, for the metrics.
 async fn dispatch(
     gateway: &Arc<Gateway>,
     req: Request<Incoming>,
     client: ClientInfo,
-    websocket: bool,
+    kind: Kind,
     route_name: &mut Option<String>,
 ) -> Result<Response<Body>, ProxyError> {
     let table = gateway.table();
@@ -85,7 +114,7 @@ async fn dispatch(
         .cloned()
         .ok_or(ProxyError::NoRoute)?;
     *route_name = Some(route.name.clone());
-    if websocket {
+    if kind == Kind::WebSocket {
         // Draining starts (not ready, fallback clients told 1012) before the
         // relays are closed: an upgrade arriving then would only be cut.
         if gateway.lifecycle.phase() == Phase::Draining || gateway.shutdown.is_cancelled() {

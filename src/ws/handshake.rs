@@ -38,6 +38,13 @@ pub fn is_websocket_request(headers: &HeaderMap) -> bool {
     has_token(headers, header::UPGRADE, "websocket")
 }
 
+/// Whether the request tries an HTTP/2 cleartext upgrade (`Upgrade: h2c`
+/// or an `HTTP2-Settings` header): the h2c smuggling vector, refused
+/// outright rather than answered as HTTP/1.1.
+pub fn is_h2c_request(headers: &HeaderMap) -> bool {
+    has_token(headers, header::UPGRADE, "h2c") || headers.contains_key("http2-settings")
+}
+
 /// Runs every check of DESIGN.md's handshake table in order.
 pub fn check(
     req: &request::Parts,
