@@ -516,6 +516,8 @@ async fn backend_requiring_mtls_gets_the_route_client_certificate() {
         "CertificateRequired",
     ];
     support::logs::wait_for_line(&why).await;
+    let rejected = ["websocket handshake rejected", "reason=\"backend_tls\""];
+    support::logs::wait_for_line(&rejected).await;
     gw.stop().await;
 
     let with_cert = format!(

@@ -136,11 +136,21 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// A backend broke HTTP (hyper's error names how).
+    /// A backend broke HTTP (hyper's error names how) — or its TLS layer
+    /// failed under hyper: in TLS 1.3 a backend refuses our client
+    /// certificate only after the handshake, on the first read, and that
+    /// is a TLS failure, not a protocol one.
     pub fn backend_protocol(backend: &str, error: &hyper::Error) -> Self {
-        ProxyError::BackendProtocol {
-            backend: backend.to_string(),
-            reason: error.to_string(),
+        let backend = backend.to_string();
+        match tls_cause(error) {
+            Some(tls) => ProxyError::BackendTls {
+                backend,
+                reason: tls.to_string(),
+            },
+            None => ProxyError::BackendProtocol {
+                backend,
+                reason: error.to_string(),
+            },
         }
     }
 
@@ -251,6 +261,26 @@ impl ProxyError {
         }
         response
     }
+}
+
+/// The rustls error somewhere in `error`'s chain of causes, if any.
+fn tls_cause<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An io::Error's `source()` skips the error it wraps; look inside.
+        let wrapped = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        if wrapped.is_some() {
+            return wrapped;
+        }
+        cause = current.source();
+    }
+    None
 }
 
 #[cfg(test)]
