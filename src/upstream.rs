@@ -124,7 +124,7 @@ impl Connector {
             match self.connect(backend, route).await {
                 Ok(stream) => return Ok((stream, backend)),
                 Err(e) => {
-                    tracing::warn!(route = %route.name, backend = %backend_label(backend), error = %e, "backend connect failed");
+                    backend_skipped(route, backend, &e);
                     last = Some(e);
                 }
             }
@@ -230,6 +230,11 @@ where
         }
     });
     Ok(sender)
+}
+
+/// The log line for a backend passed over for the next one.
+pub fn backend_skipped(route: &Route, backend: &Backend, error: &ProxyError) {
+    tracing::warn!(route = %route.name, backend = %backend_label(backend), error = %error, "backend failed, trying the next");
 }
 
 /// How a backend is named in logs, errors and metric labels.

@@ -6,8 +6,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::backend::{
-    full_backlog_backend, refused_addr, silent_backend, silent_backend_reporting_close, Answer,
-    Behaviour, WsBackend,
+    full_backlog_backend, hang_up_backend, refused_addr, silent_backend,
+    silent_backend_reporting_close, Answer, Behaviour, WsBackend,
 };
 use support::client::{connect, raw_request, upgrade_request, ws_request};
 use support::ops::metric;
@@ -365,6 +365,30 @@ async fn backend_not_accepting_within_connect_timeout_is_504_or_skipped() {
         assert!(connected.is_ok(), "the hanging backend is skipped");
     }
     assert_eq!(live.connection_count(), 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_backend_hanging_up_before_its_answer_is_skipped_for_the_next() {
+    let (dying, requests) = hang_up_backend().await;
+    let live = echo_backend().await;
+    let dying_url = format!("ws://{dying}");
+    let gw = TestGateway::start(&one_route(&[dying_url.clone(), live.url()], "")).await;
+    // Round-robin starts each upgrade one backend further: half of them
+    // reach the dying backend first, and must still end on the live one.
+    for _ in 0..4 {
+        let connected = connect(ws_request(&gw.ws_url("/"), &[])).await;
+        assert!(connected.is_ok(), "never a 502 while a backend is up");
+    }
+    assert_eq!(live.connection_count(), 4);
+    let asked = requests.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(asked, 2, "the dying backend was asked twice");
+    gw.stop().await;
+
+    // With no other backend, the hang-up is the client's 502.
+    let gw = TestGateway::start(&one_route(&[dying_url], "")).await;
+    let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
+    assert_eq!(res.status, 502, "never a 101 first");
     gw.stop().await;
 }
 

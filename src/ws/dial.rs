@@ -14,7 +14,9 @@ use crate::config::Route;
 use crate::proxy::body::empty;
 use crate::proxy::error::ProxyError;
 use crate::proxy::headers::{add_forwarding, strip_hop_by_hop, ClientInfo};
-use crate::upstream::{backend_label, http1_sender, BackendStream, Balancer, Connector};
+use crate::upstream::{
+    backend_label, backend_skipped, http1_sender, BackendStream, Balancer, Connector,
+};
 use crate::ws::handshake::{
     accept_key, check_extension_answer, choose_protocol, new_key, CheckedUpgrade,
 };
@@ -44,6 +46,13 @@ pub enum DialOutcome {
 }
 
 /// Opens a WebSocket to one of the route's backends on the client's behalf.
+///
+/// Backends are tried in balancer order. One that refuses, does not accept
+/// in time, fails TLS, or hangs up before any answer is skipped for the
+/// next (as nginx's `proxy_next_upstream error timeout`): the client has
+/// seen nothing yet, and the upgrade is a GET, safe to send again. A
+/// backend that answers — 101, a refusal, garbage — or takes longer than
+/// `response_timeout` settles it.
 pub async fn open(
     connector: &Connector,
     route: &Route,
@@ -52,25 +61,77 @@ pub async fn open(
     checked: &CheckedUpgrade,
     client: &ClientInfo,
 ) -> Result<DialOutcome, ProxyError> {
-    let (stream, backend) = connector.connect_any(route, balancer).await?;
-    let backend = backend_label(backend);
+    let mut last = None;
+    for backend in balancer.order(route) {
+        let attempt = async {
+            let stream = connector
+                .connect(backend, route)
+                .await
+                .map_err(Failed::Skip)?;
+            let label = backend_label(backend);
+            exchange(stream, label, route, client_req, checked, client).await
+        };
+        match attempt.await {
+            Ok(outcome) => return Ok(outcome),
+            Err(Failed::Final(e)) => return Err(e),
+            Err(Failed::Skip(e)) => {
+                backend_skipped(route, backend, &e);
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or(ProxyError::NoBackend))
+}
+
+/// How one backend's attempt failed.
+enum Failed {
+    /// Before any answer: the next backend may be tried.
+    Skip(ProxyError),
+    /// The backend answered badly, or not in time: the client's answer.
+    Final(ProxyError),
+}
+
+/// The upgrade with one connected backend: request, answer, the 101's checks.
+async fn exchange(
+    stream: BackendStream,
+    backend: String,
+    route: &Route,
+    client_req: &request::Parts,
+    checked: &CheckedUpgrade,
+    client: &ClientInfo,
+) -> Result<DialOutcome, Failed> {
     let key = new_key();
     let request = backend_request(client_req, checked, client, &key);
     let exchange = send(stream, request, &backend);
     let response = tokio::time::timeout(route.response_timeout, exchange)
         .await
-        .map_err(|_| ProxyError::BackendResponseTimeout {
-            backend: backend.clone(),
-            timeout: route.response_timeout,
+        .map_err(|_| {
+            Failed::Final(ProxyError::BackendResponseTimeout {
+                backend: backend.clone(),
+                timeout: route.response_timeout,
+            })
         })??;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Ok(DialOutcome::Declined(response));
     }
+    accept(response, route, checked, &key, backend)
+        .await
+        .map_err(Failed::Final)
+}
+
+/// Checks the backend's 101 and takes its connection over.
+async fn accept(
+    response: Response<Incoming>,
+    route: &Route,
+    checked: &CheckedUpgrade,
+    key: &str,
+    backend: String,
+) -> Result<DialOutcome, ProxyError> {
     let bad = |reason: String| ProxyError::BackendProtocol {
         backend: backend.clone(),
         reason,
     };
-    let (protocol, deflate) = check_answer(&response, route, checked, &key).map_err(bad)?;
+    let (protocol, deflate) = check_answer(&response, route, checked, key).map_err(bad)?;
     let extensions = response
         .headers()
         .get(header::SEC_WEBSOCKET_EXTENSIONS)
@@ -138,16 +199,32 @@ fn backend_request(
 }
 
 /// Sends the request on a fresh HTTP/1.1 connection and waits for the head.
+/// A connection that fails or closes before any answer is worth retrying
+/// elsewhere; anything the backend did say is final.
 async fn send(
     stream: BackendStream,
     request: Request<crate::proxy::body::Body>,
     backend: &str,
-) -> Result<Response<Incoming>, ProxyError> {
-    let mut sender = http1_sender(stream, backend).await?;
-    sender
-        .send_request(request)
-        .await
-        .map_err(|e| ProxyError::backend_protocol(backend, &e))
+) -> Result<Response<Incoming>, Failed> {
+    let mut sender = http1_sender(stream, backend).await.map_err(Failed::Final)?;
+    sender.send_request(request).await.map_err(|e| {
+        let error = ProxyError::backend_protocol(backend, &e);
+        if hung_up_before_answering(&e) {
+            Failed::Skip(error)
+        } else {
+            Failed::Final(error)
+        }
+    })
+}
+
+/// The connection closed or failed before a response head arrived (hyper's
+/// "connection closed before message completed", a reset, a TLS alert).
+fn hung_up_before_answering(error: &hyper::Error) -> bool {
+    use std::error::Error as _;
+    let io = error
+        .source()
+        .is_some_and(|cause| cause.downcast_ref::<std::io::Error>().is_some());
+    error.is_incomplete_message() || error.is_canceled() || error.is_closed() || io
 }
 
 /// Validates a 101: upgrade headers, accept key, subprotocol and extensions.

@@ -547,3 +547,29 @@ pub async fn switching_backend() -> (SocketAddr, Arc<AtomicUsize>) {
 
 /// What [`switching_backend`] sends after its 101.
 pub const SWITCHED: &[u8] = b"TUNNELLED-BYTES";
+
+/// A backend that reads a request head and hangs up without answering, as
+/// one dying mid-handshake does; counts the requests it read.
+pub async fn hang_up_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, count)
+}
