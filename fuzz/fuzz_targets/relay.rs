@@ -46,6 +46,7 @@ async fn run(flags: u8, client_in: Vec<u8>, backend_in: Vec<u8>) {
         ping_interval: Duration::from_secs(if flags & 4 != 0 { 1 } else { 30 }),
         pong_timeout: Duration::from_secs(5),
         close_timeout: Duration::from_secs(5),
+        drain_delay: Duration::ZERO,
         deflate: flags & 1 != 0,
         validate_utf8: flags & 32 == 0,
     };

@@ -2,10 +2,11 @@
 //!
 //! On shutdown every relayed WebSocket is closed with 1001 on both legs. If
 //! they all got it in the same instant, every client would reconnect (to the
-//! next instance) in one burst; so each relay has its own shutdown token,
-//! cancelled at a random moment within `server.drain_spread` after the drain
-//! starts. A relay that is still running when `shutdown_grace` ends is cut
-//! (its sockets dropped).
+//! next instance) in one burst; so each relay is given a random delay within
+//! `server.drain_spread` and, once the shutdown token fires, waits that long
+//! on its own timer before closing (nothing per relay exists for the drain
+//! until then). A relay that is still running when `shutdown_grace` ends is
+//! cut (its sockets dropped).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +17,6 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use rand::Rng;
-use tokio::time::Sleep;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::TaskTracker;
 
@@ -107,27 +107,23 @@ impl Lifecycle {
         self.cut.cancel();
     }
 
-    /// Runs one relay under the drain: `own` (the token the relay was given)
-    /// is cancelled at a random moment within the spread once `drain`
-    /// fires. Yields `None` when the relay was cut at the end of the grace.
+    /// A relay's share of the drain spread: how long after shutdown it
+    /// closes, uniformly random within `server.drain_spread` (the spread
+    /// in force when the relay started).
+    pub fn drain_delay(&self) -> Duration {
+        random_share(self.spread())
+    }
+
+    /// Runs one relay until it ends, or until the grace runs out (`None`:
+    /// the relay was cut). The relay itself closes on shutdown, after its
+    /// [`drain_delay`](Self::drain_delay).
     ///
     /// A hand-written future rather than an `async fn` with `select!`: the
-    /// relay is held once, in place, and the spread timer exists only while
-    /// a drain is under way, so an idle WebSocket carries neither a second
-    /// copy of its relay nor a timer.
-    pub fn supervise<'a, F: Future>(
-        &'a self,
-        drain: &'a CancellationToken,
-        own: CancellationToken,
-        relay: F,
-    ) -> Supervised<'a, F> {
+    /// relay is held once, in place, beside one waiter.
+    pub fn supervise<F: Future>(&self, relay: F) -> Supervised<'_, F> {
         Supervised {
             relay,
-            drained: drain.cancelled(),
             cut: self.cut.cancelled(),
-            lifecycle: self,
-            own,
-            close_at: None,
         }
     }
 }
@@ -138,14 +134,7 @@ pin_project! {
         #[pin]
         relay: F,
         #[pin]
-        drained: WaitForCancellationFuture<'a>,
-        #[pin]
         cut: WaitForCancellationFuture<'a>,
-        lifecycle: &'a Lifecycle,
-        // The relay's own shutdown token.
-        own: CancellationToken,
-        // This relay's moment within the spread, once the drain started.
-        close_at: Option<Pin<Box<Sleep>>>,
     }
 }
 
@@ -153,27 +142,11 @@ impl<F: Future> Future for Supervised<'_, F> {
     type Output = Option<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         if let Poll::Ready(output) = this.relay.poll(cx) {
             return Poll::Ready(Some(output));
         }
-        if this.cut.poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        if this.own.is_cancelled() {
-            return Poll::Pending;
-        }
-        if this.close_at.is_none() && this.drained.as_mut().poll(cx).is_ready() {
-            let moment = random_share(this.lifecycle.spread());
-            *this.close_at = Some(Box::pin(tokio::time::sleep(moment)));
-        }
-        if let Some(close_at) = this.close_at {
-            if close_at.as_mut().poll(cx).is_ready() {
-                // Wakes the relay (it waits on `own`), which closes with 1001.
-                this.own.cancel();
-            }
-        }
-        Poll::Pending
+        this.cut.poll(cx).map(|()| None)
     }
 }
 
@@ -189,44 +162,26 @@ fn random_share(window: Duration) -> Duration {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn relays_close_within_the_spread() {
-        let lifecycle = std::sync::Arc::new(Lifecycle::default());
+    #[test]
+    fn drain_delays_fall_within_the_spread_and_differ() {
+        let lifecycle = Lifecycle::default();
         *lifecycle.spread.write().unwrap() = Duration::from_secs(10);
-        let drain = CancellationToken::new();
-        let start = tokio::time::Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..20 {
-            let (lifecycle, drain) = (lifecycle.clone(), drain.clone());
-            tasks.push(tokio::spawn(async move {
-                let own = CancellationToken::new();
-                let relay = own.clone().cancelled_owned();
-                lifecycle.supervise(&drain, own, relay).await;
-                tokio::time::Instant::now() - start
-            }));
-        }
-        drain.cancel();
-        let mut moments = Vec::new();
-        for task in tasks {
-            moments.push(task.await.unwrap());
-        }
-        assert!(moments.iter().all(|m| *m < Duration::from_secs(10)));
-        moments.sort();
+        let mut delays: Vec<Duration> = (0..20).map(|_| lifecycle.drain_delay()).collect();
+        assert!(delays.iter().all(|d| *d < Duration::from_secs(10)));
+        delays.sort();
         assert!(
-            moments[19] - moments[0] > Duration::from_secs(1),
-            "{moments:?}"
+            delays[19] - delays[0] > Duration::from_secs(1),
+            "{delays:?}"
         );
+        *lifecycle.spread.write().unwrap() = Duration::ZERO;
+        assert_eq!(lifecycle.drain_delay(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
     async fn cut_ends_a_relay_that_does_not_close() {
         let lifecycle = Lifecycle::default();
-        let drain = CancellationToken::new();
         lifecycle.cut();
-        let own = CancellationToken::new();
-        let out = lifecycle
-            .supervise(&drain, own, std::future::pending::<()>())
-            .await;
+        let out = lifecycle.supervise(std::future::pending::<()>()).await;
         assert!(out.is_none());
     }
 }

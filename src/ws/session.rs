@@ -10,7 +10,6 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Route;
 use crate::limits::ConnectionPermit;
@@ -128,6 +127,7 @@ fn spawn_relay(
         ping_interval: route.ws.ping_interval,
         pong_timeout: route.ws.pong_timeout,
         close_timeout: CLOSE_TIMEOUT,
+        drain_delay: gateway.lifecycle.drain_delay(),
         deflate: backend.deflate,
         validate_utf8: route.ws.validate_utf8,
     };
@@ -150,19 +150,14 @@ fn spawn_relay(
         let stats = Arc::new(RelayStats::default());
         let route = &context.route.name;
         let accounted = SessionMetrics::start(&gateway.metrics, route, stats.clone());
-        let own = CancellationToken::new();
         // Built inline: a relay held in a local would be stored twice.
-        let supervised = gateway.lifecycle.supervise(
-            &gateway.shutdown,
-            own.clone(),
-            relay(
-                Leg::<TcpStream>::new(upgraded),
-                backend_io,
-                config,
-                stats.clone(),
-                own,
-            ),
-        );
+        let supervised = gateway.lifecycle.supervise(relay(
+            Leg::<TcpStream>::new(upgraded),
+            backend_io,
+            config,
+            stats.clone(),
+            gateway.shutdown.clone(),
+        ));
         match supervised.await {
             Some(report) => {
                 log_session_end(&context, &backend_label, &stats, &report);

@@ -45,6 +45,9 @@ pub(super) struct Conn<CR, CW, BR, BW> {
     ping_counter: u64,
     /// Set once our ping has been written; cleared by its pong.
     pong_deadline: Option<Instant>,
+    /// When the drain closes this connection with 1001, once shutdown was
+    /// signalled (`cfg.drain_delay` later).
+    going_away: Option<Instant>,
     client_close: Option<u16>,
     backend_close: Option<u16>,
     sent_to_client: Option<u16>,
@@ -70,6 +73,7 @@ where
             started: now,
             ping_counter: 0,
             pong_deadline: None,
+            going_away: None,
             client_close: None,
             backend_close: None,
             sent_to_client: None,
@@ -124,8 +128,11 @@ where
                         return end;
                     }
                 }
-                () = &mut cancelled, if open => {
-                    self.gateway_close(RelayEnd::Shutdown, "going away");
+                () = &mut cancelled, if open && self.going_away.is_none() => {
+                    self.going_away = Some(Instant::now() + self.cfg.drain_delay);
+                    if self.cfg.drain_delay.is_zero() {
+                        self.gateway_close(RelayEnd::Shutdown, "going away");
+                    }
                 }
             }
         }
@@ -137,10 +144,15 @@ where
             Phase::Closing { deadline, .. } => Some(deadline),
             Phase::Open => {
                 let ping = (!self.cfg.ping_interval.is_zero()).then_some(self.next_ping);
-                [ping, self.pong_deadline, self.idle_deadline()]
-                    .into_iter()
-                    .flatten()
-                    .min()
+                [
+                    ping,
+                    self.pong_deadline,
+                    self.going_away,
+                    self.idle_deadline(),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
             }
         }
     }
@@ -161,6 +173,10 @@ where
                 return None;
             }
             return Some(self.close_timed_out());
+        }
+        if self.going_away.is_some_and(|at| at <= now) {
+            self.gateway_close(RelayEnd::Shutdown, "going away");
+            return None;
         }
         if !self.cfg.ping_interval.is_zero() && self.next_ping <= now {
             self.send_ping();

@@ -61,6 +61,10 @@ pub struct RelayConfig {
     pub pong_timeout: Duration,
     /// How long to wait for the peer's close reply before giving up.
     pub close_timeout: Duration,
+    /// Once shutdown is signalled, how long this relay waits before it
+    /// closes both legs with 1001: its share of the drain spread, so that
+    /// clients do not all reconnect in the same instant.
+    pub drain_delay: Duration,
     /// permessage-deflate was negotiated: RSV1 may be set on the first frame
     /// of a data message.
     pub deflate: bool,

@@ -26,6 +26,7 @@ fn cfg() -> RelayConfig {
         ping_interval: Duration::ZERO,
         pong_timeout: Duration::from_secs(10),
         close_timeout: Duration::from_secs(5),
+        drain_delay: Duration::ZERO,
         deflate: false,
         validate_utf8: true,
     }
@@ -564,6 +565,25 @@ async fn shutdown_sends_1001_to_both_and_waits_for_replies() {
         (report.client_close, report.backend_close),
         (Some(1001), Some(1001))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_closes_after_the_relays_drain_delay() {
+    let delay = Duration::from_secs(7);
+    let mut h = start(RelayConfig {
+        drain_delay: delay,
+        ..cfg()
+    });
+    let started = tokio::time::Instant::now();
+    h.shutdown.cancel();
+    // Still relaying while it waits for its moment in the spread.
+    let frame = encode(0x82, b"still here", None);
+    h.backend.write_all(&frame).await.unwrap();
+    let mut echoed = vec![0; frame.len()];
+    h.client.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(echoed, frame);
+    assert_eq!(read_close(&mut h.client).await.unwrap().0, 1001);
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
 }
 
 #[tokio::test(start_paused = true)]
