@@ -6,28 +6,15 @@
 mod support;
 
 use serde_json::json;
-use support::backend::{Answer, Behaviour, WsBackend};
+use support::backend::{Behaviour, WsBackend};
 use support::client::WAIT;
-use support::fallback::{self as fb, text, texts, Session, Sse};
-use support::{one_route, TestGateway};
+use support::fallback::{self as fb, next_close, text, texts, Session, Sse};
+use support::TestGateway;
 
 const ORIGIN: &str = "http://chat.example.com";
 
 async fn setup(extra: &str) -> (TestGateway, WsBackend) {
-    setup_with(Behaviour::Echo, extra).await
-}
-
-async fn setup_with(behaviour: Behaviour, extra: &str) -> (TestGateway, WsBackend) {
-    let backend = WsBackend::start(Answer::AcceptFirst, behaviour).await;
-    let config = one_route(&[backend.url()], &format!("fallback = true\n{extra}"));
-    (TestGateway::start(&config).await, backend)
-}
-
-async fn next_close(backend: &mut WsBackend) -> (u16, String) {
-    tokio::time::timeout(WAIT, backend.closes.recv())
-        .await
-        .expect("backend close within the wait bound")
-        .unwrap()
+    fb::gateway_with(Behaviour::Echo, extra).await
 }
 
 #[tokio::test]
@@ -195,7 +182,7 @@ async fn a_full_buffer_stops_reading_the_backend_and_loses_nothing() {
 
 #[tokio::test]
 async fn close_travels_both_ways_with_code_and_reason() {
-    let (gw, mut backend) = setup_with(Behaviour::DieOnCommand, "").await;
+    let (gw, mut backend) = fb::gateway_with(Behaviour::DieOnCommand, "").await;
     let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
     s.send(
         1,

@@ -7,23 +7,14 @@ mod support;
 use serde_json::json;
 use support::backend::{Answer, Behaviour, WsBackend};
 use support::client::{raw_request, upgrade_request, WAIT};
-use support::fallback::{self as fb, text, texts, Session, Sse};
+use support::fallback::{self as fb, next_close, text, texts, Session, Sse};
 use support::{one_route, TestGateway};
 use wsgate::fallback::bridge::SHUTDOWN_ACK_WAIT;
 
 const ORIGIN: &str = "http://chat.example.com";
 
 async fn setup(extra: &str) -> (TestGateway, WsBackend) {
-    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
-    let config = one_route(&[backend.url()], &format!("fallback = true\n{extra}"));
-    (TestGateway::start(&config).await, backend)
-}
-
-async fn next_close(backend: &mut WsBackend) -> (u16, String) {
-    tokio::time::timeout(WAIT, backend.closes.recv())
-        .await
-        .expect("backend close within the wait bound")
-        .unwrap()
+    fb::gateway_with(Behaviour::Echo, extra).await
 }
 
 #[tokio::test]

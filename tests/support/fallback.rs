@@ -268,3 +268,23 @@ pub async fn stalled_reader(addr: SocketAddr, path: &str, origin: &str) -> TcpSt
     stream.write_all(request.as_bytes()).await.unwrap();
     stream
 }
+
+/// A gateway with one `fallback = true` route (plus `extra` route keys) in
+/// front of a backend behaving as `behaviour`.
+pub async fn gateway_with(
+    behaviour: super::backend::Behaviour,
+    extra: &str,
+) -> (super::TestGateway, super::backend::WsBackend) {
+    use super::backend::{Answer, WsBackend};
+    let backend = WsBackend::start(Answer::AcceptFirst, behaviour).await;
+    let config = super::one_route(&[backend.url()], &format!("fallback = true\n{extra}"));
+    (super::TestGateway::start(&config).await, backend)
+}
+
+/// The backend's next close (code, reason), within the wait bound.
+pub async fn next_close(backend: &mut super::backend::WsBackend) -> (u16, String) {
+    tokio::time::timeout(WAIT, backend.closes.recv())
+        .await
+        .expect("backend close within the wait bound")
+        .unwrap()
+}
