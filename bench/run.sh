@@ -15,6 +15,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 BIN="$BENCH/target/release"
 COMMAND="bench/run.sh $*"
 
@@ -84,22 +86,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# stop NAME: SIGTERM, up to 5 s, then SIGKILL; only processes we started.
-stop() {
-    local pid=${PID[$1]:-}
-    [[ -n $pid ]] || return 0
-    unset "PID[$1]"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    local i
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-source "$BENCH/lib.sh"
 
 # wait_ready URL: until one echo works, at most 10 s.
 wait_ready() {

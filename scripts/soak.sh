@@ -22,6 +22,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH="$ROOT/bench"
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 BIN="$BENCH/target/release"
 COMMAND="scripts/soak.sh${*:+ $*}"
 
@@ -62,21 +64,6 @@ log() { printf '[soak.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 TMP=$(mktemp -d /tmp/wsgate-soak.XXXXXX)
 declare -A PID=()
 
-# stop NAME: SIGTERM, up to 5 s, then SIGKILL; only processes we started.
-stop() {
-    local pid=${PID[$1]:-}
-    [[ -n $pid ]] || return 0
-    unset "PID[$1]"
-    kill -TERM "$pid" 2>/dev/null || return 0
-    local i
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
     local name
     for name in "${!PID[@]}"; do
@@ -91,7 +78,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-source "$BENCH/lib.sh"
 
 # wait_listening PORT: until something listens there, at most 10 s.
 wait_listening() {

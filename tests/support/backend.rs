@@ -559,15 +559,9 @@ pub async fn hang_up_backend() -> (SocketAddr, Arc<AtomicUsize>) {
         while let Ok((mut stream, _)) = listener.accept().await {
             let c = c.clone();
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                if read_head(&mut stream).await.ends_with("\r\n\r\n") {
+                    c.fetch_add(1, Ordering::SeqCst);
                 }
-                c.fetch_add(1, Ordering::SeqCst);
             });
         }
     });

@@ -25,19 +25,7 @@ pub async fn scrape(admin: SocketAddr) -> String {
 /// The value of the sample `name` whose labels include every `labels` pair;
 /// 0 when there is none (a counter that never moved is not exported).
 pub fn value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exposition
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.rsplit_once(' '))
-        .filter(|(series, _)| {
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            metric == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|(_, v)| v.parse::<f64>().unwrap())
-        .sum()
+    samples(exposition, name, labels).sum()
 }
 
 /// The value of a metric right now (see [`value`]).
@@ -242,19 +230,7 @@ impl Drop for Binary {
 /// pair, or `None` when no such sample is exported — unlike [`value`],
 /// which reads a missing metric as 0.
 pub fn sample(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let matching: Vec<f64> = exposition
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.rsplit_once(' '))
-        .filter(|(series, _)| {
-            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
-            metric == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-        })
-        .map(|(_, v)| v.parse::<f64>().unwrap())
-        .collect();
+    let matching: Vec<f64> = samples(exposition, name, labels).collect();
     assert!(matching.len() <= 1, "{name}{labels:?}: several samples");
     matching.first().copied()
 }
@@ -283,4 +259,24 @@ pub fn buckets(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Vec<(f6
             Some((le, v.parse().unwrap()))
         })
         .collect()
+}
+
+/// The values of the samples `name` whose labels include every `labels` pair.
+fn samples<'a>(
+    exposition: &'a str,
+    name: &'a str,
+    labels: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = f64> + 'a {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(move |(series, _)| {
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, v)| v.parse::<f64>().unwrap())
 }
