@@ -1,36 +1,49 @@
 //! wsgate: a TLS-terminating reverse proxy built for WebSocket.
 //!
-//! Architecture map (one job per module):
+//! Layers, top to bottom. Each module imports only from the layers below
+//! it (`tests/it/layers.rs` reads `src/` and fails on any edge that points
+//! up or sideways into a cycle):
 //!
 //! ```text
-//! main.rs        CLI, tracing, exit codes — a thin shell over this library
-//! config/        TOML file format → validated runtime Config
-//! routing        host + whole-segment path prefix matching
-//! server/        accept loops and the per-connection hyper service
-//! tls/           TLS termination, certificate reload, backend TLS
-//! ws/            handshake checks, backend dial, frame codec, relay
-//! fallback/      long-poll / SSE sessions bridged to a backend WebSocket
-//! proxy/         plain HTTP forwarding; the one place errors become responses
-//! limits         connection, per-address and handshake limits
-//! builtin        the in-process echo backend and demo page of the default config
-//! ops/           metrics, admin endpoints, drain, hot reload, request ids, logs
+//! run         assembly: bind, serve, reload, the drain's stages in order
+//! server      accept loops, per-connection serving, over-limit refusals, admin
+//! gateway     per-request dispatch: upgrade | fallback | plain; narrow contexts
+//! builtin     the in-process echo backend and demo page of the default config
+//! fallback    long-poll / SSE sessions bridged to a backend WebSocket
+//! proxy       plain HTTP forwarding
+//! ws          admission (checks, handshake slot, dial), the 101, frames, relay
+//! upstream    reaching backends: connector, balancing, backend TLS
+//! tls         listener certificates: files, SNI, handshake, reload
+//! telemetry   metrics, live relays, request ids, logging (plain labels)
+//! shutdown    one handle, one method per drain stage
+//! http        body, headers, client info, the request-path error and the
+//!             one function that turns it into a response
+//! limits      connection, per-address and handshake limits
+//! net         socket helpers
+//! routing     host + whole-segment path prefix matching
+//! config      TOML file format → validated runtime Config
 //! ```
 //!
-//! A request flows: `server` accepts → `routing` picks a route → either
-//! `ws::handshake` checks the upgrade, `ws::dial` opens the backend and
-//! `ws::relay` pumps frames, or `proxy` forwards plain HTTP. `/_wsgate/`
-//! requests go to `fallback` before routing when a route offers it. Every
-//! request-path failure is a `proxy::error::ProxyError`, turned into a response
-//! by one function.
+//! A request flows down once: `server` accepts and serves the connection →
+//! `gateway` classifies and routes it → `ws::admit` checks an upgrade (or a
+//! fallback open), takes a handshake slot and dials through `upstream` →
+//! `ws::relay` pumps frames (or `fallback` bridges the session); a plain
+//! request goes to `proxy`. Every request-path failure is an
+//! `http::error::ProxyError`, turned into a response by one function.
 
 pub mod builtin;
 pub mod config;
 pub mod fallback;
+pub mod gateway;
+pub mod http;
 pub mod limits;
-pub mod ops;
+pub mod net;
 pub mod proxy;
 pub mod routing;
+pub mod run;
 pub mod server;
+pub mod shutdown;
+pub mod telemetry;
 pub mod tls;
 pub mod upstream;
 pub mod ws;
@@ -41,7 +54,7 @@ use std::io;
 use tokio::net::TcpListener;
 
 use config::Config;
-pub use ops::run::{run_with, RunOptions};
+pub use run::{run_with, RunOptions};
 
 /// Runs the gateway on already-bound listeners (one per `config.listeners`
 /// entry, same order) until `shutdown` completes, then drains: stop

@@ -8,11 +8,10 @@
 //!
 //! A connection over a limit is not dropped silently: it gets one short HTTP
 //! answer (503, or 429 for the per-address limit) with `Retry-After`, served
-//! by [`refuse`] with a tight read deadline — on a TLS listener inside TLS,
-//! after a handshake held to the same deadline (`crate::server`). Beyond
-//! [`REFUSAL_SLOTS`] such answers in flight, further excess connections are
-//! closed at once, so a flood cannot turn the refusals themselves into the
-//! exhaustion.
+//! by the server layer with a tight read deadline ([`REFUSAL_READ_TIMEOUT`]).
+//! Beyond [`REFUSAL_SLOTS`] such answers in flight, further excess
+//! connections are closed at once, so a flood cannot turn the refusals
+//! themselves into the exhaustion.
 //!
 //! Every bound a client can run into is a [`Limit`], whose label is the one
 //! name it has on `/metrics` (`wsgate_limit_refusals_total{limit}`). This
@@ -21,20 +20,15 @@
 //! live in the metrics registry and nowhere else.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use http::StatusCode;
 use tokio::sync::Notify;
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
-use hyper::rt::{Read, Write};
-use hyper_util::rt::TokioTimer;
-
-use crate::proxy::body::{full, Body};
+pub use crate::config::LimitSettings;
 
 /// How long a refused client may take to send its request head before the
 /// connection is cut: an over-limit client gets no generosity.
@@ -47,19 +41,6 @@ pub const REFUSAL_SLOTS: usize = 256;
 /// The `Retry-After` seconds sent with every refusal: long enough to spread a
 /// reconnect storm, short enough that a browser retrying is not stalled.
 pub const RETRY_AFTER_SECS: u64 = 1;
-
-/// Configured limits, `[limits]`; a zero count means "no limit".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitSettings {
-    /// Client connections (HTTP and upgraded WebSocket) held at once.
-    pub max_connections: usize,
-    /// Client connections held at once per client address (IPv6 by /64).
-    pub max_connections_per_ip: usize,
-    /// WebSocket upgrades in progress at once (request received, 101 not yet sent).
-    pub max_handshakes: usize,
-    /// Largest request head (request line plus headers); larger → 431.
-    pub max_header_size: usize,
-}
 
 /// Every bound a client can run into, as counted on `/metrics`.
 ///
@@ -161,19 +142,6 @@ impl Refusal {
     /// A label for logs and metrics: the limit's.
     pub fn reason(self) -> &'static str {
         self.limit().label()
-    }
-
-    /// The refusal response: status, `Retry-After`, a one-line body.
-    pub fn to_response(self) -> Response<Body> {
-        let mut response = Response::new(full(format!("over limit: {}\n", self.reason())));
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        response
     }
 }
 
@@ -369,37 +337,6 @@ impl Drop for RefusalPermit {
         self.state.refusals.fetch_sub(1, Ordering::AcqRel);
     }
 }
-
-/// Answers every request on `io` with `refusal` and closes: keep-alive off,
-/// a short head deadline, a small head buffer. Works on plain TCP and on a
-/// TLS stream alike.
-pub async fn refuse<I>(io: I, refusal: Refusal, permit: RefusalPermit)
-where
-    I: Read + Write + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
-        Ok::<_, Infallible>(refusal.to_response())
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive(false)
-        .max_buf_size(MIN_HEADER_BUF)
-        .max_header_size(MIN_HEADER_BUF)
-        .header_read_timeout(REFUSAL_READ_TIMEOUT);
-    let result = tokio::time::timeout(
-        REFUSAL_READ_TIMEOUT * 2,
-        builder.serve_connection(io, service),
-    )
-    .await;
-    drop(permit);
-    if let Ok(Err(e)) = result {
-        tracing::debug!(error = %e, "refused connection ended with an error");
-    }
-}
-
-/// hyper's smallest allowed read buffer (it asserts at least 8 KiB).
-pub const MIN_HEADER_BUF: usize = 8 * 1024;
 
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,9 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use wsgate::config::{Config, LogFormat};
-use wsgate::ops::logging;
-use wsgate::ops::reload::{self, load_verified};
+use wsgate::run::check::{load_verified, verified};
+use wsgate::run::reload;
+use wsgate::telemetry::logging;
 use wsgate::RunOptions;
 
 /// The config file used when `--config` is not given.
@@ -94,7 +95,7 @@ fn health(url: &str) -> ExitCode {
         .enable_all()
         .build();
     let result = match runtime {
-        Ok(runtime) => runtime.block_on(wsgate::ops::admin::probe(url)),
+        Ok(runtime) => runtime.block_on(wsgate::server::admin::probe(url)),
         Err(e) => Err(e.to_string()),
     };
     match result {
@@ -144,10 +145,7 @@ fn load(path: Option<&Path>) -> Result<Config, String> {
         None => (
             Config::parse(EMBEDDED_CONFIG, Path::new("."))
                 .map_err(|e| e.0.iter().map(ToString::to_string).collect())
-                .and_then(|config| match wsgate::tls::check(&config) {
-                    errors if errors.is_empty() => Ok(config),
-                    errors => Err(errors),
-                }),
+                .and_then(verified),
             "embedded default config".to_string(),
         ),
     };

@@ -309,7 +309,7 @@ async fn begin_drain(gw: &mut TestGateway) {
     gw.begin_stop();
     let shutdown = gw.gateway.shutdown.clone();
     eventually("the drain to start", || {
-        std::future::ready(shutdown.is_cancelled())
+        std::future::ready(shutdown.closing().is_cancelled())
     })
     .await;
 }

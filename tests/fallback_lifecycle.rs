@@ -9,7 +9,7 @@ use support::backend::{Answer, Behaviour, WsBackend};
 use support::client::{raw_request, upgrade_request, WAIT};
 use support::fallback::{self as fb, next_close, text, texts, Session, Sse};
 use support::{one_route, TestGateway};
-use wsgate::fallback::bridge::SHUTDOWN_ACK_WAIT;
+use wsgate::shutdown::SHUTDOWN_ACK_WAIT;
 
 const ORIGIN: &str = "http://chat.example.com";
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use wsgate::ops::reload::ReloadOutcome;
+use wsgate::run::reload::ReloadOutcome;
 
 use support::backend::{Answer, Behaviour, WsBackend};
 use support::client::{connect, raw_request, upgrade_request, ws_request, Ws, WAIT};

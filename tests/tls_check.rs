@@ -45,7 +45,7 @@ fn every_certificate_problem_is_named_with_its_key_path_and_file() {
     let extra = format!("client_ca = {:?}", pki.dir.path().join("no-ca.pem"));
     let toml = tls_config(&certs.join(", "), &extra);
     let config = Config::parse(&toml, Path::new(".")).unwrap();
-    let errors = wsgate::tls::check(&config);
+    let errors = wsgate::run::check::check(&config);
     let expect = [
         ("listeners[0].tls.certs[1].cert", "missing.pem"),
         ("listeners[0].tls.certs[2].key", "does not belong"),
@@ -100,7 +100,7 @@ fn certificate_expiring_soon_is_a_warning_not_an_error() {
         loaded.warnings[0].contains("expires in 4 days")
             || loaded.warnings[0].contains("expires in 5 days")
     );
-    assert!(wsgate::tls::check(&config).is_empty());
+    assert!(wsgate::run::check::check(&config).is_empty());
 }
 
 #[tokio::test]
@@ -174,7 +174,7 @@ async fn pkcs1_rsa_and_sec1_ec_keys_load_and_serve() {
         let toml = tls_config(&pair(&site.cert, &site.key), "");
         let config = Config::parse(&toml, Path::new(".")).unwrap();
         assert_eq!(
-            wsgate::tls::check(&config),
+            wsgate::run::check::check(&config),
             Vec::<String>::new(),
             "{format:?}"
         );

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::proxy::body::{empty, full, Body};
+use crate::http::body::{empty, full, Body};
 use crate::ws::handshake::{accept_key, offered_protocols};
 
 /// The demo page: opens a socket to the echo route and shows the transport.

@@ -46,8 +46,25 @@ pub struct ServerSettings {
     /// How log lines are written.
     pub log_format: LogFormat,
     /// Connection limits, `[limits]`.
-    pub limits: crate::limits::LimitSettings,
+    pub limits: LimitSettings,
 }
+
+/// Configured connection limits, `[limits]`; a zero count means "no limit".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// Client connections (HTTP and upgraded WebSocket) held at once.
+    pub max_connections: usize,
+    /// Client connections held at once per client address (IPv6 by /64).
+    pub max_connections_per_ip: usize,
+    /// WebSocket upgrades in progress at once (request received, 101 not yet sent).
+    pub max_handshakes: usize,
+    /// Largest request head (request line plus headers); larger → 431.
+    pub max_header_size: usize,
+}
+
+/// hyper's smallest allowed read buffer (it asserts at least 8 KiB): the
+/// floor of `max_header_size`, and the head buffer of a refusal.
+pub const MIN_HEADER_BUF: usize = 8 * 1024;
 
 /// `server.log_format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

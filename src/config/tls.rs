@@ -1,6 +1,7 @@
 //! Runtime TLS settings: what a listener terminates and how a route dials
 //! its `wss://` / `https://` backends. Kept apart from the rest of the
-//! runtime config because only `crate::tls` reads them.
+//! runtime config because only the TLS layers (`tls`, `upstream::tls`) read
+//! them.
 
 use std::path::PathBuf;
 use std::time::Duration;

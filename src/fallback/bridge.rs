@@ -4,7 +4,7 @@
 //! here, and must mask). Reading and writing run concurrently so a backend
 //! that writes while we write cannot deadlock us; reading pauses while the
 //! session's outbox is full, which is the backpressure the backend feels.
-//! The task is on `Lifecycle::fallback`, so a drain waits for it, and it
+//! The task is tracked by the drain ([`Shutdown::track_session`]), and it
 //! ends on expiry (backend 1001), on the client's abort, or once the close
 //! is over and the client has acknowledged it. On shutdown the backend gets
 //! 1001 at once, but the client's 1012 ("reconnect") is an event like any
@@ -14,7 +14,6 @@
 //! session gone (404) instead of being told to reconnect.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -30,28 +29,13 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::Payload;
 use super::session::Session;
 use super::store::SessionStore;
+use crate::shutdown::Shutdown;
+use crate::ws::close::{CLOSE_TIMEOUT, GOING_AWAY, INTERNAL_ERROR, NO_STATUS, SERVICE_RESTART};
 
 /// The backend WebSocket of a session.
 pub type BackendWs = WebSocketStream<TokioIo<Upgraded>>;
 type Sink = SplitSink<BackendWs, Message>;
 type Stream = SplitStream<BackendWs>;
-
-/// How long the gateway waits for a backend's close reply.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Close code the client gets when the gateway shuts down: "service
-/// restart", i.e. reconnect (RFC 6455 registry, 1012).
-pub const SHUTDOWN_CODE: u16 = 1012;
-
-/// How long the drain keeps taking requests so that every fallback client
-/// can collect its 1012 (capped at half of `shutdown_grace`). A live
-/// long-poll client polls again at once and the bundled client retries a
-/// failed poll after 0.1, 0.25, 0.5, 1 and 2 s; an event stream gets the
-/// 1012 immediately.
-pub const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(5);
-
-/// Close code the client gets when the backend connection fails.
-const BACKEND_LOST_CODE: u16 = 1011;
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,37 +52,28 @@ enum End {
     Aborted,
 }
 
-/// The gateway's drain as a bridge sees it.
-#[derive(Debug, Clone)]
-pub struct Drain {
-    /// Cancelled when the drain starts: the backend gets 1001, the client
-    /// 1012 (`Lifecycle::fallback_drain`).
-    pub started: CancellationToken,
-    /// Cancelled when the gateway stops taking requests: nobody can collect
-    /// an event any more, so waiting for an acknowledgement is pointless
-    /// (`Gateway::shutdown`).
-    pub unreachable: CancellationToken,
-}
-
-/// Starts the session's bridge on the gateway's fallback tracker.
+/// Starts the session's bridge as a task the drain waits for. When the
+/// drain begins the backend gets 1001 and the client 1012; once the gateway
+/// takes no more requests (the drain's closing stage), nobody can collect
+/// an event any more, so the bridge stops waiting for an acknowledgement.
 pub fn spawn(
-    tracker: &tokio_util::task::TaskTracker,
-    drain: Drain,
+    shutdown: &Shutdown,
     store: Arc<dyn SessionStore>,
     session: Arc<Session>,
     ws: BackendWs,
-    upstream: mpsc::Receiver<Payload>,
+    inbox: mpsc::Receiver<Payload>,
 ) {
-    tracker.spawn(async move {
+    let drain = shutdown.clone();
+    shutdown.track_session(async move {
         let (mut sink, mut stream) = ws.split();
         let end = tokio::select! {
             biased;
-            _ = drain.started.cancelled() => End::Shutdown,
+            _ = drain.draining().cancelled() => End::Shutdown,
             _ = session.aborted.cancelled() => End::Aborted,
             _ = expiry(&session) => End::Expired,
-            end = pump(&mut sink, &mut stream, upstream, &session) => end,
+            end = pump(&mut sink, &mut stream, inbox, &session) => end,
         };
-        finish(end, &session, sink, stream, &drain.unreachable).await;
+        finish(end, &session, sink, stream, drain.closing()).await;
         store.remove(&session.id);
         session.gone.cancel();
         session.stats.ended(end == End::Expired);
@@ -110,12 +85,12 @@ pub fn spawn(
 async fn pump(
     sink: &mut Sink,
     stream: &mut Stream,
-    upstream: mpsc::Receiver<Payload>,
+    inbox: mpsc::Receiver<Payload>,
     session: &Session,
 ) -> End {
     tokio::select! {
         end = read_backend(stream, session) => end,
-        () = write_backend(sink, upstream) => End::BackendLost,
+        () = write_backend(sink, inbox) => End::BackendLost,
     }
 }
 
@@ -155,9 +130,9 @@ async fn wait_for_space(session: &Session) {
     }
 }
 
-/// Upstream queue → backend. Returns when the backend cannot be written.
-async fn write_backend(sink: &mut Sink, mut upstream: mpsc::Receiver<Payload>) {
-    while let Some(payload) = upstream.recv().await {
+/// Inbox → backend. Returns when the backend cannot be written.
+async fn write_backend(sink: &mut Sink, mut inbox: mpsc::Receiver<Payload>) {
+    while let Some(payload) = inbox.recv().await {
         let message = match payload {
             Payload::Text(text) => Message::Text(text),
             Payload::Binary(data) => Message::Binary(data.to_vec()),
@@ -180,22 +155,22 @@ async fn finish(
     unreachable: &CancellationToken,
 ) {
     let to_backend = match end {
-        End::Shutdown => Some((1001, "gateway shutting down".to_string())),
-        End::Expired => Some((1001, "fallback session expired".to_string())),
+        End::Shutdown => Some((GOING_AWAY, "gateway shutting down".to_string())),
+        End::Expired => Some((GOING_AWAY, "fallback session expired".to_string())),
         End::Aborted => match session.take_abort() {
             Some(Payload::Close { code, reason }) => Some((code, reason)),
-            _ => Some((1005, String::new())),
+            _ => Some((NO_STATUS, String::new())),
         },
         End::BackendClosed | End::BackendLost => None,
     };
     // The client first: a held poll answers while the backend says goodbye.
     match end {
         End::Shutdown => session.push(Payload::Close {
-            code: SHUTDOWN_CODE,
+            code: SERVICE_RESTART,
             reason: "gateway restarting; reconnect".into(),
         }),
         End::BackendLost => session.push(Payload::Close {
-            code: BACKEND_LOST_CODE,
+            code: INTERNAL_ERROR,
             reason: "backend connection lost".into(),
         }),
         _ => {}
@@ -232,7 +207,7 @@ async fn close_backend(sink: &mut Sink, mut stream: Stream, code: u16, reason: S
 
 /// A close frame; 1005 means "no status" and sends an empty close.
 fn close_frame(code: u16, reason: String) -> Option<CloseFrame<'static>> {
-    (code != 1005).then(|| CloseFrame {
+    (code != NO_STATUS).then(|| CloseFrame {
         code: CloseCode::from(code),
         reason: reason.into(),
     })

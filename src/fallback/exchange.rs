@@ -9,8 +9,8 @@ use http::Response;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::proxy::body::{full, Body};
-use crate::proxy::error::ProxyError;
+use crate::http::body::{full, Body};
+use crate::http::error::ProxyError;
 
 /// The decoded `name=value` pairs of a query string, in order.
 pub fn query_pairs(query: Option<&str>) -> Result<Vec<(String, String)>, ProxyError> {

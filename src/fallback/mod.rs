@@ -5,34 +5,35 @@
 //! ```text
 //! protocol    wire format: ids, events, batches
 //! exchange    query strings, bounded bodies, response headers
-//! open        POST /_wsgate/open: the WebSocket path's checks, dial, session
-//! downstream  GET …/poll and GET …/sse
-//! upstream    POST …/send and POST …/close
+//! open        POST /_wsgate/open: the WebSocket's admission, then a session
+//! poll        GET …/poll and GET …/sse: events to the client
+//! post        POST …/send and POST …/close: messages from the client
 //! session     one session's buffers and sequence numbers
 //! bridge      the task holding the backend WebSocket
 //! store       where sessions live (a trait, for a later shared store)
 //! stats       counters for metrics
 //! ```
+//!
+//! The gateway's dispatch decides which [`Endpoint`] a request is and, for
+//! an open, which route its target path picks, exactly as for an upgrade.
 
 pub mod bridge;
-pub mod downstream;
 pub mod exchange;
 pub mod open;
+pub mod poll;
+pub mod post;
 pub mod protocol;
 pub mod session;
 pub mod stats;
 pub mod store;
-pub mod upstream;
 
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
 
-use crate::proxy::body::{full, Body};
-use crate::proxy::error::ProxyError;
-use crate::proxy::headers::ClientInfo;
-use crate::server::gateway::{Gateway, RouteTable};
+use crate::http::body::{full, Body};
+use crate::http::error::ProxyError;
 use protocol::SessionId;
 use session::Session;
 pub use stats::{FallbackStats, SessionMeter, StatsSnapshot};
@@ -89,56 +90,82 @@ impl Default for Fallback {
 const SESSION_PREFIX: &str = "/_wsgate/s/";
 
 /// Whether the gateway answers this path itself: a session endpoint always,
-/// any other `/_wsgate/` path while some route offers the fallback
+/// any other `/_wsgate/` path while some route `offers` the fallback
 /// (otherwise the path is routed as usual).
-pub fn handles(table: &RouteTable, path: &str) -> bool {
-    path.starts_with(SESSION_PREFIX)
-        || (path.starts_with(PREFIX) && table.router.routes().iter().any(|r| r.fallback))
+pub fn handles(path: &str, offered: bool) -> bool {
+    path.starts_with(SESSION_PREFIX) || (offered && path.starts_with(PREFIX))
 }
 
-/// Answers one fallback request.
-pub async fn handle(
-    gateway: &Arc<Gateway>,
-    req: Request<Incoming>,
-    client: ClientInfo,
-) -> Result<Response<Body>, ProxyError> {
-    let path = req.uri().path().to_owned();
+/// The fallback endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    /// `GET /_wsgate/client.js`.
+    ClientJs,
+    /// `POST /_wsgate/open`.
+    Open,
+    /// `/_wsgate/s/<id>/<action>`.
+    Session(&'a str, Action),
+}
+
+/// What a request does to an open session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `GET …/poll`.
+    Poll,
+    /// `GET …/sse`.
+    Sse,
+    /// `POST …/send`.
+    Send,
+    /// `POST …/close`.
+    Close,
+}
+
+/// The endpoint a `/_wsgate/` request names, or a 404.
+pub fn endpoint<'a>(method: &Method, path: &'a str) -> Result<Endpoint<'a>, ProxyError> {
     let rest = path.strip_prefix(PREFIX).unwrap_or_default();
     let segments: Vec<&str> = rest.split('/').collect();
-    match (req.method(), segments.as_slice()) {
-        (&Method::GET, ["client.js"]) => Ok(client_js()),
-        (&Method::POST, ["open"]) => open::open(gateway, req, client).await,
-        (&Method::GET, ["s", id, "poll"]) => {
-            downstream::poll(session_for(gateway, id, &req)?, req).await
+    Ok(match (method, segments.as_slice()) {
+        (&Method::GET, ["client.js"]) => Endpoint::ClientJs,
+        (&Method::POST, ["open"]) => Endpoint::Open,
+        (&Method::GET, ["s", id, "poll"]) => Endpoint::Session(id, Action::Poll),
+        (&Method::GET, ["s", id, "sse"]) => Endpoint::Session(id, Action::Sse),
+        (&Method::POST, ["s", id, "send"]) => Endpoint::Session(id, Action::Send),
+        (&Method::POST, ["s", id, "close"]) => Endpoint::Session(id, Action::Close),
+        _ => return Err(ProxyError::FallbackEndpoint),
+    })
+}
+
+impl Fallback {
+    /// Answers one request on an open session.
+    pub async fn serve(
+        &self,
+        id: &str,
+        action: Action,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let session = self.session_for(id, &req)?;
+        match action {
+            Action::Poll => poll::poll(session, req).await,
+            Action::Sse => poll::sse(session, req),
+            Action::Send => post::send(session, req).await,
+            Action::Close => post::close(session, req).await,
         }
-        (&Method::GET, ["s", id, "sse"]) => downstream::sse(session_for(gateway, id, &req)?, req),
-        (&Method::POST, ["s", id, "send"]) => {
-            upstream::send(session_for(gateway, id, &req)?, req).await
-        }
-        (&Method::POST, ["s", id, "close"]) => {
-            upstream::close(session_for(gateway, id, &req)?, req).await
-        }
-        _ => Err(ProxyError::FallbackEndpoint),
+    }
+
+    /// The session a request names, if it exists and the request's Origin
+    /// is the one that opened it.
+    fn session_for(&self, id: &str, req: &Request<Incoming>) -> Result<Arc<Session>, ProxyError> {
+        let session = SessionId::parse(id)
+            .and_then(|id| self.store.get(&id))
+            .ok_or(ProxyError::SessionUnknown)?;
+        session.check_origin(req.headers())?;
+        session.touch();
+        Ok(session)
     }
 }
 
-/// The session a request names, if it exists and the request's Origin is
-/// the one that opened it.
-fn session_for(
-    gateway: &Gateway,
-    id: &str,
-    req: &Request<Incoming>,
-) -> Result<Arc<Session>, ProxyError> {
-    let session = SessionId::parse(id)
-        .and_then(|id| gateway.fallback.store.get(&id))
-        .ok_or(ProxyError::SessionUnknown)?;
-    session.check_origin(req.headers())?;
-    session.touch();
-    Ok(session)
-}
-
 /// The JavaScript client; cacheable, it changes only with the gateway.
-fn client_js() -> Response<Body> {
+pub fn client_js() -> Response<Body> {
     let mut response = Response::new(full(CLIENT_JS));
     let headers = response.headers_mut();
     headers.insert(

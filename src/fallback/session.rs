@@ -1,10 +1,10 @@
 //! One session's state, shared by its HTTP requests and its bridge task.
 //!
-//! Downstream, events wait in an outbox until the client acknowledges them,
-//! so a lost poll response is simply delivered again. Upstream, the next
+//! To the client, events wait in an outbox until the client acknowledges them,
+//! so a lost poll response is simply delivered again. To the backend, the next
 //! expected sequence number makes a retried POST harmless. Both halves are
 //! bounded: the outbox by `fallback_buffer` bytes (the bridge stops reading
-//! the backend when it is full), the upstream queue by [`UPSTREAM_QUEUE`].
+//! the backend when it is full), the inbox by [`INBOX_QUEUE`].
 //!
 //! A session expires after `fallback_session_timeout` without the client.
 //! An open poll or stream counts as the client being there only while it
@@ -24,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 use super::protocol::{Batch, Payload, SessionId};
 use super::stats::SessionMeter;
 use crate::config::FallbackSettings;
-use crate::proxy::error::ProxyError;
+use crate::http::error::ProxyError;
 
 /// Messages queued for the backend writer; a POST waits when it is full.
-pub const UPSTREAM_QUEUE: usize = 64;
+pub const INBOX_QUEUE: usize = 64;
 
 /// Room for the JSON around one message in a POST body
 /// (`{"ack":…,"seq":…,"messages":[{"binary":"…"}]}` with 20-digit numbers).
@@ -46,7 +46,7 @@ pub struct SessionInit {
     pub route_index: usize,
     /// The route's fallback tuning.
     pub settings: FallbackSettings,
-    /// The route's `max_message_size`, applied to upstream messages.
+    /// The route's `max_message_size`, applied to the client's messages.
     pub max_message: u64,
     /// Counters to update.
     pub stats: SessionMeter,
@@ -63,7 +63,7 @@ pub struct Session {
     pub client_ip: IpAddr,
     /// Fallback tuning of the route.
     pub settings: FallbackSettings,
-    /// Largest upstream message.
+    /// Largest message from the client.
     pub max_message: u64,
     /// Counters to update.
     pub stats: SessionMeter,
@@ -74,8 +74,9 @@ pub struct Session {
     /// Bumped on every downstream change, waking polls, streams and the
     /// bridge's reader waiting for space.
     changed: watch::Sender<()>,
-    /// Upstream sequencing; async because a POST waits for queue space.
-    up: tokio::sync::Mutex<Upstream>,
+    /// Sequencing of the client's messages; async because a POST waits for
+    /// queue space.
+    inbox: tokio::sync::Mutex<Inbox>,
     /// When the client was last seen, and whether a poll or stream is open.
     activity: Mutex<Activity>,
     /// The client's `POST …/close`, taken by the bridge.
@@ -110,9 +111,9 @@ struct Outbox {
     state: DownState,
 }
 
-/// Where the upstream stream is.
+/// Where the client's message stream is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum UpState {
+enum InboxState {
     /// Messages are accepted.
     Open,
     /// The client's close went to the backend; nothing more is accepted.
@@ -120,10 +121,10 @@ enum UpState {
 }
 
 #[derive(Debug)]
-struct Upstream {
+struct Inbox {
     next_seq: u64,
     tx: mpsc::Sender<Payload>,
-    state: UpState,
+    state: InboxState,
 }
 
 #[derive(Debug)]
@@ -148,9 +149,9 @@ impl Drop for Attached {
 }
 
 impl Session {
-    /// A new session and the receiving end of its upstream queue.
+    /// A new session and the receiving end of its inbox.
     pub fn new(init: SessionInit) -> (Arc<Session>, mpsc::Receiver<Payload>) {
-        let (tx, rx) = mpsc::channel(UPSTREAM_QUEUE);
+        let (tx, rx) = mpsc::channel(INBOX_QUEUE);
         let session = Session {
             id: init.id,
             route_index: init.route_index,
@@ -169,10 +170,10 @@ impl Session {
                 state: DownState::Open,
             }),
             changed: watch::Sender::new(()),
-            up: tokio::sync::Mutex::new(Upstream {
+            inbox: tokio::sync::Mutex::new(Inbox {
                 next_seq: 1,
                 tx,
-                state: UpState::Open,
+                state: InboxState::Open,
             }),
             activity: Mutex::new(Activity {
                 last_seen: Instant::now(),
@@ -340,20 +341,20 @@ impl Session {
     }
 
     /// Applies a batch in sequence order, skipping messages already applied
-    /// (a retried POST). Returns the last applied upstream seq.
+    /// (a retried POST). Returns the last applied seq.
     pub async fn send_batch(&self, batch: Batch) -> Result<u64, ProxyError> {
-        let mut up = self.up.lock().await;
+        let mut inbox = self.inbox.lock().await;
         for (seq, payload) in (batch.first_seq..).zip(batch.messages) {
-            if seq < up.next_seq {
+            if seq < inbox.next_seq {
                 continue;
             }
-            if seq > up.next_seq {
+            if seq > inbox.next_seq {
                 return Err(ProxyError::BadFallbackRequest(format!(
                     "message seq {seq} skips {}; resend from there",
-                    up.next_seq
+                    inbox.next_seq
                 )));
             }
-            if up.state == UpState::Closing {
+            if inbox.state == InboxState::Closing {
                 return Err(ProxyError::SessionClosed);
             }
             if payload.size() as u64 > self.max_message {
@@ -363,20 +364,20 @@ impl Session {
             }
             // Cancel-safe: if the request is dropped while waiting, neither the
             // message nor the seq advance happens.
-            let permit = up
+            let permit = inbox
                 .tx
                 .reserve()
                 .await
                 .map_err(|_| ProxyError::SessionClosed)?;
             let closing = matches!(payload, Payload::Close { .. });
             permit.send(payload);
-            up.next_seq += 1;
+            inbox.next_seq += 1;
             match closing {
-                true => up.state = UpState::Closing,
+                true => inbox.state = InboxState::Closing,
                 false => self.stats.to_backend(),
             }
         }
-        Ok(up.next_seq - 1)
+        Ok(inbox.next_seq - 1)
     }
 
     /// The client abandons the session (`POST …/close`).

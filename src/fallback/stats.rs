@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::Transport;
-use crate::ops::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// Fallback counters, shared by every session of a gateway.
 #[derive(Debug, Default)]

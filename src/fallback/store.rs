@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use super::protocol::SessionId;
 use super::session::Session;
-use crate::proxy::error::ProxyError;
+use crate::http::error::ProxyError;
 
 /// The set of open sessions, with the per-client cap.
 pub trait SessionStore: Send + Sync + Debug {

@@ -109,13 +109,6 @@ fn ipv6_is_keyed_by_its_64_prefix_and_mapped_v4_as_v4() {
 }
 
 #[test]
-fn refusal_response_has_retry_after() {
-    let response = Refusal::Handshakes.to_response();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-}
-
-#[test]
 fn every_limit_has_its_own_label_and_is_documented() {
     let metrics_doc = include_str!("../../docs/metrics.md");
     let security_doc = include_str!("../../docs/security.md");

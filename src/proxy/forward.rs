@@ -9,9 +9,10 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
 use crate::config::Route;
-use crate::proxy::body::{boxed, Body};
-use crate::proxy::error::ProxyError;
-use crate::proxy::headers::{add_forwarding, strip_hop_by_hop, ClientInfo};
+use crate::http::body::{boxed, Body};
+use crate::http::client::ClientInfo;
+use crate::http::error::ProxyError;
+use crate::http::headers::{add_forwarding, strip_hop_by_hop};
 use crate::upstream::{backend_label, http1_sender, Balancer, Connector};
 
 /// Sends `req` to one of the route's backends and returns its response.

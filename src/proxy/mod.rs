@@ -1,6 +1,3 @@
-//! Plain HTTP: forwarding, header rewriting, and request-path errors.
+//! Plain HTTP: a non-upgrade request forwarded to a route's backend.
 
-pub mod body;
-pub mod error;
 pub mod forward;
-pub mod headers;

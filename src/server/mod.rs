@@ -1,10 +1,11 @@
 //! Accept loops and per-connection HTTP/1.1 serving.
 //!
-//! Each accepted connection is one tracked task: for a TLS listener it first
-//! runs the handshake (bounded by `handshake_timeout`), then hyper with
-//! upgrades enabled; a WebSocket leaves hyper at its 101 and continues as a
-//! relay task tracked by [`gateway::Gateway::relays`]. A plain listener with
-//! `redirect_https` answers every request with a redirect instead.
+//! Each accepted connection is one task the drain tracks: for a TLS listener
+//! it first runs the handshake (bounded by `handshake_timeout`), then hyper
+//! with upgrades enabled; a WebSocket leaves hyper at its 101 and continues
+//! as a relay task the drain tracks separately. A plain listener with
+//! `redirect_https` answers every request with a redirect instead. The
+//! admin listener is served here too ([`admin`]).
 //!
 //! A connection over a limit gets its 503/429 in the listener's own
 //! protocol: on a TLS listener after a TLS handshake, since a plain HTTP
@@ -13,9 +14,9 @@
 //! bounded in number and time. Every refusal, and every slow or oversized
 //! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
-pub mod gateway;
+pub mod admin;
 pub mod redirect;
-pub mod service;
+mod refuse;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,13 +31,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use crate::gateway::{dispatch, Gateway};
+use crate::http::body::Body;
+use crate::http::client::ClientInfo;
 use crate::limits::{self, Admission, Answer, ConnectionPermit, Limit, Refusal, RefusalPermit};
-use crate::proxy::body::Body;
-use crate::proxy::headers::ClientInfo;
 use crate::tls::listener::{HandshakeError, TlsListener};
-use gateway::Gateway;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
@@ -60,7 +60,6 @@ pub async fn accept_loop(
     frontend: Frontend,
     gateway: Arc<Gateway>,
     stop: CancellationToken,
-    connections: TaskTracker,
 ) -> TcpListener {
     loop {
         let accepted = tokio::select! {
@@ -68,7 +67,7 @@ pub async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => admit(stream, peer, &frontend, &gateway, &connections),
+            Ok((stream, peer)) => admit(stream, peer, &frontend, &gateway),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -78,31 +77,22 @@ pub async fn accept_loop(
 }
 
 /// Serves an accepted connection, or refuses it when it is over a limit.
-fn admit(
-    stream: TcpStream,
-    peer: SocketAddr,
-    frontend: &Frontend,
-    gateway: &Arc<Gateway>,
-    connections: &TaskTracker,
-) {
+fn admit(stream: TcpStream, peer: SocketAddr, frontend: &Frontend, gateway: &Arc<Gateway>) {
+    let metrics = &gateway.metrics;
     match gateway.limits.admit(peer.ip()) {
         Admission::Admit(permit) => {
             let task = serve_connection(stream, peer, frontend.clone(), gateway.clone(), permit);
-            connections.spawn(task);
+            gateway.shutdown.track_connection(task);
         }
         Admission::Refuse(refusal, permit) => {
-            gateway
-                .metrics
-                .limit_refused(refusal.limit(), Answer::Answered);
+            metrics.limit_refused(refusal.reason(), Answer::Answered.label());
             tracing::warn!(client = %peer, reason = refusal.reason(), "connection refused: over limit");
             let task = refuse(stream, frontend.clone(), refusal, permit, gateway.clone());
-            connections.spawn(task);
+            gateway.shutdown.track_connection(task);
         }
         Admission::Drop(refusal) => {
             drop(stream);
-            gateway
-                .metrics
-                .limit_refused(refusal.limit(), Answer::Closed);
+            metrics.limit_refused(refusal.reason(), Answer::Closed.label());
             tracing::debug!(client = %peer, reason = refusal.reason(), "connection closed: over limit, refusal slots full");
         }
     }
@@ -120,11 +110,11 @@ async fn refuse(
     gateway: Arc<Gateway>,
 ) {
     let Frontend::Tls(tls) = frontend else {
-        return limits::refuse(TokioIo::new(stream), refusal, permit).await;
+        return refuse::answer(TokioIo::new(stream), refusal, permit).await;
     };
     let handshake = tokio::time::timeout(limits::REFUSAL_READ_TIMEOUT, tls.handshake(stream));
     match handshake.await {
-        Ok(Ok(accepted)) => limits::refuse(TokioIo::new(accepted.stream), refusal, permit).await,
+        Ok(Ok(accepted)) => refuse::answer(TokioIo::new(accepted.stream), refusal, permit).await,
         Ok(Err(e)) => {
             gateway.metrics.tls_handshake_failed();
             tracing::debug!(error = %e, "refused connection: TLS handshake failed");
@@ -162,7 +152,7 @@ async fn serve_connection(
         Frontend::Tls(tls) => {
             let handshake = tokio::select! {
                 result = tls.handshake(stream) => result,
-                _ = gateway.shutdown.cancelled() => return,
+                _ = gateway.shutdown.closing().cancelled() => return,
             };
             match handshake {
                 Ok(accepted) => {
@@ -178,9 +168,8 @@ async fn serve_connection(
                 Err(e) => {
                     gateway.metrics.tls_handshake_failed();
                     if let HandshakeError::Timeout(_) = e {
-                        gateway
-                            .metrics
-                            .limit_refused(Limit::TlsHandshakeTimeout, Answer::Closed);
+                        let limit = Limit::TlsHandshakeTimeout.label();
+                        gateway.metrics.limit_refused(limit, Answer::Closed.label());
                     }
                     tracing::info!(client = %peer, error = %e, "TLS handshake failed; connection closed")
                 }
@@ -226,7 +215,7 @@ async fn serve_proxy<IO>(
         if let Some(identity) = &identity {
             identity.apply(req.headers_mut());
         }
-        service::handle(svc_gateway.clone(), req, client)
+        dispatch::handle(svc_gateway.clone(), req, client)
     });
     serve_http(io, service, client.peer, &gateway).await
 }
@@ -257,14 +246,14 @@ where
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        _ = gateway.shutdown.cancelled() => {
+        _ = gateway.shutdown.closing().cancelled() => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
     };
     if let Err(e) = &result {
         if let Some((limit, answer)) = limit_hit(e, served.load(Ordering::Relaxed)) {
-            gateway.metrics.limit_refused(limit, answer);
+            gateway.metrics.limit_refused(limit.label(), answer.label());
         }
     }
     match result {

@@ -5,11 +5,12 @@
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
-use crate::proxy::body::{full, Body};
+use crate::http::body::{full, Body};
+use crate::http::client::request_host;
 
 /// The redirect for `req` towards `https://` on `port` (omitted when 443).
 pub fn redirect<B>(req: &Request<B>, port: u16) -> Response<Body> {
-    let Some(host) = request_host(req) else {
+    let Some(host) = host_name(req) else {
         return plain(StatusCode::BAD_REQUEST, "missing Host header\n");
     };
     let path = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
@@ -30,12 +31,8 @@ pub fn redirect<B>(req: &Request<B>, port: u16) -> Response<Body> {
 }
 
 /// The request's host without its port (`[::1]` keeps its brackets).
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    let raw = match req.uri().authority() {
-        Some(authority) => authority.as_str().to_owned(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?.to_owned(),
-    };
-    let authority: http::uri::Authority = raw.parse().ok()?;
+fn host_name<B>(req: &Request<B>) -> Option<String> {
+    let authority: http::uri::Authority = request_host(req)?.parse().ok()?;
     let host = authority.host();
     (!host.is_empty()).then(|| host.to_owned())
 }

@@ -11,9 +11,10 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 
 use crate::config::Route;
-use crate::proxy::body::empty;
-use crate::proxy::error::ProxyError;
-use crate::proxy::headers::{add_forwarding, strip_hop_by_hop, ClientInfo};
+use crate::http::body::empty;
+use crate::http::client::ClientInfo;
+use crate::http::error::ProxyError;
+use crate::http::headers::{add_forwarding, strip_hop_by_hop};
 use crate::upstream::{
     backend_label, backend_skipped, http1_sender, BackendStream, Balancer, Connector,
 };
@@ -22,6 +23,7 @@ use crate::ws::handshake::{
 };
 
 /// A backend that accepted the upgrade.
+#[derive(Debug)]
 pub struct BackendUpgrade {
     /// The upgraded backend connection, ready for frames.
     pub io: TokioIo<Upgraded>,
@@ -158,7 +160,7 @@ fn backend_request(
     checked: &CheckedUpgrade,
     client: &ClientInfo,
     key: &str,
-) -> Request<crate::proxy::body::Body> {
+) -> Request<crate::http::body::Body> {
     let mut headers = client_req.headers.clone();
     strip_hop_by_hop(&mut headers);
     for name in [
@@ -203,7 +205,7 @@ fn backend_request(
 /// elsewhere; anything the backend did say is final.
 async fn send(
     stream: BackendStream,
-    request: Request<crate::proxy::body::Body>,
+    request: Request<crate::http::body::Body>,
     backend: &str,
 ) -> Result<Response<Incoming>, Failed> {
     let mut sender = http1_sender(stream, backend).await.map_err(Failed::Final)?;

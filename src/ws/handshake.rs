@@ -12,8 +12,8 @@ use http::{request, Method, Version};
 use sha1::{Digest, Sha1};
 
 use crate::config::{OriginPattern, OriginPolicy, Route};
-use crate::proxy::error::ProxyError;
-use crate::proxy::headers::ClientInfo;
+use crate::http::client::ClientInfo;
+use crate::http::error::ProxyError;
 
 /// The GUID of RFC 6455 §1.3, appended to the key for the accept hash.
 const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";

@@ -1,9 +1,11 @@
-//! WebSocket: the handshake checks and backend dial, then, after the 101,
-//! the frame-header codec and the relay.
+//! WebSocket: admission (the handshake checks and the backend dial), then,
+//! after the 101, the frame-header codec and the relay.
 //!
-//! [`handshake`] decides whether a client may upgrade (before any backend
-//! is touched), [`dial`] performs the gateway's own handshake with a backend,
-//! and [`session`] ties both to a relay task that shutdown can see.
+//! [`admit`] is the one admission path every way in shares: [`handshake`]
+//! decides whether a client may open a WebSocket (before any backend is
+//! touched) and [`dial`] performs the gateway's own handshake with a
+//! backend. [`upgrade`] answers an HTTP/1.1 upgrade and starts its relay as a
+//! task the drain can see. [`close`] holds the close codes the gateway sends.
 //!
 //! The gateway never reassembles or unmasks messages it forwards. [`frame`]
 //! reads and writes just enough of RFC 6455 §5 to find frame boundaries,
@@ -14,11 +16,13 @@
 //! the way ([`utf8`]) from an unmasked stack copy; what is forwarded stays
 //! as it came.
 
+pub mod admit;
+pub mod close;
 pub mod dial;
 pub mod frame;
 pub mod handshake;
 pub mod relay;
-pub mod session;
+pub mod upgrade;
 pub mod utf8;
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wsgate::config::Config;
-use wsgate::server::gateway::Gateway;
+use wsgate::gateway::Gateway;
 
 /// A running gateway; `stop` drains it and waits for `run` to return.
 pub struct TestGateway {
@@ -27,7 +27,7 @@ pub struct TestGateway {
     /// The admin endpoints (`/metrics`, `/healthz`, `/readyz`).
     pub admin: SocketAddr,
     /// Reloads the config file, for gateways started with `start_file`.
-    pub reload: Option<wsgate::ops::reload::ReloadHandle>,
+    pub reload: Option<wsgate::run::reload::ReloadHandle>,
     /// The gateway's shared state, to watch live counts (relays, limits).
     pub gateway: Arc<Gateway>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -45,9 +45,9 @@ impl TestGateway {
     /// Starts a gateway from a config file that `reload` (and, when `poll`
     /// is not zero, a change of the file) reloads.
     pub async fn start_file(path: &Path, poll: std::time::Duration) -> TestGateway {
-        let config = wsgate::ops::reload::load_verified(path)
+        let config = wsgate::run::check::load_verified(path)
             .unwrap_or_else(|e| panic!("test config: {e:?}"));
-        let (handle, source) = wsgate::ops::reload::channel(path, poll);
+        let (handle, source) = wsgate::run::reload::channel(path, poll);
         let mut gw = Self::launch(config, Some(source)).await;
         gw.reload = Some(handle);
         gw
@@ -55,7 +55,7 @@ impl TestGateway {
 
     async fn launch(
         config: Config,
-        reload: Option<wsgate::ops::reload::ReloadSource>,
+        reload: Option<wsgate::run::reload::ReloadSource>,
     ) -> TestGateway {
         let mut listeners = Vec::new();
         for listener in &config.listeners {
@@ -112,7 +112,7 @@ impl TestGateway {
     /// left: the proof that a session leaked nothing. The relay tracker is
     /// closed only to wait on it (spawning still works), then reopened.
     pub async fn wait_quiet(&self) {
-        let relays = self.gateway.relays.clone();
+        let relays = self.gateway.shutdown.relays().clone();
         let quiet = async {
             self.gateway.limits.until_no_connections().await;
             relays.close();
@@ -124,7 +124,7 @@ impl TestGateway {
             .unwrap_or_else(|_| {
                 panic!(
                     "still open: {} relays, {} connections",
-                    self.gateway.relays.len(),
+                    self.gateway.shutdown.relays().len(),
                     self.gateway.limits.open_connections()
                 )
             });

@@ -4,7 +4,7 @@
 use super::super::file::{defaults, LimitsFile, SizeValue};
 use super::super::parse_size;
 use super::Errors;
-use crate::limits::{LimitSettings, MIN_HEADER_BUF};
+use crate::config::{LimitSettings, MIN_HEADER_BUF};
 
 /// Largest `max_header_size` accepted: far above any legitimate request head.
 const MAX_HEADER_SIZE_CEILING: u64 = 16 * 1024 * 1024;

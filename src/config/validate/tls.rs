@@ -1,7 +1,7 @@
 //! Validation of the TLS keys: `[listeners.tls]`, `redirect_https` and the
 //! routes' `backend_*` keys. Files are only named here; reading them (and
-//! judging certificates) is `crate::tls::check`'s job, run by both
-//! `wsgate check` and start-up.
+//! judging certificates) is the job of the full check in the assembly layer
+//! (`run::check`), run by both `wsgate check` and start-up.
 
 use std::path::{Path, PathBuf};
 

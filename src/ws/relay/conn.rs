@@ -16,13 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::pump::{Event, Injected, Pump, Then, Violation};
 use super::{RelayConfig, RelayEnd, RelayReport, Side};
-
-/// Status codes the gateway sends (RFC 6455 §7.4.1).
-const GOING_AWAY: u16 = 1001;
-const PROTOCOL_ERROR: u16 = 1002;
-const INVALID_PAYLOAD: u16 = 1007;
-const MESSAGE_TOO_BIG: u16 = 1009;
-const INTERNAL_ERROR: u16 = 1011;
+use crate::ws::close::{
+    GOING_AWAY, INTERNAL_ERROR, INVALID_PAYLOAD, MESSAGE_TOO_BIG, PROTOCOL_ERROR,
+};
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy)]

@@ -17,7 +17,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::short_read::RelayRead;
+use crate::net::short_read::RelayRead;
 
 /// An upgraded stream, unwrapped to `T` where possible.
 #[derive(Debug)]

@@ -23,13 +23,12 @@ mod conn;
 mod leg;
 mod pool;
 mod pump;
-mod short_read;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,8 +37,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::FrameError;
 
+pub use crate::net::short_read::RelayRead;
+use crate::telemetry::relays::RelayEnded;
+pub use crate::telemetry::relays::RelayStats;
 pub use leg::Leg;
-pub use short_read::{poll_read_tcp, RelayRead};
 
 /// Read buffer per direction while bytes are in flight: big enough to batch
 /// many small frames per syscall and to always hold a whole control frame,
@@ -101,40 +102,29 @@ impl fmt::Display for Side {
     }
 }
 
-/// Message and byte counters, readable while the relay runs (e.g. by metrics).
-#[derive(Debug, Default)]
-pub struct RelayStats {
-    /// Complete messages forwarded from client to backend.
-    pub client_to_backend_messages: AtomicU64,
-    /// Payload bytes forwarded from client to backend.
-    pub client_to_backend_bytes: AtomicU64,
-    /// Complete messages forwarded from backend to client.
-    pub backend_to_client_messages: AtomicU64,
-    /// Payload bytes forwarded from backend to client.
-    pub backend_to_client_bytes: AtomicU64,
+/// Adds relayed bytes and messages to a relay's counters, by direction.
+pub(crate) trait Count {
+    /// Payload bytes that came from `from`.
+    fn add_bytes(&self, from: Side, n: u64);
+    /// A complete message that came from `from`.
+    fn add_message(&self, from: Side);
 }
 
-impl RelayStats {
-    /// The `(messages, bytes)` counters for frames coming from `from`.
-    fn counters(&self, from: Side) -> (&AtomicU64, &AtomicU64) {
-        match from {
-            Side::Client => (
-                &self.client_to_backend_messages,
-                &self.client_to_backend_bytes,
-            ),
-            Side::Backend => (
-                &self.backend_to_client_messages,
-                &self.backend_to_client_bytes,
-            ),
-        }
-    }
-
+impl Count for RelayStats {
     fn add_bytes(&self, from: Side, n: u64) {
-        self.counters(from).1.fetch_add(n, Ordering::Relaxed);
+        let counter = match from {
+            Side::Client => &self.client_to_backend_bytes,
+            Side::Backend => &self.backend_to_client_bytes,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     fn add_message(&self, from: Side) {
-        self.counters(from).0.fetch_add(1, Ordering::Relaxed);
+        let counter = match from {
+            Side::Client => &self.client_to_backend_messages,
+            Side::Backend => &self.backend_to_client_messages,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -180,6 +170,24 @@ pub enum RelayEnd {
     },
 }
 
+impl RelayEnd {
+    /// The `end` label of `wsgate_websocket_sessions_ended`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::CloseHandshake { .. } => "close_handshake",
+            Self::ClientGone => "client_gone",
+            Self::BackendGone => "backend_gone",
+            Self::ProtocolError { .. } => "protocol_error",
+            Self::MessageTooBig { .. } => "message_too_big",
+            Self::InvalidUtf8 { .. } => "invalid_utf8",
+            Self::IdleTimeout => "idle_timeout",
+            Self::PongTimeout => "pong_timeout",
+            Self::Shutdown => "shutdown",
+            Self::CloseTimeout { .. } => "close_timeout",
+        }
+    }
+}
+
 impl fmt::Display for RelayEnd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -216,6 +224,20 @@ pub struct RelayReport {
     pub sent_to_client: Option<u16>,
     /// Status code of a close frame the gateway itself sent to the backend.
     pub sent_to_backend: Option<u16>,
+}
+
+impl RelayReport {
+    /// The report as the metrics take it: plain values and labels.
+    pub fn ended(&self) -> RelayEnded {
+        RelayEnded {
+            client_close: self.client_close,
+            backend_close: self.backend_close,
+            sent_to_client: self.sent_to_client,
+            sent_to_backend: self.sent_to_backend,
+            end: self.end.label(),
+            duration: self.duration,
+        }
+    }
 }
 
 /// Relays frames between `client` and `backend` until the connection ends.

@@ -18,7 +18,7 @@ use crate::ws::frame::{
     apply_mask, parse_close_payload, parse_header, FrameError, FrameHeader, OpCode,
     MAX_CONTROL_PAYLOAD,
 };
-use crate::ws::relay::Side;
+use crate::ws::relay::{Count, Side};
 use crate::ws::utf8::Utf8Stream;
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {

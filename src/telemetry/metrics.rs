@@ -2,7 +2,7 @@
 //!
 //! The request path calls small, named methods (`handshake`, `http_response`,
 //! `backend_connect`, ...) so no other module knows metric names or label
-//! sets. Relayed WebSockets are accounted live by [`super::sessions`]: their
+//! sets. Relayed WebSockets are accounted live by [`super::relays`]: their
 //! message and byte counters are folded in at every scrape, not only when a
 //! session ends, so a long-lived connection is visible while it runs.
 //! Names and labels are documented in `docs/metrics.md`.
@@ -17,9 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use super::sessions::LiveSessions;
-use crate::limits::{Answer, Limit};
-use crate::proxy::error::ProxyError;
+use super::relays::LiveRelays;
 
 /// Route label of requests that matched no route.
 pub const NO_ROUTE: &str = "<none>";
@@ -119,7 +117,7 @@ struct ReloadLabels {
     result: String,
 }
 
-/// The WebSocket relay families, shared with [`super::sessions`].
+/// The WebSocket relay families, shared with [`super::relays`].
 #[derive(Debug)]
 pub(crate) struct WsFamilies {
     pub(crate) active: Family<RouteLabel, Gauge>,
@@ -138,7 +136,7 @@ pub struct Metrics {
     registry: Registry,
     handshakes: Family<HandshakeLabels, Counter>,
     pub(crate) ws: WsFamilies,
-    live: LiveSessions,
+    live: LiveRelays,
     connect_latency: Family<BackendLabel, Histogram, fn() -> Histogram>,
     connect_errors: Family<BackendLabels, Counter>,
     http: Family<StatusLabels, Counter>,
@@ -165,7 +163,7 @@ impl Default for Metrics {
             registry: Registry::with_prefix("wsgate"),
             handshakes: Family::default(),
             ws,
-            live: LiveSessions::default(),
+            live: LiveRelays::default(),
             connect_latency: Family::new_with_constructor(connect_buckets as fn() -> Histogram),
             connect_errors: Family::default(),
             http: Family::default(),
@@ -273,7 +271,7 @@ impl Metrics {
     }
 
     /// The whole exposition in the OpenMetrics text format (which Prometheus
-    /// scrapes), with live sessions' counters folded in first.
+    /// scrapes), with live relays' counters folded in first.
     pub fn encode(&self) -> String {
         self.live.flush_all(&self.ws);
         let mut out = String::new();
@@ -283,10 +281,11 @@ impl Metrics {
     }
 
     /// Records one WebSocket upgrade request: `status` is the answer the
-    /// client got (101 = accepted), `error` the refusal if the gateway made one.
-    pub fn handshake(&self, route: &str, status: u16, error: Option<&ProxyError>) {
-        let (outcome, reason) = match (status, error) {
-            (_, Some(e)) => ("rejected", e.reason()),
+    /// client got (101 = accepted), `refusal` the reason label if the gateway
+    /// refused it itself.
+    pub fn handshake(&self, route: &str, status: u16, refusal: Option<&str>) {
+        let (outcome, reason) = match (status, refusal) {
+            (_, Some(reason)) => ("rejected", reason),
             (101, None) => ("accepted", "ok"),
             _ => ("rejected", "backend_status"),
         };
@@ -310,8 +309,8 @@ impl Metrics {
 
     /// Records one backend connect attempt: its latency when it succeeded,
     /// its reason when it failed.
-    pub fn backend_connect(&self, backend: &str, took: Duration, error: Option<&ProxyError>) {
-        match error {
+    pub fn backend_connect(&self, backend: &str, took: Duration, failure: Option<&str>) {
+        match failure {
             None => {
                 let labels = BackendLabel {
                     backend: backend.to_owned(),
@@ -320,10 +319,10 @@ impl Metrics {
                     .get_or_create(&labels)
                     .observe(took.as_secs_f64());
             }
-            Some(e) => {
+            Some(reason) => {
                 let labels = BackendLabels {
                     backend: backend.to_owned(),
-                    reason: e.reason().to_owned(),
+                    reason: reason.to_owned(),
                 };
                 self.connect_errors.get_or_create(&labels).inc();
             }
@@ -361,12 +360,11 @@ impl Metrics {
         self.fallback_messages.get_or_create(&labels).inc_by(n);
     }
 
-    /// Counts one client refused or cut by `limit`.
-    pub fn limit_refused(&self, limit: Limit, answer: Answer) {
-        let labels = LimitLabels {
-            limit: limit.label(),
-            answer: answer.label(),
-        };
+    /// Counts one client refused or cut by a limit: `limit` names the
+    /// bound, `answer` whether it got an HTTP answer (`answered`) or a
+    /// closed connection (`closed`).
+    pub fn limit_refused(&self, limit: &'static str, answer: &'static str) {
+        let labels = LimitLabels { limit, answer };
         self.limit_refusals.get_or_create(&labels).inc();
     }
 
@@ -378,8 +376,8 @@ impl Metrics {
         self.reloads.get_or_create(&labels).inc();
     }
 
-    /// The live-session registry relays register with.
-    pub(crate) fn live(&self) -> &LiveSessions {
+    /// The registry running relays register with.
+    pub(crate) fn live(&self) -> &LiveRelays {
         &self.live
     }
 }

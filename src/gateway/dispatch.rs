@@ -1,27 +1,27 @@
-//! The per-request hyper service: classifies the request (WebSocket, plain
-//! HTTP, or a refused h2c upgrade), picks the route, then hands it to the
-//! WebSocket path or to HTTP forwarding, and turns errors into responses in
-//! one place — counting those that enforce a limit.
+//! Per-request dispatch: classifies the request (WebSocket, plain HTTP, or
+//! a refused h2c upgrade), picks the route, then hands it to the upgrade,
+//! the fallback or plain forwarding, and turns errors into responses in one
+//! place — counting those that enforce a limit.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::{header, Request, Response};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::fallback;
+use super::Gateway;
+use crate::fallback::open::OpenRequest;
+use crate::fallback::{self, Endpoint};
+use crate::http::body::Body;
+use crate::http::client::{request_host, ClientInfo};
+use crate::http::error::ProxyError;
 use crate::limits::Answer;
-use crate::ops::drain::Phase;
-use crate::ops::metrics::NO_ROUTE;
-use crate::ops::request_id;
-use crate::proxy::body::Body;
-use crate::proxy::error::ProxyError;
 use crate::proxy::forward::forward;
-use crate::proxy::headers::ClientInfo;
-use crate::server::gateway::Gateway;
+use crate::telemetry::metrics::NO_ROUTE;
+use crate::telemetry::request_id;
 use crate::ws::handshake::{is_h2c_request, is_websocket_request};
-use crate::ws::session;
+use crate::ws::upgrade::upgrade;
 
 /// Handles one request; never fails at the hyper level. The request gets
 /// an `X-Request-Id` (kept or generated) that reaches the backend, the
@@ -45,24 +45,14 @@ pub async fn handle(
         }
         Err(refused) => Err(refused),
     };
-    let route = route.as_deref().unwrap_or(NO_ROUTE);
-    let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
-    if websocket {
-        gateway
-            .metrics
-            .handshake(route, status.as_u16(), result.as_ref().err());
-    }
-    gateway.metrics.http_response(route, status.as_u16());
-    if let Some(limit) = result.as_ref().err().and_then(ProxyError::limit) {
-        gateway.metrics.limit_refused(limit, Answer::Answered);
-    }
+    let request = RequestLine {
+        websocket,
+        method: &method,
+        path: &path,
+        route: route.as_deref().unwrap_or(NO_ROUTE),
+    };
+    count(&gateway, &request, &result);
     let mut response = result.unwrap_or_else(|error| {
-        let request = RejectedRequest {
-            websocket,
-            method: &method,
-            path: &path,
-            route,
-        };
         span.in_scope(|| log_rejection(&error, &client, &request));
         error.to_response()
     });
@@ -70,6 +60,29 @@ pub async fn handle(
         .headers_mut()
         .insert(request_id::REQUEST_ID, request_id);
     Ok(response)
+}
+
+/// Counts the answer on `/metrics`: every request by status class, upgrades
+/// by outcome, and refusals that enforce a limit.
+fn count(
+    gateway: &Gateway,
+    request: &RequestLine<'_>,
+    result: &Result<Response<Body>, ProxyError>,
+) {
+    let status = result.as_ref().map_or_else(|e| e.status(), |r| r.status());
+    let error = result.as_ref().err();
+    let metrics = &gateway.metrics;
+    if request.websocket {
+        metrics.handshake(
+            request.route,
+            status.as_u16(),
+            error.map(ProxyError::reason),
+        );
+    }
+    metrics.http_response(request.route, status.as_u16());
+    if let Some(limit) = error.and_then(ProxyError::limit) {
+        metrics.limit_refused(limit.label(), Answer::Answered.label());
+    }
 }
 
 /// What a request asks the gateway for.
@@ -97,15 +110,15 @@ fn classify(headers: &http::HeaderMap) -> Result<Kind, ProxyError> {
 /// Routes the request and runs the matching path; `route_name` is set as
 /// soon as a route matched, for the metrics.
 async fn dispatch(
-    gateway: &Arc<Gateway>,
+    gateway: &Gateway,
     req: Request<Incoming>,
     client: ClientInfo,
     kind: Kind,
     route_name: &mut Option<String>,
 ) -> Result<Response<Body>, ProxyError> {
     let table = gateway.table();
-    if fallback::handles(&table, req.uri().path()) {
-        return fallback::handle(gateway, req, client).await;
+    if fallback::handles(req.uri().path(), table.offers_fallback()) {
+        return dispatch_fallback(gateway, &table, req, client, route_name).await;
     }
     let host = request_host(&req);
     let route = table
@@ -114,33 +127,47 @@ async fn dispatch(
         .cloned()
         .ok_or(ProxyError::NoRoute)?;
     *route_name = Some(route.name.clone());
-    if kind == Kind::WebSocket {
-        // Draining starts (not ready, fallback clients told 1012) before the
-        // relays are closed: an upgrade arriving then would only be cut.
-        if gateway.lifecycle.phase() == Phase::Draining || gateway.shutdown.is_cancelled() {
-            return Err(ProxyError::ShuttingDown);
+    let balancer = table.balancer(&route);
+    match kind {
+        Kind::WebSocket => {
+            let (admission, relays) = (gateway.admission(), gateway.relays());
+            upgrade(admission, relays, &route, balancer, req, client).await
         }
-        session::upgrade(gateway, &table, &route, req, client).await
-    } else {
-        let balancer = table.balancer(&route);
-        forward(&gateway.connector, &route, balancer, req, client).await
+        Kind::Http => forward(&gateway.connector, &route, balancer, req, client).await,
     }
 }
 
-/// The request's host: the absolute-form URI's authority wins over the Host
-/// header (RFC 9112 §3.2.2).
-pub(crate) fn request_host<B>(req: &Request<B>) -> Option<String> {
-    if let Some(authority) = req.uri().authority() {
-        return Some(authority.as_str().to_owned());
+/// A `/_wsgate/` request: the client script, a session open (routed by its
+/// target path, like an upgrade to that path), or a request on a session.
+async fn dispatch_fallback(
+    gateway: &Gateway,
+    table: &super::RouteTable,
+    req: Request<Incoming>,
+    client: ClientInfo,
+    route_name: &mut Option<String>,
+) -> Result<Response<Body>, ProxyError> {
+    let path = req.uri().path().to_owned();
+    match fallback::endpoint(req.method(), &path)? {
+        Endpoint::ClientJs => Ok(fallback::client_js()),
+        Endpoint::Session(id, action) => gateway.fallback.serve(id, action, req).await,
+        Endpoint::Open => {
+            let host = request_host(&req);
+            let (parts, _) = req.into_parts();
+            let ask = OpenRequest::parse(&parts)?;
+            let route = table
+                .router
+                .find(host.as_deref(), ask.target.path())
+                .ok_or(ProxyError::NoRoute)?;
+            *route_name = Some(route.name.clone());
+            let balancer = table.balancer(route);
+            let opener = gateway.opener();
+            opener.open(route, balancer, parts, ask, client).await
+        }
     }
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
 }
 
-/// What the rejection log line says about the request.
-struct RejectedRequest<'a> {
+/// What the log line and the metrics say about a request.
+struct RequestLine<'a> {
     /// Whether it asked for a WebSocket upgrade.
     websocket: bool,
     method: &'a http::Method,
@@ -150,7 +177,7 @@ struct RejectedRequest<'a> {
 }
 
 /// One log line per refused request, with the reason and the side at fault.
-fn log_rejection(error: &ProxyError, client: &ClientInfo, request: &RejectedRequest<'_>) {
+fn log_rejection(error: &ProxyError, client: &ClientInfo, request: &RequestLine<'_>) {
     let kind = if request.websocket {
         "websocket handshake"
     } else {

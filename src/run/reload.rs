@@ -15,9 +15,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use super::check::load_verified;
 use super::listeners::ListenerSet;
 use crate::config::Config;
-use crate::server::gateway::{Gateway, RouteTable};
+use crate::gateway::{Gateway, RouteTable};
 
 /// How often the binary checks the config file for changes.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(2);
@@ -35,19 +36,6 @@ pub enum ReloadOutcome {
     },
     /// The new config was refused; the previous one is still in use.
     Rejected(Vec<String>),
-}
-
-/// Reads and validates a config file completely: syntax, values, and every
-/// certificate, key and CA file it names. `wsgate check` and reload both
-/// use it, so they always agree.
-pub fn load_verified(path: &Path) -> Result<Config, Vec<String>> {
-    let config =
-        Config::load(path).map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    let tls_errors = crate::tls::check(&config);
-    match tls_errors.is_empty() {
-        true => Ok(config),
-        false => Err(tls_errors),
-    }
 }
 
 /// Asks a running gateway to reload its config file.
@@ -159,7 +147,7 @@ impl Reloader {
         self.warn_restart_only(&config);
         let table = RouteTable::new(config.routes.clone());
         self.gateway.replace_table(table);
-        self.gateway.lifecycle.configure(&config.server);
+        self.gateway.shutdown.configure(&config.server);
         self.current = config;
         ReloadOutcome::Applied {
             listening: self.listeners.addrs(),

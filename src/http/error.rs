@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use http::{header, HeaderValue, Response, StatusCode};
 
-use crate::limits::{Limit, RETRY_AFTER_SECS};
-use crate::proxy::body::{full, Body};
+use crate::http::body::{full, Body};
+use crate::limits::{Limit, Refusal, RETRY_AFTER_SECS};
 
 /// Which side of the gateway caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,7 @@ pub enum ProxyError {
     ShuttingDown,
     /// A connection or handshake limit is reached (503/429, `Retry-After`).
     #[error("over limit: {}", .0.reason())]
-    OverLimit(crate::limits::Refusal),
+    OverLimit(Refusal),
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -232,12 +232,12 @@ impl ProxyError {
     /// The response the client gets. Backend details stay in the log: the
     /// client learns the kind of failure, not our internal addresses.
     pub fn to_response(&self) -> Response<Body> {
-        if let ProxyError::OverLimit(refusal) = self {
-            return refusal.to_response();
-        }
-        let body = match self.side() {
-            Side::Client | Side::Gateway => format!("{self}\n"),
-            Side::Backend => format!("{}\n", self.status().canonical_reason().unwrap_or("")),
+        let body = match self {
+            ProxyError::OverLimit(refusal) => format!("over limit: {}\n", refusal.reason()),
+            _ => match self.side() {
+                Side::Client | Side::Gateway => format!("{self}\n"),
+                Side::Backend => format!("{}\n", self.status().canonical_reason().unwrap_or("")),
+            },
         };
         let mut response = Response::new(full(body));
         *response.status_mut() = self.status();
@@ -253,8 +253,8 @@ impl ProxyError {
                     HeaderValue::from_static("13"),
                 );
             }
-            // A limit like the connection limits: say when to try again.
-            ProxyError::TooManySessions { .. } => {
+            // Limits: say when to try again.
+            ProxyError::TooManySessions { .. } | ProxyError::OverLimit(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}
@@ -383,9 +383,11 @@ mod tests {
         let cap = ProxyError::TooManySessions { limit: 2 };
         assert_eq!(cap.limit(), Some(Limit::FallbackSessions));
         assert_eq!(cap.to_response().headers()[header::RETRY_AFTER], "1");
-        let over = ProxyError::OverLimit(crate::limits::Refusal::Handshakes);
+        let over = ProxyError::OverLimit(Refusal::Handshakes);
         assert_eq!(over.limit(), Some(Limit::Handshakes));
-        assert_eq!(over.to_response().headers()[header::RETRY_AFTER], "1");
+        let response = over.to_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         assert_eq!(ProxyError::NoRoute.limit(), None);
     }
 

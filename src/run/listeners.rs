@@ -2,8 +2,8 @@
 //! gateway runs: listeners that appear are bound, listeners that disappear
 //! stop accepting, listeners whose settings changed (TLS, redirect) keep
 //! their socket and restart their accept loop with the new settings.
-//! Connections already accepted are never touched: they belong to the
-//! connection and relay trackers, not to the listener. When the drain
+//! Connections already accepted are never touched: the drain tracks them,
+//! not the listener. When the drain
 //! starts every socket is closed, so new clients are refused at once.
 
 use std::net::SocketAddr;
@@ -12,10 +12,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::config::Listener;
-use crate::server::gateway::Gateway;
+use crate::gateway::Gateway;
 use crate::server::{self, Frontend};
 use crate::tls;
 
@@ -34,22 +33,11 @@ struct Running {
     task: JoinHandle<Option<TcpListener>>,
 }
 
-/// Everything a listener needs to serve, shared by all of them.
-#[derive(Debug, Clone)]
-pub(crate) struct Serving {
-    pub(crate) gateway: Arc<Gateway>,
-    /// Accepted connections, waited for by drain.
-    pub(crate) connections: TaskTracker,
-    /// Cancelled when the drain starts: every accept loop stops.
-    pub(crate) stop_accepting: CancellationToken,
-    /// Cancelled when `run` returns: certificate watchers stop.
-    pub(crate) internal: CancellationToken,
-}
-
 /// The running public listeners, in config order.
 #[derive(Debug)]
 pub(crate) struct ListenerSet {
-    serving: Serving,
+    /// What every listener serves; its drain handle stops them.
+    gateway: Arc<Gateway>,
     running: Vec<Running>,
 }
 
@@ -58,13 +46,13 @@ impl ListenerSet {
     pub(crate) fn start(
         configs: &[Listener],
         bound: Vec<TcpListener>,
-        serving: Serving,
+        gateway: Arc<Gateway>,
     ) -> Result<Self, Vec<String>> {
         let mut set = ListenerSet {
-            serving,
+            gateway,
             running: Vec::new(),
         };
-        let parent = set.serving.internal.clone();
+        let parent = set.gateway.shutdown.stopped().clone();
         let prepared = prepare(configs.iter().enumerate().zip(bound), &parent)?;
         for (config, listener, frontend, stop) in prepared {
             set.running
@@ -90,7 +78,10 @@ impl ListenerSet {
             }
         }
         let sockets = self.sockets_for(&to_prepare).await?;
-        let prepared = prepare(to_prepare.into_iter().zip(sockets), &self.serving.internal)?;
+        let prepared = prepare(
+            to_prepare.into_iter().zip(sockets),
+            self.gateway.shutdown.stopped(),
+        )?;
         let mut old: Vec<Running> = std::mem::take(&mut self.running);
         let mut fresh = prepared.into_iter();
         for config in configs {
@@ -167,7 +158,8 @@ impl ListenerSet {
     ) -> Running {
         let addr = listener.local_addr().unwrap_or(config.bind);
         tracing::info!(%addr, tls = matches!(frontend, Frontend::Tls(_)), "listening");
-        let accept_stop = self.serving.stop_accepting.child_token();
+        let stop_accepting = self.gateway.shutdown.accepting_stopped();
+        let accept_stop = stop_accepting.child_token();
         let (removed, drained) = (stop.clone(), accept_stop.clone());
         tokio::spawn(async move {
             tokio::select! {
@@ -175,14 +167,8 @@ impl ListenerSet {
                 () = drained.cancelled() => {}
             }
         });
-        let accept = server::accept_loop(
-            listener,
-            frontend,
-            self.serving.gateway.clone(),
-            accept_stop,
-            self.serving.connections.clone(),
-        );
-        let task = tokio::spawn(close_on_drain(accept, self.serving.stop_accepting.clone()));
+        let accept = server::accept_loop(listener, frontend, self.gateway.clone(), accept_stop);
+        let task = tokio::spawn(close_on_drain(accept, stop_accepting.clone()));
         Running {
             config,
             addr,

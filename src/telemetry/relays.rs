@@ -1,17 +1,20 @@
-//! Live accounting of relayed WebSockets for the metrics.
+//! Live accounting of relayed WebSockets (relays) for the metrics.
 //!
-//! The relay counts messages and bytes in its own atomics ([`RelayStats`]).
-//! Each running session is registered here with those counters and what was
-//! already added to the Prometheus counters; every scrape (and the session's
-//! end) adds only the difference. So counters move while a session runs,
-//! and the relay's hot path never touches a metric family.
+//! A relay counts messages and bytes in its own atomics ([`RelayStats`]).
+//! Each running relay is registered here with those counters and what was
+//! already added to the Prometheus counters; every scrape (and the relay's
+//! end) adds only the difference. So counters move while a relay runs, and
+//! the relay's hot path never touches a metric family. This module knows
+//! nothing of the relay itself: its end arrives as plain values
+//! ([`RelayEnded`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use super::metrics::{CloseLabels, DirectionLabels, EndLabels, Metrics, RouteLabel, WsFamilies};
-use crate::ws::relay::{RelayEnd, RelayReport, RelayStats};
 
 /// `direction` label values, in [`Snapshot`] order.
 const DIRECTIONS: [&str; 2] = ["client_to_backend", "backend_to_client"];
@@ -19,7 +22,37 @@ const DIRECTIONS: [&str; 2] = ["client_to_backend", "backend_to_client"];
 /// Messages and bytes per direction, in [`DIRECTIONS`] order.
 type Snapshot = [(u64, u64); 2];
 
-/// One running session.
+/// Message and byte counters of one relay, readable while it runs.
+#[derive(Debug, Default)]
+pub struct RelayStats {
+    /// Complete messages forwarded from client to backend.
+    pub client_to_backend_messages: AtomicU64,
+    /// Payload bytes forwarded from client to backend.
+    pub client_to_backend_bytes: AtomicU64,
+    /// Complete messages forwarded from backend to client.
+    pub backend_to_client_messages: AtomicU64,
+    /// Payload bytes forwarded from backend to client.
+    pub backend_to_client_bytes: AtomicU64,
+}
+
+/// How a relay ended, as the metrics record it.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayEnded {
+    /// The close code the client sent, if any.
+    pub client_close: Option<u16>,
+    /// The close code the backend sent, if any.
+    pub backend_close: Option<u16>,
+    /// The close code the gateway itself sent to the client, if any.
+    pub sent_to_client: Option<u16>,
+    /// The close code the gateway itself sent to the backend, if any.
+    pub sent_to_backend: Option<u16>,
+    /// Why it ended, as the `end` label (`close_handshake`, `client_gone`, ...).
+    pub end: &'static str,
+    /// How long it ran.
+    pub duration: Duration,
+}
+
+/// One running relay.
 #[derive(Debug)]
 struct Live {
     route: String,
@@ -28,19 +61,19 @@ struct Live {
     flushed: Snapshot,
 }
 
-/// Every running session, by id.
+/// Every running relay, by id.
 #[derive(Debug, Default)]
-pub(crate) struct LiveSessions {
+pub(crate) struct LiveRelays {
     next_id: AtomicU64,
-    sessions: Mutex<HashMap<u64, Live>>,
+    relays: Mutex<HashMap<u64, Live>>,
 }
 
-impl LiveSessions {
+impl LiveRelays {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Live>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+        self.relays.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds every live session's new messages and bytes to the counters.
+    /// Adds every live relay's new messages and bytes to the counters.
     pub(crate) fn flush_all(&self, ws: &WsFamilies) {
         for live in self.lock().values_mut() {
             flush(live, ws);
@@ -78,18 +111,18 @@ fn flush(live: &mut Live, ws: &WsFamilies) {
     live.flushed = now;
 }
 
-/// A relayed session's place in the metrics: counted active from
-/// [`SessionMetrics::start`] until it is dropped (normally through
-/// [`SessionMetrics::finish`]).
+/// A relay's place in the metrics: counted active from
+/// [`RelayMeter::start`] until it is dropped (normally through
+/// [`RelayMeter::finish`]).
 #[derive(Debug)]
-pub struct SessionMetrics {
+pub struct RelayMeter {
     metrics: Arc<Metrics>,
     id: u64,
     route: String,
 }
 
-impl SessionMetrics {
-    /// Registers a session on `route` whose relay counts into `stats`.
+impl RelayMeter {
+    /// Registers a relay on `route` that counts into `stats`.
     pub fn start(metrics: &Arc<Metrics>, route: &str, stats: Arc<RelayStats>) -> Self {
         let live = metrics.live();
         let id = live.next_id.fetch_add(1, Ordering::Relaxed);
@@ -100,15 +133,15 @@ impl SessionMetrics {
         };
         live.lock().insert(id, entry);
         metrics.ws.active.get_or_create(&route_label(route)).inc();
-        SessionMetrics {
+        RelayMeter {
             metrics: metrics.clone(),
             id,
             route: route.to_owned(),
         }
     }
 
-    /// The session ended: its close codes, why it ended and how long it ran.
-    pub fn finish(self, report: &RelayReport) {
+    /// The relay ended: its close codes, why it ended and how long it ran.
+    pub fn finish(self, report: &RelayEnded) {
         let ws = &self.metrics.ws;
         let closes = [
             (&ws.closes, "client", report.client_close),
@@ -127,7 +160,7 @@ impl SessionMetrics {
         }
         let end = EndLabels {
             route: self.route.clone(),
-            end: end_label(&report.end).to_owned(),
+            end: report.end.to_owned(),
         };
         ws.ended.get_or_create(&end).inc();
         ws.duration
@@ -136,7 +169,7 @@ impl SessionMetrics {
     }
 }
 
-impl Drop for SessionMetrics {
+impl Drop for RelayMeter {
     fn drop(&mut self) {
         let removed = self.metrics.live().lock().remove(&self.id);
         if let Some(mut live) = removed {
@@ -154,21 +187,5 @@ impl Drop for SessionMetrics {
 fn route_label(route: &str) -> RouteLabel {
     RouteLabel {
         route: route.to_owned(),
-    }
-}
-
-/// The `end` label value of why a session ended.
-pub fn end_label(end: &RelayEnd) -> &'static str {
-    match end {
-        RelayEnd::CloseHandshake { .. } => "close_handshake",
-        RelayEnd::ClientGone => "client_gone",
-        RelayEnd::BackendGone => "backend_gone",
-        RelayEnd::ProtocolError { .. } => "protocol_error",
-        RelayEnd::MessageTooBig { .. } => "message_too_big",
-        RelayEnd::InvalidUtf8 { .. } => "invalid_utf8",
-        RelayEnd::IdleTimeout => "idle_timeout",
-        RelayEnd::PongTimeout => "pong_timeout",
-        RelayEnd::Shutdown => "shutdown",
-        RelayEnd::CloseTimeout { .. } => "close_timeout",
     }
 }

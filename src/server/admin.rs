@@ -17,9 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::drain::{Lifecycle, Phase};
-use super::metrics::Metrics;
-use crate::proxy::body::{full, Body};
+use crate::http::body::{full, Body};
+use crate::shutdown::{Phase, Shutdown};
+use crate::telemetry::metrics::Metrics;
 
 /// Content type of the exposition `prometheus-client` writes.
 const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -36,7 +36,7 @@ pub struct AdminState {
     /// The registry `/metrics` encodes.
     pub metrics: Arc<Metrics>,
     /// The phase `/readyz` reports.
-    pub lifecycle: Arc<Lifecycle>,
+    pub shutdown: Shutdown,
 }
 
 /// Serves the admin endpoints on `listener` until `stop` fires.
@@ -82,7 +82,7 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Body> {
             response
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => match state.lifecycle.phase() {
+        "/readyz" => match state.shutdown.phase() {
             Phase::Ready => text(StatusCode::OK, "ready\n"),
             Phase::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
             Phase::Draining => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),

@@ -1,18 +1,26 @@
-//! The state every connection shares: routes, the backend connector, and
-//! the handles shutdown uses to find upgraded connections.
+//! Per-request dispatch and the state it draws on.
+//!
+//! [`Gateway`] holds what every connection shares: the routing table,
+//! the backend connector, limits, metrics, the drain's handle and the
+//! fallback's sessions. [`dispatch`] hands each path only the part it uses
+//! (an upgrade gets the admission and the relays' context, a plain request
+//! the connector and its route's balancer), so no lower layer sees the
+//! whole gateway.
+
+pub mod dispatch;
 
 use std::sync::{Arc, RwLock};
 
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
 use crate::config::{Route, ServerSettings};
+use crate::fallback::open::Opener;
 use crate::fallback::Fallback;
 use crate::limits::Limits;
-use crate::ops::drain::Lifecycle;
-use crate::ops::metrics::Metrics;
 use crate::routing::Router;
+use crate::shutdown::Shutdown;
+use crate::telemetry::metrics::Metrics;
 use crate::upstream::{Balancer, Connector};
+use crate::ws::admit::Admission;
+use crate::ws::upgrade::Relays;
 
 /// Shared gateway state.
 #[derive(Debug)]
@@ -21,25 +29,19 @@ pub struct Gateway {
     table: RwLock<Arc<RouteTable>>,
     /// Dials backends.
     pub connector: Connector,
-    /// Relays of upgraded WebSockets: hyper lets go of a connection at its
-    /// 101, so drain waits on these separately.
-    pub relays: TaskTracker,
-    /// Cancelled when the gateway drains: HTTP connections shut down
-    /// gracefully and every relay sends close 1001 to both sides.
-    pub shutdown: CancellationToken,
     /// Process-wide settings.
     pub settings: ServerSettings,
     /// Long-poll / SSE sessions and their counters.
     pub fallback: Fallback,
     /// Prometheus metrics; one set per process, kept across reloads.
     pub metrics: Arc<Metrics>,
-    /// Readiness phase, staggered drain and the fallback sessions' tracker.
-    pub lifecycle: Arc<Lifecycle>,
+    /// The drain: phase, stage signals, and what it waits for.
+    pub shutdown: Shutdown,
     /// Connection and handshake limits, with their live counts.
     pub limits: Limits,
 }
 
-/// Routes together with their round-robin positions.
+/// Routes together with their balancers.
 #[derive(Debug)]
 pub struct RouteTable {
     /// Picks a route for a request.
@@ -62,18 +64,26 @@ impl RouteTable {
     pub fn balancer(&self, route: &Route) -> &Balancer {
         &self.balancers[route.index]
     }
+
+    /// Whether some route offers the fallback.
+    pub fn offers_fallback(&self) -> bool {
+        self.router.routes().iter().any(|r| r.fallback)
+    }
 }
 
 impl Gateway {
     /// Gateway state for the given routes and settings.
-    pub fn new(routes: Vec<Route>, settings: ServerSettings, connector: Connector) -> Self {
+    pub fn new(
+        routes: Vec<Route>,
+        settings: ServerSettings,
+        connector: Connector,
+        shutdown: Shutdown,
+    ) -> Self {
         Gateway {
             table: RwLock::new(Arc::new(RouteTable::new(routes))),
             metrics: connector.metrics().clone(),
             connector,
-            relays: TaskTracker::new(),
-            shutdown: CancellationToken::new(),
-            lifecycle: Arc::default(),
+            shutdown,
             limits: Limits::new(settings.limits.clone()),
             settings,
             fallback: Fallback::default(),
@@ -88,5 +98,32 @@ impl Gateway {
     /// Replaces the routing table (config reload); open sessions keep theirs.
     pub fn replace_table(&self, table: RouteTable) {
         *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+    }
+
+    /// What the WebSocket's admission needs.
+    fn admission(&self) -> Admission<'_> {
+        Admission {
+            connector: &self.connector,
+            limits: &self.limits,
+            shutdown: &self.shutdown,
+        }
+    }
+
+    /// What starting a relay needs.
+    fn relays(&self) -> Relays<'_> {
+        Relays {
+            shutdown: &self.shutdown,
+            metrics: &self.metrics,
+        }
+    }
+
+    /// What opening a fallback session needs.
+    fn opener(&self) -> Opener<'_> {
+        Opener {
+            admission: self.admission(),
+            fallback: &self.fallback,
+            metrics: &self.metrics,
+            shutdown: &self.shutdown,
+        }
     }
 }

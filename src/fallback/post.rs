@@ -15,10 +15,10 @@ use serde_json::json;
 use super::exchange::{json, read_body};
 use super::protocol::{parse_batch, parse_close};
 use super::session::Session;
-use crate::proxy::body::Body;
-use crate::proxy::error::ProxyError;
+use crate::http::body::Body;
+use crate::http::error::ProxyError;
 
-/// Applies a batch; answers `{"acked": <last applied upstream seq>}`.
+/// Applies a batch; answers `{"acked": <last applied seq>}`.
 pub async fn send(
     session: Arc<Session>,
     req: Request<Incoming>,

@@ -4,29 +4,11 @@
 //! (RFC 9110 §7.6.1); forwarding headers tell the backend who the client was.
 //! Cookies, `Authorization` and the Host header pass through untouched.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// What the backend should learn about the downstream connection.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientInfo {
-    /// The client's socket address.
-    pub peer: SocketAddr,
-    /// Whether the client connected over TLS (`X-Forwarded-Proto: https`).
-    pub tls: bool,
-}
-
-impl ClientInfo {
-    /// `http` or `https`.
-    pub fn proto(&self) -> &'static str {
-        if self.tls {
-            "https"
-        } else {
-            "http"
-        }
-    }
-}
+use super::client::ClientInfo;
 
 /// Headers that are always hop-by-hop.
 const HOP_BY_HOP: [HeaderName; 8] = [

@@ -22,8 +22,8 @@ use tokio::time::{interval_at, sleep_until, Instant};
 use super::exchange::{json, query_number, query_pairs, set_common};
 use super::protocol::{encode_event, encode_poll, Payload};
 use super::session::{Attached, Session};
-use crate::proxy::body::{Body, BodyError};
-use crate::proxy::error::ProxyError;
+use crate::http::body::{Body, BodyError};
+use crate::http::error::ProxyError;
 
 /// Upper bound on the events of one poll answer or SSE write, in payload bytes.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;

@@ -1,0 +1,8 @@
+//! HTTP building blocks every path shares: the one response body type,
+//! hop-by-hop and forwarding headers, who the client is, and the
+//! request-path error with the one function that turns it into a response.
+
+pub mod body;
+pub mod client;
+pub mod error;
+pub mod headers;

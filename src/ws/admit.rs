@@ -1,0 +1,124 @@
+//! The one admission path to a backend WebSocket, shared by every way in:
+//! the HTTP/1.1 upgrade and the fallback's session open.
+//!
+//! Admission runs, in order: the drain check (503), the request's own checks
+//! (an upgrade's shape, version and key), the route's policy (Origin 403,
+//! subprotocol 400), a handshake slot (`limits.max_handshakes`, 503), and the
+//! gateway's own handshake with a backend. It ends with either the backend's
+//! accepted upgrade or the backend's refusal to relay; every other outcome
+//! is a [`ProxyError`], answered in the one place that turns errors into
+//! responses. Nothing here knows how the client's side continues (a 101 and
+//! a relay, or a fallback session).
+
+use http::request;
+use http::Response;
+use hyper::body::Incoming;
+
+use crate::config::Route;
+use crate::http::body::{boxed, Body};
+use crate::http::client::ClientInfo;
+use crate::http::error::ProxyError;
+use crate::http::headers::strip_hop_by_hop;
+use crate::limits::Limits;
+use crate::shutdown::Shutdown;
+use crate::upstream::{Balancer, Connector};
+use crate::ws::dial::{self, BackendUpgrade, DialOutcome};
+use crate::ws::handshake::{self, check_policy, CheckedUpgrade};
+
+/// What admission needs from the gateway, and nothing more.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    /// Dials backends.
+    pub connector: &'a Connector,
+    /// Hands out handshake slots.
+    pub limits: &'a Limits,
+    /// Tells whether the drain has begun.
+    pub shutdown: &'a Shutdown,
+}
+
+/// What asks for a backend WebSocket.
+#[derive(Debug, Clone, Copy)]
+pub enum Opening<'a> {
+    /// An HTTP/1.1 `Upgrade: websocket` request.
+    Upgrade(&'a request::Parts),
+    /// A fallback session open: `request` is what the backend's upgrade is
+    /// built from (a GET of the target path with the client's headers),
+    /// `offered` the subprotocols the open's query lists.
+    Fallback {
+        /// The request the backend's upgrade is built from.
+        request: &'a request::Parts,
+        /// The subprotocols the client offers.
+        offered: &'a [String],
+    },
+}
+
+/// How admission ended, short of an error.
+#[derive(Debug)]
+pub enum Admitted {
+    /// The backend accepted: what was checked, and the backend's upgrade.
+    Upgraded {
+        /// What survived the checks (the client's key, the subprotocols).
+        checked: CheckedUpgrade,
+        /// The backend connection, ready for frames.
+        backend: BackendUpgrade,
+    },
+    /// The backend refused the upgrade: its answer, for the client as is.
+    Declined(Response<Body>),
+}
+
+impl Admission<'_> {
+    /// Admits `opening` on `route`, trying its backends in `balancer` order.
+    pub async fn admit(
+        &self,
+        route: &Route,
+        balancer: &Balancer,
+        opening: Opening<'_>,
+        client: &ClientInfo,
+    ) -> Result<Admitted, ProxyError> {
+        if self.shutdown.is_draining() {
+            return Err(ProxyError::ShuttingDown);
+        }
+        let (request, checked) = check(route, opening, client)?;
+        // Held until the answer goes out: upgrades in progress are bounded.
+        let _slot = self
+            .limits
+            .begin_handshake()
+            .map_err(ProxyError::OverLimit)?;
+        let outcome = dial::open(self.connector, route, balancer, request, &checked, client);
+        Ok(match outcome.await? {
+            DialOutcome::Upgraded(backend) => Admitted::Upgraded { checked, backend },
+            DialOutcome::Declined(response) => {
+                Admitted::Declined(declined(response, route, client))
+            }
+        })
+    }
+}
+
+/// The request's own checks and the route's policy; returns the request the
+/// backend's upgrade is built from and what survived the checks.
+fn check<'a>(
+    route: &Route,
+    opening: Opening<'a>,
+    client: &ClientInfo,
+) -> Result<(&'a request::Parts, CheckedUpgrade), ProxyError> {
+    match opening {
+        Opening::Upgrade(parts) => Ok((parts, handshake::check(parts, route, client)?)),
+        Opening::Fallback { request, offered } => {
+            let protocols = check_policy(&request.headers, offered, route, client)?;
+            let checked = CheckedUpgrade {
+                key: String::new(),
+                protocols,
+                extensions: None,
+            };
+            Ok((request, checked))
+        }
+    }
+}
+
+/// The backend refused the upgrade: its status, headers and body go back.
+fn declined(response: Response<Incoming>, route: &Route, client: &ClientInfo) -> Response<Body> {
+    tracing::info!(route = %route.name, client = %client.peer, status = response.status().as_u16(), reason = "backend_status", "backend declined WebSocket upgrade");
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, boxed(body))
+}

@@ -1,0 +1,24 @@
+//! The close codes the gateway itself sends (RFC 6455 §7.4.1 and the IANA
+//! registry) and how long it waits for a peer's close reply: one place for
+//! the relay and the fallback's bridge.
+
+use std::time::Duration;
+
+/// Leaving: drain, idle timeout, a vanished client, an expired session.
+pub const GOING_AWAY: u16 = 1001;
+/// The peer broke RFC 6455.
+pub const PROTOCOL_ERROR: u16 = 1002;
+/// "No status code": a close frame without a payload.
+pub const NO_STATUS: u16 = 1005;
+/// A text message that is not UTF-8.
+pub const INVALID_PAYLOAD: u16 = 1007;
+/// A message over `max_message_size`.
+pub const MESSAGE_TOO_BIG: u16 = 1009;
+/// The backend vanished mid-connection.
+pub const INTERNAL_ERROR: u16 = 1011;
+/// "Service restart": a fallback client should reconnect (the drain).
+pub const SERVICE_RESTART: u16 = 1012;
+
+/// How long the gateway waits for a peer's close reply before dropping
+/// the connection.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
