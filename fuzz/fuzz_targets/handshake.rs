@@ -12,7 +12,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Version};
 use libfuzzer_sys::fuzz_target;
 use wsgate::config::{Config, Route};
-use wsgate::proxy::headers::ClientInfo;
+use wsgate::http::client::ClientInfo;
 use wsgate::ws::handshake::{check, is_websocket_request};
 
 const ROUTES: &str = r#"
