@@ -10,13 +10,16 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use super::labels::{
+    BackendLabel, BackendLabels, CloseLabels, DirectionLabels, EndLabels, FallbackLabels,
+    HandshakeLabels, LimitLabels, ReloadLabels, RouteLabel, StatusLabels, TransportLabels,
+};
 use super::relays::LiveRelays;
 
 /// Route label of requests that matched no route.
@@ -30,91 +33,6 @@ fn session_buckets() -> Histogram {
 /// Histogram buckets for backend connect latency: 0.5 ms to ~8 s.
 fn connect_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 15))
-}
-
-/// `{route}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct RouteLabel {
-    pub(crate) route: String,
-}
-
-/// `{route, outcome, reason}` of a WebSocket handshake.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HandshakeLabels {
-    route: String,
-    outcome: String,
-    reason: String,
-}
-
-/// `{route, direction}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct DirectionLabels {
-    pub(crate) route: String,
-    pub(crate) direction: String,
-}
-
-/// `{route, side, code}`: a close code and who sent it.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct CloseLabels {
-    pub(crate) route: String,
-    pub(crate) side: String,
-    pub(crate) code: String,
-}
-
-/// `{route, end}`: why a relayed session ended.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct EndLabels {
-    pub(crate) route: String,
-    pub(crate) end: String,
-}
-
-/// `{backend}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BackendLabel {
-    backend: String,
-}
-
-/// `{backend, reason}`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BackendLabels {
-    backend: String,
-    reason: String,
-}
-
-/// `{route, class}` of an HTTP response (`2xx` ...).
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabels {
-    route: String,
-    class: String,
-}
-
-/// `{route, transport}` of a fallback session.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TransportLabels {
-    route: String,
-    transport: String,
-}
-
-/// `{route, transport, direction}` of fallback messages.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FallbackLabels {
-    route: String,
-    transport: String,
-    direction: String,
-}
-
-/// `{limit, answer}` of a refusal: which bound, and whether the client
-/// got an HTTP answer or a closed connection.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LimitLabels {
-    limit: &'static str,
-    answer: &'static str,
-}
-
-/// `{result}` of a config reload.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ReloadLabels {
-    result: String,
 }
 
 /// The WebSocket relay families, shared with [`super::relays`].
@@ -182,6 +100,12 @@ impl Default for Metrics {
 impl Metrics {
     /// Puts every family in the registry under its documented name.
     fn register(&mut self) {
+        self.register_websocket();
+        self.register_gateway();
+    }
+
+    /// The families of WebSocket upgrades and relays.
+    fn register_websocket(&mut self) {
         let r = &mut self.registry;
         r.register(
             "websocket_handshakes",
@@ -223,6 +147,11 @@ impl Metrics {
             "How long relayed sessions lasted",
             self.ws.duration.clone(),
         );
+    }
+
+    /// The families of backends, HTTP, TLS, the fallback, limits and reloads.
+    fn register_gateway(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "backend_connect_duration_seconds",
             "Time to connect to a backend (TLS included), successful connects",

@@ -4,11 +4,13 @@
 //!
 //! ```text
 //! metrics     every Prometheus metric (names in docs/metrics.md)
+//! labels      the label set of each metric family
 //! relays      live accounting of relayed WebSockets
 //! request_id  X-Request-Id kept or generated
 //! logging     text or JSON log lines
 //! ```
 
+mod labels;
 pub mod logging;
 pub mod metrics;
 pub mod relays;

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use super::metrics::{CloseLabels, DirectionLabels, EndLabels, Metrics, RouteLabel, WsFamilies};
+use super::labels::{CloseLabels, DirectionLabels, EndLabels, RouteLabel};
+use super::metrics::{Metrics, WsFamilies};
 
 /// `direction` label values, in [`Snapshot`] order.
 const DIRECTIONS: [&str; 2] = ["client_to_backend", "backend_to_client"];

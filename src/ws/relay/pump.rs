@@ -13,19 +13,19 @@
 //! not ready returns it at once. Between reads the only bytes a pump keeps
 //! are an incomplete header or control frame, inline in a [`Carry`].
 
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::pool::Buf;
 use super::{RelayConfig, RelayStats, Side};
-use crate::ws::frame::{ControlFrame, FrameError, MAX_CONTROL_PAYLOAD};
+use crate::ws::frame::{FrameError, MAX_CONTROL_PAYLOAD};
 use crate::ws::utf8::Utf8Stream;
+use inject::Injection;
 
+mod inject;
+mod transfer;
 mod walk;
 
 /// What a [`Pump::step`] reports to the connection.
@@ -140,29 +140,6 @@ struct Carry {
     bytes: [u8; CARRY_CAP],
     /// How many of `bytes` are kept (at most `CARRY_CAP`).
     len: u8,
-}
-
-/// A gateway frame waiting or being written. Only what it says is kept (not
-/// its up to 131 encoded bytes); it is encoded again for each write attempt,
-/// identically, so a half-written frame resumes where it stopped.
-struct Injection {
-    kind: Injected,
-    /// The ping's payload (pings only).
-    ping: [u8; 8],
-    /// The close reason (closes only).
-    reason: &'static str,
-    mask: Option<[u8; 4]>,
-    /// Bytes of the encoded frame already written.
-    written: u8,
-}
-
-impl Injection {
-    fn encode(&self) -> ControlFrame {
-        match self.kind {
-            Injected::Ping => ControlFrame::ping(&self.ping, self.mask),
-            Injected::Close(code) => ControlFrame::close(code, self.reason, self.mask),
-        }
-    }
 }
 
 /// Outcome of looking at the next frame header.
@@ -307,92 +284,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         }
     }
 
-    /// Queues a close frame to the destination and stops forwarding after
-    /// the current frame. Returns false if a close already went there. A
-    /// close waiting for the source's reply goes now instead of this one.
-    pub(super) fn close_dst(&mut self, code: u16, reason: &'static str, then: Then) -> bool {
-        let (code, reason) = self.close_on_reply.take().unwrap_or((code, reason));
-        self.stop(then);
-        if self.dst_closed || self.dst_dead {
-            return false;
-        }
-        self.dst_closed = true;
-        self.push_injection(Injection {
-            kind: Injected::Close(code),
-            ping: [0; 8],
-            reason,
-            mask: self.dst_mask(),
-            written: 0,
-        });
-        true
-    }
-
-    /// Keeps forwarding until the source answers the close it has been sent,
-    /// then sends this close to the destination instead of that answer: what
-    /// the source sent before its answer still arrives first, as it would if
-    /// the destination were talking to the source directly. Bounded by the
-    /// connection's close deadline.
-    pub(super) fn close_dst_after_reply(&mut self, code: u16, reason: &'static str) {
-        if self.mode == Mode::Forward && !self.dst_closed && !self.dst_dead {
-            self.close_on_reply = Some((code, reason));
-        } else {
-            self.close_dst(code, reason, Then::Done);
-        }
-    }
-
-    /// Sends a close still waiting for the source's reply now; false if
-    /// there is none.
-    pub(super) fn close_dst_without_reply(&mut self) -> bool {
-        let Some((code, reason)) = self.close_on_reply else {
-            return false;
-        };
-        self.close_dst(code, reason, Then::Done)
-    }
-
-    /// Queues a ping to the destination; false if it cannot go now.
-    pub(super) fn queue_ping(&mut self, payload: [u8; 8]) -> bool {
-        if self.mode != Mode::Forward || self.dst_closed || self.dst_dead || self.inject.is_some() {
-            return false;
-        }
-        self.push_injection(Injection {
-            kind: Injected::Ping,
-            ping: payload,
-            reason: "",
-            mask: self.dst_mask(),
-            written: 0,
-        });
-        true
-    }
-
-    /// Stops forwarding once the current frame is done.
-    pub(super) fn stop(&mut self, then: Then) {
-        self.idle_reported = false;
-        self.mode = match self.mode {
-            Mode::Forward => Mode::Finish { then },
-            Mode::Finish { then: old } if old == Then::Done || then == Then::Done => {
-                Mode::Finish { then: Then::Done }
-            }
-            Mode::Discard if then == Then::Done => Mode::Done,
-            mode => mode,
-        };
-    }
-
-    /// The destination is gone: drop everything meant for it.
-    pub(super) fn mark_dst_dead(&mut self) {
-        self.dst_dead = true;
-        self.dst_closed = true;
-        self.out = self.pos;
-        self.inject = None;
-        self.queued = None;
-        self.idle_reported = false;
-    }
-
-    /// Whether a queued frame will ever be written (false when the source
-    /// stopped in the middle of a frame, or the destination is dead).
-    pub(super) fn can_inject(&self) -> bool {
-        !self.dst_dead && (self.at_boundary() || self.mode != Mode::Done)
-    }
-
     /// Stopped, with nothing left to write.
     pub(super) fn is_idle(&self) -> bool {
         let nothing_to_inject = self.inject.is_none() || !self.can_inject();
@@ -412,172 +303,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         matches!(self.frame, FrameState::Boundary)
     }
 
-    /// Frames to a backend must be masked (RFC 6455 §5.3), with a fresh key.
-    fn dst_mask(&self) -> Option<[u8; 4]> {
-        (self.from == Side::Client).then(rand::random::<[u8; 4]>)
-    }
-
-    fn push_injection(&mut self, injection: Injection) {
-        self.idle_reported = false;
-        match &self.inject {
-            Some(current) if current.written > 0 => self.queued = Some(injection),
-            _ => self.inject = Some(injection),
-        }
-    }
-
     fn wants_read(&self) -> bool {
         match self.mode {
             Mode::Forward | Mode::Discard => true,
             Mode::Finish { .. } => !self.at_boundary(),
             Mode::Done => false,
         }
-    }
-
-    /// Writes the accepted run; one write call per contiguous batch.
-    async fn write_run(&mut self) -> io::Result<()> {
-        while self.out < self.pos {
-            if self.dst_dead {
-                self.out = self.pos;
-                break;
-            }
-            let Some(buf) = &self.buf else { break };
-            match self.dst.write(&buf[self.out..self.pos]).await {
-                Ok(0) => return Err(self.dst_failed(io::ErrorKind::WriteZero.into())),
-                Err(e) => return Err(self.dst_failed(e)),
-                Ok(n) => {
-                    self.out += n;
-                    self.needs_flush = true;
-                    self.last_forward = Instant::now();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// At a frame boundary, writes the pending gateway frame (if any) and
-    /// completes a [`Mode::Finish`].
-    async fn write_injection(&mut self) -> io::Result<Option<Injected>> {
-        if !self.can_inject() {
-            self.inject = None;
-            self.queued = None;
-        }
-        if !self.at_boundary() {
-            return Ok(None);
-        }
-        let Some(injection) = self.inject.as_mut() else {
-            if let Mode::Finish { then } = self.mode {
-                self.mode = if then == Then::Done {
-                    Mode::Done
-                } else {
-                    Mode::Discard
-                };
-            }
-            return Ok(None);
-        };
-        let dst = &mut self.dst;
-        // Encoded inside the poll, so no frame bytes live across an await.
-        let result = std::future::poll_fn(|cx| loop {
-            let frame = injection.encode();
-            let bytes = &frame.as_bytes()[usize::from(injection.written)..];
-            if bytes.is_empty() {
-                return Poll::Ready(Ok(injection.kind));
-            }
-            match std::task::ready!(Pin::new(&mut *dst).poll_write(cx, bytes)) {
-                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Err(e) => return Poll::Ready(Err(e)),
-                // Fits in u8: a control frame is at most 131 bytes.
-                Ok(n) => injection.written += n as u8,
-            }
-        })
-        .await;
-        let kind = result.map_err(|e| self.dst_failed(e))?;
-        self.needs_flush = true;
-        self.inject = self.queued.take();
-        Ok(Some(kind))
-    }
-
-    async fn flush(&mut self) -> io::Result<()> {
-        if self.needs_flush && !self.dst_dead {
-            if let Err(e) = self.dst.flush().await {
-                return Err(self.dst_failed(e));
-            }
-        }
-        self.needs_flush = false;
-        Ok(())
-    }
-
-    fn dst_failed(&mut self, e: io::Error) -> io::Error {
-        self.mark_dst_dead();
-        e
-    }
-
-    /// The bytes read and not yet given back (empty while parked).
-    pub(super) fn data(&self) -> &[u8] {
-        self.buf.as_deref().unwrap_or(&[])
-    }
-
-    /// Gives the buffer back once everything accepted has been written,
-    /// keeping the unparsed tail (an incomplete header or control frame)
-    /// inline. A longer tail only exists while the pump is leaving
-    /// [`Mode::Forward`]; the buffer is then kept until it is walked.
-    fn park(&mut self) {
-        let Some(buf) = &self.buf else { return };
-        let tail = &buf[self.pos..self.end];
-        if self.out < self.pos || tail.len() > CARRY_CAP {
-            return;
-        }
-        self.carry.bytes[..tail.len()].copy_from_slice(tail);
-        // Fits in u8: at most CARRY_CAP bytes.
-        self.carry.len = tail.len() as u8;
-        (self.out, self.pos, self.end) = (0, 0, 0);
-        self.buf = None;
-    }
-
-    /// Reads more from the source; false on EOF or error. Only called when
-    /// everything accepted has been written.
-    async fn read(&mut self) -> bool {
-        std::future::poll_fn(|cx| self.poll_read(cx)).await
-    }
-
-    /// Reads into a pooled buffer that starts with the carried tail; a read
-    /// that is not ready hands the buffer straight back, so waiting for the
-    /// peer holds none. A pump that could not park reads into its own buffer.
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
-        let held = self.buf.is_some();
-        let (mut buf, kept) = match self.buf.take() {
-            Some(mut buf) => {
-                buf.copy_within(self.pos..self.end, 0);
-                (buf, self.end - self.pos)
-            }
-            None => {
-                let mut buf = Buf::take();
-                let kept = usize::from(self.carry.len);
-                buf[..kept].copy_from_slice(&self.carry.bytes[..kept]);
-                (buf, kept)
-            }
-        };
-        (self.out, self.pos, self.end) = (0, 0, kept);
-        let mut read_buf = ReadBuf::new(&mut buf[kept..]);
-        let n = match Pin::new(&mut self.src).poll_read(cx, &mut read_buf) {
-            Poll::Ready(Ok(())) => read_buf.filled().len(),
-            Poll::Ready(Err(_)) => 0,
-            Poll::Pending if held => {
-                self.buf = Some(buf);
-                return Poll::Pending;
-            }
-            Poll::Pending => {
-                (self.pos, self.end) = (0, 0);
-                return Poll::Pending;
-            }
-        };
-        if held || n > 0 {
-            self.carry.len = 0;
-            self.end = kept + n;
-            self.buf = Some(buf);
-        } else {
-            // EOF while parked: the tail stays in the carry, unparsed.
-            self.end = 0;
-        }
-        Poll::Ready(n > 0)
     }
 }
