@@ -346,7 +346,7 @@ fn code_of(line: &str) -> String {
             '\'' => {
                 let literal: String = chars.clone().take(3).collect();
                 if literal.starts_with('\\') || literal.chars().nth(1) == Some('\'') {
-                    while let Some(s) = chars.next() {
+                    for s in chars.by_ref() {
                         if s == '\'' {
                             break;
                         }
