@@ -7,10 +7,12 @@
 //! listeners   the public listener set, changeable at run time
 //! reload      SIGHUP / file-change reload with full validation
 //! check       a config validated in full, certificates included
+//! process     the runtime, the signals, the listeners bound
 //! ```
 
 pub mod check;
 mod listeners;
+pub mod process;
 pub mod reload;
 
 use std::future::Future;

@@ -32,7 +32,7 @@ pub(crate) struct CloseLabels {
     pub(crate) code: String,
 }
 
-/// `{route, end}`: why a relayed session ended.
+/// `{route, end}`: why a relay ended.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct EndLabels {
     pub(crate) route: String,

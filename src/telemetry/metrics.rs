@@ -4,7 +4,8 @@
 //! `backend_connect`, ...) so no other module knows metric names or label
 //! sets. Relayed WebSockets are accounted live by [`super::relays`]: their
 //! message and byte counters are folded in at every scrape, not only when a
-//! session ends, so a long-lived connection is visible while it runs.
+//! relay ends, so a long-lived connection is visible while it runs. (The
+//! metric names keep their `websocket_session` wording: they are a contract.)
 //! Names and labels are documented in `docs/metrics.md`.
 
 use std::sync::atomic::AtomicU64;
@@ -25,8 +26,8 @@ use super::relays::LiveRelays;
 /// Route label of requests that matched no route.
 pub const NO_ROUTE: &str = "<none>";
 
-/// Histogram buckets for WebSocket session durations: 0.1 s to ~4.5 h.
-fn session_buckets() -> Histogram {
+/// Histogram buckets for relay durations: 0.1 s to ~4.5 h.
+fn relay_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.1, 3.0, 12))
 }
 
@@ -75,7 +76,7 @@ impl Default for Metrics {
             closes: Family::default(),
             gateway_closes: Family::default(),
             ended: Family::default(),
-            duration: Family::new_with_constructor(session_buckets as fn() -> Histogram),
+            duration: Family::new_with_constructor(relay_buckets as fn() -> Histogram),
         };
         let mut metrics = Metrics {
             registry: Registry::with_prefix("wsgate"),
