@@ -1,15 +1,13 @@
 //! Plain HTTP forwarding through the gateway.
 
-mod support;
-
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use support::backend::{
+use crate::support::backend::{
     handed_over_backend, http_echo_backend, refused_addr, silent_backend_reporting_close,
 };
-use support::client::{raw_request, read_response, read_until, WAIT};
-use support::{one_route, TestGateway};
+use crate::support::client::{raw_request, read_response, read_until, WAIT};
+use crate::support::{one_route, TestGateway};
 
 #[tokio::test]
 async fn get_is_forwarded_with_forwarding_headers_and_credentials() {
@@ -138,10 +136,12 @@ async fn builtin_echo_serves_the_demo_page_and_echoes() {
     .await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<title>wsgate demo</title>"));
-    let (mut ws, _) =
-        support::client::connect(support::client::ws_request(&gw.ws_url("/echo"), &[]))
-            .await
-            .unwrap();
+    let (mut ws, _) = crate::support::client::connect(crate::support::client::ws_request(
+        &gw.ws_url("/echo"),
+        &[],
+    ))
+    .await
+    .unwrap();
     ws.send(tokio_tungstenite::tungstenite::Message::Text(
         "ping?".into(),
     ))
