@@ -378,7 +378,7 @@ async fn assert_serves(gw: &TestGateway, client: &Arc<ClientConfig>, leaf: &Issu
 
 #[tokio::test]
 async fn broken_reload_keeps_the_old_certificate_until_the_key_is_fixed() {
-    crate::support::logs::capture();
+    let logs = crate::support::logs::capture();
     let pki = Pki::new("broken-reload");
     let old = pki.server("site", &["site.test"]);
     let stranger = pki.server("stranger", &["site.test"]);
@@ -400,7 +400,7 @@ async fn broken_reload_keeps_the_old_certificate_until_the_key_is_fixed() {
         std::fs::write(&old.key, contents).unwrap();
         // The watcher has looked at the broken key once it said why not.
         let refused = ["certificate reload failed", key.as_str(), reason];
-        crate::support::logs::wait_for_line(&refused).await;
+        logs.wait_for_line(&refused).await;
         assert_serves(&gw, &client, &old, reason).await;
         assert_echo(&mut open, reason).await;
     }
@@ -494,7 +494,7 @@ async fn sighup_reloads_certificates_when_file_watching_is_off() {
 
 #[tokio::test]
 async fn backend_requiring_mtls_gets_the_route_client_certificate() {
-    crate::support::logs::capture();
+    let logs = crate::support::logs::capture();
     let pki = Pki::new("backend-mtls");
     let server = pki.server("b", &["127.0.0.1"]);
     let gateway_id = pki.client("gw", "wsgate");
@@ -513,9 +513,9 @@ async fn backend_requiring_mtls_gets_the_route_client_certificate() {
         "reason=\"backend_tls\"",
         "CertificateRequired",
     ];
-    crate::support::logs::wait_for_line(&why).await;
+    logs.wait_for_line(&why).await;
     let rejected = ["websocket handshake rejected", "reason=\"backend_tls\""];
-    crate::support::logs::wait_for_line(&rejected).await;
+    logs.wait_for_line(&rejected).await;
     gw.stop().await;
 
     let with_cert = format!(
