@@ -1,6 +1,6 @@
 //! Message latency and throughput of each transport against an echo
 //! backend, on loopback. Ignored by default; run with
-//! `cargo test --release --test fallback_bench -- --ignored --nocapture`.
+//! `cargo test --release --test it fallback_bench:: -- --ignored --nocapture`.
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! Hostile input, end to end on real sockets: smuggling, upgrade abuse,
 //! header injection, frame-level attacks from either side, floods and
-//! permessage-deflate bombs (the limits are in `tests/limits.rs`). Each case checks the answer, that the
+//! permessage-deflate bombs (the limits are in `tests/it/limits.rs`). Each case checks the answer, that the
 //! backend was protected, and that nothing is left behind (no relay task,
 //! no connection slot).
 

@@ -70,7 +70,7 @@ async fn h2c_upgrade_is_not_passed_to_the_backend() {
         "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
     )
     .await;
-    // Refused before routing (tests/hostile.rs has the variants).
+    // Refused before routing (tests/it/hostile.rs has the variants).
     assert_eq!(res.status, 400);
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0);
     gw.stop().await;
