@@ -1,6 +1,5 @@
 //! Shared test harness: a gateway started from a TOML string on
 //! `127.0.0.1:0`, instrumented backends, and raw HTTP/WebSocket clients.
-#![allow(dead_code, missing_docs)]
 
 pub mod backend;
 pub mod client;

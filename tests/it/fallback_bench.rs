@@ -1,8 +1,6 @@
 //! Message latency and throughput of each transport against an echo
 //! backend, on loopback. Ignored by default; run with
-//! `cargo test --release --test fallback_bench -- --ignored --nocapture`.
-
-mod support;
+//! `cargo test --release --test it fallback_bench:: -- --ignored --nocapture`.
 
 use std::time::{Duration, Instant};
 
@@ -16,9 +14,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::backend::{Answer, Behaviour, WsBackend};
-use support::fallback::{Session, Sse};
-use support::{one_route, TestGateway};
+use crate::support::backend::{Answer, Behaviour, WsBackend};
+use crate::support::fallback::{Session, Sse};
+use crate::support::{one_route, TestGateway};
 
 const ROUND_TRIPS: usize = 300;
 const BULK: usize = 20_000;
@@ -137,10 +135,12 @@ fn report(name: &str, mut latencies: Vec<Duration>, bulk: Duration) {
 }
 
 async fn bench_websocket(gw: &TestGateway) {
-    let (mut ws, _) =
-        support::client::connect(support::client::ws_request(&gw.ws_url("/chat"), &[]))
-            .await
-            .unwrap();
+    let (mut ws, _) = crate::support::client::connect(crate::support::client::ws_request(
+        &gw.ws_url("/chat"),
+        &[],
+    ))
+    .await
+    .unwrap();
     let payload = "x".repeat(SIZE);
     let mut latencies = Vec::new();
     for _ in 0..ROUND_TRIPS {

@@ -2,8 +2,6 @@
 //! client certificates, backend TLS, redirects, and clients that never
 //! finish (or never start) a proper handshake.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,10 +14,10 @@ use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use support::backend::{Answer, Behaviour, WsBackend};
-use support::client::{raw_request, upgrade_request, ws_request, WAIT};
-use support::tls::{served_leaf, tls_connect, wss_echo_backend, Issued, Pki};
-use support::TestGateway;
+use crate::support::backend::{Answer, Behaviour, WsBackend};
+use crate::support::client::{raw_request, upgrade_request, ws_request, WAIT};
+use crate::support::tls::{served_leaf, tls_connect, wss_echo_backend, Issued, Pki};
+use crate::support::TestGateway;
 
 type Wss = WebSocketStream<TlsStream<TcpStream>>;
 
@@ -216,7 +214,7 @@ async fn wss_backend_verified_against_route_ca_with_sni_override() {
         let route = format!("backend_ca = {:?}\n{sni}", pki.ca_path);
         let listener = "[[listeners]]\nbind = \"127.0.0.1:0\"\n";
         let gw = TestGateway::start(&config(listener, &format!("wss://{addr}"), &route)).await;
-        let (mut ws, _) = support::client::connect(ws_request(&gw.ws_url("/"), &[]))
+        let (mut ws, _) = crate::support::client::connect(ws_request(&gw.ws_url("/"), &[]))
             .await
             .unwrap();
         ws.send(Message::text("through tls")).await.unwrap();
@@ -366,7 +364,7 @@ fn insecure(config: &Arc<ClientConfig>) -> Arc<ClientConfig> {
     let mut config = (**config).clone();
     config
         .dangerous()
-        .set_certificate_verifier(Arc::new(support::tls::AcceptAny));
+        .set_certificate_verifier(Arc::new(crate::support::tls::AcceptAny));
     Arc::new(config)
 }
 
@@ -380,7 +378,7 @@ async fn assert_serves(gw: &TestGateway, client: &Arc<ClientConfig>, leaf: &Issu
 
 #[tokio::test]
 async fn broken_reload_keeps_the_old_certificate_until_the_key_is_fixed() {
-    support::logs::capture();
+    let logs = crate::support::logs::capture();
     let pki = Pki::new("broken-reload");
     let old = pki.server("site", &["site.test"]);
     let stranger = pki.server("stranger", &["site.test"]);
@@ -402,7 +400,7 @@ async fn broken_reload_keeps_the_old_certificate_until_the_key_is_fixed() {
         std::fs::write(&old.key, contents).unwrap();
         // The watcher has looked at the broken key once it said why not.
         let refused = ["certificate reload failed", key.as_str(), reason];
-        support::logs::wait_for_line(&refused).await;
+        logs.wait_for_line(&refused).await;
         assert_serves(&gw, &client, &old, reason).await;
         assert_echo(&mut open, reason).await;
     }
@@ -410,7 +408,7 @@ async fn broken_reload_keeps_the_old_certificate_until_the_key_is_fixed() {
     let new = pki.server("next", &["site.test"]);
     std::fs::copy(&new.cert, &old.cert).unwrap();
     std::fs::copy(&new.key, &old.key).unwrap();
-    support::ops::eventually("the fixed key to be served", || async {
+    crate::support::ops::eventually("the fixed key to be served", || async {
         let stream = tls_connect(gw.addr(), "site.test", client.clone()).await;
         served_leaf(&stream.unwrap()) == new.der
     })
@@ -443,7 +441,7 @@ async fn start_binary(config: &std::path::Path, log: &std::path::Path) -> (Reape
         .spawn()
         .unwrap();
     let mut addr = None;
-    support::ops::eventually("the binary to listen", || {
+    crate::support::ops::eventually("the binary to listen", || {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         addr = text.lines().find_map(|l| {
             let rest = l.split_once("listening addr=")?.1;
@@ -484,7 +482,7 @@ async fn sighup_reloads_certificates_when_file_watching_is_off() {
         .args(["-HUP", &pid])
         .status();
     assert!(hup.unwrap().success());
-    support::ops::eventually("the new certificate after SIGHUP", || async {
+    crate::support::ops::eventually("the new certificate after SIGHUP", || async {
         let stream = tls_connect(addr, "site.test", client.clone()).await;
         served_leaf(&stream.unwrap()) == new.der
     })
@@ -496,11 +494,11 @@ async fn sighup_reloads_certificates_when_file_watching_is_off() {
 
 #[tokio::test]
 async fn backend_requiring_mtls_gets_the_route_client_certificate() {
-    support::logs::capture();
+    let logs = crate::support::logs::capture();
     let pki = Pki::new("backend-mtls");
     let server = pki.server("b", &["127.0.0.1"]);
     let gateway_id = pki.client("gw", "wsgate");
-    let addr = support::tls::wss_echo_backend_requiring_client(&server, &pki.ca_path).await;
+    let addr = crate::support::tls::wss_echo_backend_requiring_client(&server, &pki.ca_path).await;
     let backend = format!("wss://{addr}");
     let listener = "[[listeners]]\nbind = \"127.0.0.1:0\"\n";
     let ca = format!("backend_ca = {:?}", pki.ca_path);
@@ -515,9 +513,9 @@ async fn backend_requiring_mtls_gets_the_route_client_certificate() {
         "reason=\"backend_tls\"",
         "CertificateRequired",
     ];
-    support::logs::wait_for_line(&why).await;
+    logs.wait_for_line(&why).await;
     let rejected = ["websocket handshake rejected", "reason=\"backend_tls\""];
-    support::logs::wait_for_line(&rejected).await;
+    logs.wait_for_line(&rejected).await;
     gw.stop().await;
 
     let with_cert = format!(
@@ -525,7 +523,7 @@ async fn backend_requiring_mtls_gets_the_route_client_certificate() {
         gateway_id.cert, gateway_id.key
     );
     let gw = TestGateway::start(&config(listener, &backend, &with_cert)).await;
-    let (mut ws, _) = support::client::connect(ws_request(&gw.ws_url("/"), &[]))
+    let (mut ws, _) = crate::support::client::connect(ws_request(&gw.ws_url("/"), &[]))
         .await
         .unwrap();
     ws.send(Message::text("mutual")).await.unwrap();
@@ -539,7 +537,7 @@ async fn backend_requiring_mtls_gets_the_route_client_certificate() {
 async fn https_backend_answers_plain_http_requests() {
     let pki = Pki::new("https-backend");
     let server = pki.server("b", &["127.0.0.1"]);
-    let addr = support::tls::https_echo_backend(&server).await;
+    let addr = crate::support::tls::https_echo_backend(&server).await;
     let route = format!("backend_ca = {:?}", pki.ca_path);
     let listener = "[[listeners]]\nbind = \"127.0.0.1:0\"\n";
     let gw = TestGateway::start(&config(listener, &format!("https://{addr}"), &route)).await;
@@ -601,7 +599,7 @@ async fn tls10_and_tls11_client_hellos_get_an_alert_and_no_handshake() {
     let (gw, _) = site_gateway(&pki).await;
     for minor in [1, 2] {
         let mut tcp = TcpStream::connect(gw.addr()).await.unwrap();
-        let hello = support::tls::legacy_client_hello(minor, "site.test");
+        let hello = crate::support::tls::legacy_client_hello(minor, "site.test");
         tcp.write_all(&hello).await.unwrap();
         let answer = until_closed(&mut tcp).await;
         // One alert record (content type 21), fatal, protocol_version (70)

@@ -5,8 +5,6 @@
 //! connections are refused, whatever outlives the grace is cut and counted
 //! in the log, and a second signal exits at once.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,11 +13,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-use support::backend::{Answer, Behaviour, WsBackend};
-use support::client::{connect, raw_request, raw_upgrade, ws_request, Ws, WAIT};
-use support::ops::{admin_get, eventually, held_http_backend, server_has_read, value, Binary};
-use support::raw_ws;
-use support::TestGateway;
+use crate::support::backend::{Answer, Behaviour, WsBackend};
+use crate::support::client::{connect, raw_request, raw_upgrade, ws_request, Ws, WAIT};
+use crate::support::ops::{
+    admin_get, eventually, held_http_backend, server_has_read, value, Binary,
+};
+use crate::support::raw_ws;
+use crate::support::TestGateway;
 
 /// A one-route config with the given `[server]` keys.
 fn config(backend: &str, server: &str) -> String {
@@ -331,7 +331,7 @@ async fn http_request_in_flight_when_drain_starts_completes() {
     begin_drain(&mut gw).await;
     assert_eq!(admin_get(gw.admin, "/readyz").await.status, 503);
     request.release.send("finally".into()).unwrap();
-    let response = tokio::time::timeout(WAIT, support::client::read_response(&mut client))
+    let response = tokio::time::timeout(WAIT, crate::support::client::read_response(&mut client))
         .await
         .unwrap();
     assert_eq!(response.status, 200, "{}", response.head);
@@ -353,7 +353,7 @@ async fn upgrade_arriving_during_drain_gets_503_and_no_backend() {
     let mut gw = gateway_to(&backend.url()).await;
     // The first half of an upgrade, read by the gateway before the drain;
     // the rest arrives once the drain has begun.
-    let full = support::client::upgrade_request("/", &[]);
+    let full = crate::support::client::upgrade_request("/", &[]);
     let (head, tail) = full.split_at(full.len() / 2);
     let mut late = TcpStream::connect(gw.addr()).await.unwrap();
     late.write_all(head.as_bytes()).await.unwrap();
@@ -371,7 +371,7 @@ async fn upgrade_arriving_during_drain_gets_503_and_no_backend() {
     })
     .await;
     late.write_all(tail.as_bytes()).await.unwrap();
-    let response = tokio::time::timeout(WAIT, support::client::read_response(&mut late))
+    let response = tokio::time::timeout(WAIT, crate::support::client::read_response(&mut late))
         .await
         .unwrap();
     assert_eq!(response.status, 503, "{}", response.head);

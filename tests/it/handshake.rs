@@ -1,17 +1,15 @@
 //! Every row of DESIGN.md's handshake table over real sockets, asserting the
 //! answer and whether the backend was contacted.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::backend::{
+use crate::support::backend::{
     full_backlog_backend, hang_up_backend, refused_addr, silent_backend,
     silent_backend_reporting_close, Answer, Behaviour, WsBackend,
 };
-use support::client::{connect, raw_request, upgrade_request, ws_request};
-use support::ops::metric;
-use support::{one_route, TestGateway};
+use crate::support::client::{connect, raw_request, upgrade_request, ws_request};
+use crate::support::ops::metric;
+use crate::support::{one_route, TestGateway};
 
 async fn echo_backend() -> WsBackend {
     WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await
@@ -253,7 +251,7 @@ async fn silent_backend_is_504() {
     let gw = TestGateway::start(&config).await;
     let res = raw_request(gw.addr(), &upgrade_request("/", &[])).await;
     assert_eq!(res.status, 504);
-    let eof = tokio::time::timeout(support::client::WAIT, closed.recv()).await;
+    let eof = tokio::time::timeout(crate::support::client::WAIT, closed.recv()).await;
     assert!(eof.is_ok(), "the backend's socket is closed after the 504");
     gw.wait_quiet().await;
     gw.stop().await;

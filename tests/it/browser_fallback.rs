@@ -3,12 +3,10 @@
 //! refuses WebSocket upgrades end on SSE, on long-poll when forced, and on a
 //! WebSocket when nothing is in the way; messages arrive complete and in order.
 
-mod support;
-
 use std::process::Command;
 
-use support::fallback::firewall;
-use support::TestGateway;
+use crate::support::fallback::firewall;
+use crate::support::TestGateway;
 
 const CONFIG: &str = "[[listeners]]\nbind = \"127.0.0.1:0\"\n\n\
     [[routes]]\npath = \"/\"\nbackends = [\"builtin:echo\"]\nfallback = true\n";

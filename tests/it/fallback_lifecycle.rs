@@ -2,13 +2,12 @@
 //! reader, and gateway shutdown (the 1012 every client must collect, and
 //! opens and upgrades refused while draining).
 
-mod support;
-
 use serde_json::json;
-use support::backend::{Answer, Behaviour, WsBackend};
-use support::client::{raw_request, upgrade_request, WAIT};
-use support::fallback::{self as fb, next_close, text, texts, Session, Sse};
-use support::{one_route, TestGateway};
+
+use crate::support::backend::{Answer, Behaviour, WsBackend};
+use crate::support::client::{raw_request, upgrade_request, WAIT};
+use crate::support::fallback::{self as fb, next_close, text, texts, Session, Sse};
+use crate::support::{one_route, TestGateway};
 use wsgate::shutdown::SHUTDOWN_ACK_WAIT;
 
 const ORIGIN: &str = "http://chat.example.com";

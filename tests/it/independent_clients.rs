@@ -5,12 +5,10 @@
 //! Python runs through `tests/clients/python`, the one place that names the
 //! interpreter (a venv, since Debian's system Python refuses `pip install`).
 
-mod support;
-
 use std::process::Command;
 
-use support::backend::{Answer, Behaviour, WsBackend};
-use support::TestGateway;
+use crate::support::backend::{Answer, Behaviour, WsBackend};
+use crate::support::TestGateway;
 
 /// The venv wrapper every Python test client runs through.
 const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/python");

@@ -1,16 +1,14 @@
 //! Hostile and broken clients and backends: each gets a bounded wait, the
 //! right answer, and leaves nothing behind.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::backend::{silent_backend_reporting_close, Answer, Behaviour, WsBackend};
-use support::client::{raw_request, raw_upgrade, upgrade_request, WAIT};
-use support::{one_route, TestGateway};
+use crate::support::backend::{silent_backend_reporting_close, Answer, Behaviour, WsBackend};
+use crate::support::client::{raw_request, raw_upgrade, upgrade_request, WAIT};
+use crate::support::{one_route, TestGateway};
 
 /// The `header_read_timeout` of [`config_with_header_timeout`].
 const HEADER_TIMEOUT: Duration = Duration::from_millis(300);

@@ -4,8 +4,6 @@
 //! scraped from the admin listener. Counts are read after the gateway has
 //! gone quiet (`wait_quiet`), when every cut connection has been counted.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,13 +11,13 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::backend::{http_echo_backend, silent_backend, Answer, Behaviour, WsBackend};
-use support::client::{raw_request, read_response, upgrade_request, RawResponse, WAIT};
-use support::fallback as fb;
-use support::ops::{metric, scrape, value};
-use support::raw_ws::{raw_upgrade, read_head};
-use support::tls::{tls_connect, Pki};
-use support::{one_route, TestGateway};
+use crate::support::backend::{http_echo_backend, silent_backend, Answer, Behaviour, WsBackend};
+use crate::support::client::{raw_request, read_response, upgrade_request, RawResponse, WAIT};
+use crate::support::fallback as fb;
+use crate::support::ops::{metric, scrape, value};
+use crate::support::raw_ws::{raw_upgrade, read_head};
+use crate::support::tls::{tls_connect, Pki};
+use crate::support::{one_route, TestGateway};
 
 /// The refusal counter family.
 const REFUSALS: &str = "wsgate_limit_refusals_total";

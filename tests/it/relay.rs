@@ -1,7 +1,5 @@
 //! The relay end to end: real client → gateway → real backend.
 
-mod support;
-
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -10,9 +8,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::backend::{Answer, Behaviour, WsBackend};
-use support::client::{connect, raw_upgrade, ws_request, Ws, WAIT};
-use support::{one_route, TestGateway};
+use crate::support::backend::{Answer, Behaviour, WsBackend};
+use crate::support::client::{connect, raw_upgrade, ws_request, Ws, WAIT};
+use crate::support::{one_route, TestGateway};
 
 async fn setup(route_extra: &str) -> (TestGateway, WsBackend, Ws) {
     let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::DieOnCommand).await;

@@ -2,16 +2,14 @@
 //! with its key path and file, the same from the library and the binary;
 //! the development certificate paths (`self_signed`, `wsgate cert`).
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
 use rcgen::CertificateParams;
 use wsgate::config::Config;
 
-use support::tls::{served_leaf, tls_connect, Pki};
-use support::TestGateway;
+use crate::support::tls::{served_leaf, tls_connect, Pki};
+use crate::support::TestGateway;
 
 fn tls_config(certs: &str, extra: &str) -> String {
     format!(
@@ -122,7 +120,7 @@ async fn wsgate_cert_writes_a_trustable_dev_certificate() {
     // A client trusting dev.pem as its only root gets a verified handshake.
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(support::tls::read_chain(&cert).remove(0))
+        .add(crate::support::tls::read_chain(&cert).remove(0))
         .unwrap();
     let client = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -150,7 +148,7 @@ async fn self_signed_listener_serves_a_generated_certificate() {
     let insecure = {
         let mut c = (*pki.client_config(None)).clone();
         c.dangerous()
-            .set_certificate_verifier(std::sync::Arc::new(support::tls::AcceptAny));
+            .set_certificate_verifier(std::sync::Arc::new(crate::support::tls::AcceptAny));
         std::sync::Arc::new(c)
     };
     let stream = tls_connect(gw.addr(), "localhost", insecure).await.unwrap();
@@ -161,7 +159,7 @@ async fn self_signed_listener_serves_a_generated_certificate() {
 
 #[tokio::test]
 async fn pkcs1_rsa_and_sec1_ec_keys_load_and_serve() {
-    use support::tls::KeyFormat;
+    use crate::support::tls::KeyFormat;
     let cases = [
         (KeyFormat::Pkcs1Rsa, "-----BEGIN RSA PRIVATE KEY-----"),
         (KeyFormat::Sec1Ec, "-----BEGIN EC PRIVATE KEY-----"),

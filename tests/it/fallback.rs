@@ -3,13 +3,12 @@
 //! directions, what the backend sees, metrics, message size. Expiry and
 //! shutdown are in fallback_lifecycle.rs.
 
-mod support;
-
 use serde_json::json;
-use support::backend::{Behaviour, WsBackend};
-use support::client::WAIT;
-use support::fallback::{self as fb, next_close, text, texts, Session, Sse};
-use support::TestGateway;
+
+use crate::support::backend::{Behaviour, WsBackend};
+use crate::support::client::WAIT;
+use crate::support::fallback::{self as fb, next_close, text, texts, Session, Sse};
+use crate::support::TestGateway;
 
 const ORIGIN: &str = "http://chat.example.com";
 
@@ -259,7 +258,7 @@ async fn the_backend_sees_cookies_authorization_and_forwarding_headers() {
 
 #[tokio::test]
 async fn sessions_and_messages_show_on_metrics() {
-    use support::ops::{metric, metric_reaches};
+    use crate::support::ops::{metric, metric_reaches};
     let (gw, _backend) = setup("").await;
     let s = Session::open(gw.addr(), "/chat", Some(ORIGIN)).await;
     s.send(1, &[text("a"), text("b"), text("c")]).await;
@@ -293,7 +292,7 @@ async fn sessions_and_messages_show_on_metrics() {
 
 #[tokio::test]
 async fn sse_sessions_are_counted_as_sse_on_metrics() {
-    use support::ops::{metric, metric_reaches};
+    use crate::support::ops::{metric, metric_reaches};
     let (gw, _backend) = setup("").await;
     let reply = fb::open(gw.addr(), "/chat", Some(ORIGIN), &["transport=sse"]).await;
     assert_eq!(reply.status, 200, "{}", reply.body);

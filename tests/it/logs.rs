@@ -4,8 +4,6 @@
 //! handshake with its reason; and with `log_format = "json"` every line is
 //! a JSON object carrying the same fields.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -16,9 +14,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::MaybeTlsStream;
 
-use support::backend::{Answer, Behaviour, WsBackend};
-use support::client::{connect, raw_request, upgrade_request, ws_request, Ws, WAIT};
-use support::ops::{eventually, Binary};
+use crate::support::backend::{Answer, Behaviour, WsBackend};
+use crate::support::client::{connect, raw_request, upgrade_request, ws_request, Ws, WAIT};
+use crate::support::ops::{eventually, Binary};
 
 /// The message of the session-end line.
 const SESSION_ENDED: &str = "websocket session ended";

@@ -2,20 +2,18 @@
 //! counter by its value, histograms by their buckets, `/readyz` while
 //! draining.
 
-mod support;
-
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-use support::backend::{
+use crate::support::backend::{
     http_echo_backend, refused_addr, silent_backend, Answer, Behaviour, WsBackend,
 };
-use support::client::{connect, raw_request, upgrade_request, ws_request, Ws, WAIT};
-use support::ops::{admin_get, buckets, metric_reaches, sample, scrape, value};
-use support::{one_route, TestGateway};
+use crate::support::client::{connect, raw_request, upgrade_request, ws_request, Ws, WAIT};
+use crate::support::ops::{admin_get, buckets, metric_reaches, sample, scrape, value};
+use crate::support::{one_route, TestGateway};
 
 /// The route label of `one_route` (no `name`: host `*`, path `/`).
 const ROUTE: &str = "*/";
@@ -322,9 +320,12 @@ async fn gateway_close_codes_for_a_violation_and_a_drain() {
 
     let (mut ws, _) = connect(ws_request(&gw.ws_url("/"), &[])).await.unwrap();
     // Never answers its 1001, so the drain stays open for the scrapes.
-    let mut stubborn = support::raw_ws::raw_upgrade(gw.addr()).await;
+    let mut stubborn = crate::support::raw_ws::raw_upgrade(gw.addr()).await;
     gw.begin_stop();
-    assert_eq!(support::raw_ws::read_close(&mut stubborn).await, Some(1001));
+    assert_eq!(
+        crate::support::raw_ws::read_close(&mut stubborn).await,
+        Some(1001)
+    );
     loop {
         match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
             Some(Ok(Message::Close(frame))) => {
@@ -344,7 +345,7 @@ async fn gateway_close_codes_for_a_violation_and_a_drain() {
     assert_eq!((ended("message_too_big"), ended("shutdown")), (1.0, 1.0));
     // The stubborn relay has had its 1001 but has not ended: not counted yet.
     assert_eq!(value(&m, gateway_closes, &code("client")), 1.0);
-    let close = support::raw_ws::client_frame(0x88, &1001u16.to_be_bytes());
+    let close = crate::support::raw_ws::client_frame(0x88, &1001u16.to_be_bytes());
     stubborn.write_all(&close).await.unwrap();
     tokio::time::timeout(WAIT, gw.join()).await.unwrap();
 }

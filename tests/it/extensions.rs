@@ -1,13 +1,11 @@
 //! permessage-deflate end to end: the offer is forwarded, the backend's
 //! answer relayed, and RSV1 frames pass through only once negotiated.
 
-mod support;
-
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::backend::{raw_ws_backend, Answer, Behaviour, RawEvent, WsBackend};
-use support::client::{raw_request, raw_upgrade, upgrade_request, WAIT};
-use support::{one_route, TestGateway};
+use crate::support::backend::{raw_ws_backend, Answer, Behaviour, RawEvent, WsBackend};
+use crate::support::client::{raw_request, raw_upgrade, upgrade_request, WAIT};
+use crate::support::{one_route, TestGateway};
 
 /// A masked, compressed-flagged (RSV1) binary frame with a 3-byte payload.
 const RSV1_FRAME: [u8; 9] = [0xC2, 0x83, 1, 2, 3, 4, 0xAA, 0xBB, 0xCC];

@@ -2,8 +2,6 @@
 //! never dropped whatever changed, a broken config is refused with every
 //! error while the old one keeps serving, and listeners come and go.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -13,10 +11,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use wsgate::run::reload::ReloadOutcome;
 
-use support::backend::{Answer, Behaviour, WsBackend};
-use support::client::{connect, raw_request, upgrade_request, ws_request, Ws, WAIT};
-use support::ops::{eventually, metric, metric_reaches};
-use support::TestGateway;
+use crate::support::backend::{Answer, Behaviour, WsBackend};
+use crate::support::client::{connect, raw_request, upgrade_request, ws_request, Ws, WAIT};
+use crate::support::ops::{eventually, metric, metric_reaches};
+use crate::support::TestGateway;
 
 /// A config file in a temporary directory, rewritten atomically.
 struct ConfigFile {
@@ -208,8 +206,8 @@ fn fallback_config(backend: &str, fallback: bool, path: &str) -> String {
 }
 
 /// Sends `text` as upstream message `seq` and polls until it comes back.
-async fn fallback_echo(s: &support::fallback::Session, seq: u64, text: &str) {
-    use support::fallback::{text as msg, texts};
+async fn fallback_echo(s: &crate::support::fallback::Session, seq: u64, text: &str) {
+    use crate::support::fallback::{text as msg, texts};
     let sent = s.send(seq, &[msg(text)]).await;
     assert_eq!(sent.status, 200, "send after reload: {}", sent.body);
     assert_eq!(sent.json()["acked"], seq);
@@ -218,7 +216,7 @@ async fn fallback_echo(s: &support::fallback::Session, seq: u64, text: &str) {
 
 #[tokio::test]
 async fn open_fallback_session_survives_fallback_off_route_removal_and_backend_change() {
-    use support::fallback::{open as fb_open, Session};
+    use crate::support::fallback::{open as fb_open, Session};
     let (a, b) = (
         WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await,
         WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await,

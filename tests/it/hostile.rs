@@ -1,23 +1,21 @@
 //! Hostile input, end to end on real sockets: smuggling, upgrade abuse,
 //! header injection, frame-level attacks from either side, floods and
-//! permessage-deflate bombs (the limits are in `tests/limits.rs`). Each case checks the answer, that the
+//! permessage-deflate bombs (the limits are in `tests/it/limits.rs`). Each case checks the answer, that the
 //! backend was protected, and that nothing is left behind (no relay task,
 //! no connection slot).
-
-mod support;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::backend::{
+use crate::support::backend::{
     close_code, frames_until_close, http_echo_backend, raw_ws_backend_duplex, switching_backend,
     Answer, Behaviour, RawEvent, WsBackend,
 };
-use support::client::{raw_request, read_response, upgrade_request, WAIT};
-use support::raw_ws::{
+use crate::support::client::{raw_request, read_response, upgrade_request, WAIT};
+use crate::support::raw_ws::{
     client_frame, deflate_bomb, frame, misbehaving_backend, raw_upgrade, read_close, read_frame,
 };
-use support::{one_route, TestGateway};
+use crate::support::{one_route, TestGateway};
 
 /// A gateway in front of an HTTP echo backend that reports what it saw.
 async fn http_gateway() -> (TestGateway, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
@@ -348,7 +346,7 @@ async fn deflate_setup() -> (
 ) {
     let (addr, events, backend) = raw_ws_backend_duplex(Some("permessage-deflate")).await;
     let gw = TestGateway::start(&one_route(&[format!("ws://{addr}")], DEFLATE_LIMIT)).await;
-    let (client, response) = support::client::raw_upgrade(gw.addr(), &[DEFLATE_OFFER]).await;
+    let (client, response) = crate::support::client::raw_upgrade(gw.addr(), &[DEFLATE_OFFER]).await;
     let agreed = response.header("sec-websocket-extensions");
     assert_eq!(agreed.as_deref(), Some("permessage-deflate"));
     (gw, events, backend, client)

@@ -1,15 +1,13 @@
 //! Plain HTTP forwarding through the gateway.
 
-mod support;
-
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use support::backend::{
+use crate::support::backend::{
     handed_over_backend, http_echo_backend, refused_addr, silent_backend_reporting_close,
 };
-use support::client::{raw_request, read_response, read_until, WAIT};
-use support::{one_route, TestGateway};
+use crate::support::client::{raw_request, read_response, read_until, WAIT};
+use crate::support::{one_route, TestGateway};
 
 #[tokio::test]
 async fn get_is_forwarded_with_forwarding_headers_and_credentials() {
@@ -72,7 +70,7 @@ async fn h2c_upgrade_is_not_passed_to_the_backend() {
         "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
     )
     .await;
-    // Refused before routing (tests/hostile.rs has the variants).
+    // Refused before routing (tests/it/hostile.rs has the variants).
     assert_eq!(res.status, 400);
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 0);
     gw.stop().await;
@@ -138,10 +136,12 @@ async fn builtin_echo_serves_the_demo_page_and_echoes() {
     .await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<title>wsgate demo</title>"));
-    let (mut ws, _) =
-        support::client::connect(support::client::ws_request(&gw.ws_url("/echo"), &[]))
-            .await
-            .unwrap();
+    let (mut ws, _) = crate::support::client::connect(crate::support::client::ws_request(
+        &gw.ws_url("/echo"),
+        &[],
+    ))
+    .await
+    .unwrap();
     ws.send(tokio_tungstenite::tungstenite::Message::Text(
         "ping?".into(),
     ))

@@ -1,11 +1,9 @@
 //! Bad input to the fallback endpoints: each gets a clear error and no
 //! other session is affected.
 
-mod support;
-
-use support::backend::{Answer, Behaviour, WsBackend};
-use support::fallback::{self as fb, text, texts, Session};
-use support::{one_route, TestGateway};
+use crate::support::backend::{Answer, Behaviour, WsBackend};
+use crate::support::fallback::{self as fb, text, texts, Session};
+use crate::support::{one_route, TestGateway};
 
 const ORIGIN: &str = "http://chat.example.com";
 
@@ -131,7 +129,7 @@ async fn too_many_sessions_from_one_client_is_429() {
     still_works(&sessions[0], 1).await;
     // Closing one frees a slot.
     assert_eq!(sessions[2].post("close", "").await.status, 200);
-    let reopened = tokio::time::timeout(support::client::WAIT, async {
+    let reopened = tokio::time::timeout(crate::support::client::WAIT, async {
         loop {
             if fb::open(gw.addr(), "/chat", Some(ORIGIN), &[]).await.status == 200 {
                 break;

@@ -6,14 +6,12 @@
 //! and, in Chromium, connects over each transport its switch names. No Docker engine runs here:
 //! `scripts/docker-context-build.sh` runs the build stage itself.
 
-mod support;
-
 use std::process::{Command, Output};
 
-use support::backend::{refused_addr, Answer, Behaviour, WsBackend};
-use support::client::raw_request;
-use support::fallback::{open, text, texts, Session};
-use support::TestGateway;
+use crate::support::backend::{refused_addr, Answer, Behaviour, WsBackend};
+use crate::support::client::raw_request;
+use crate::support::fallback::{open, text, texts, Session};
+use crate::support::TestGateway;
 
 fn wsgate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wsgate"))
@@ -127,7 +125,7 @@ fn dockerfile_is_multi_stage_unprivileged_with_stop_signal_and_healthcheck() {
 
 #[tokio::test]
 async fn health_probe_follows_the_admin_answer() {
-    let gw = TestGateway::start(&support::one_route(&["ws://127.0.0.1:1".into()], "")).await;
+    let gw = TestGateway::start(&crate::support::one_route(&["ws://127.0.0.1:1".into()], "")).await;
     let url = format!("http://{}/healthz", gw.admin);
     let out = tokio::task::spawn_blocking(move || wsgate(&["health", "--url", &url]))
         .await
@@ -341,7 +339,7 @@ async fn compose_page_in_chromium_follows_its_transports_switch() {
     let echo = [replicas[0].addr.to_string(), replicas[1].addr.to_string()];
     // The page's origin must pass the route's Origin rule, so the port is
     // chosen first and added to the allowed origins.
-    let public = format!("127.0.0.1:{}", support::ops::free_port().await);
+    let public = format!("127.0.0.1:{}", crate::support::ops::free_port().await);
     let config = compose_config_on([&echo[0], &echo[1]], site_service().await, &public)
         .replace("origins = [", &format!("origins = [\"http://{public}\", "));
     let gw = TestGateway::start(&config).await;
