@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::http::body::{full, Body};
+use crate::http::cors;
 use crate::limits::{Limit, Refusal, RETRY_AFTER_SECS};
 
 /// Which side of the gateway caused a failure.
@@ -21,6 +22,17 @@ pub enum Side {
     Backend,
     /// The gateway itself refused (e.g. it is draining).
     Gateway,
+}
+
+impl Side {
+    /// The side as logs and metric labels spell it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Backend => "backend",
+            Side::Gateway => "gateway",
+        }
+    }
 }
 
 /// Everything that can go wrong between receiving a request and answering it.
@@ -258,6 +270,17 @@ impl ProxyError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}
+        }
+        response
+    }
+
+    /// [`ProxyError::to_response`] for a request of the fallback's
+    /// endpoints, readable by the page at `origin` (CORS): the page sees the
+    /// status and the short reason of the refusal, which carry no data.
+    pub fn to_readable_response(&self, origin: Option<&HeaderValue>) -> Response<Body> {
+        let mut response = self.to_response();
+        if let Some(origin) = origin {
+            cors::allow_origin(response.headers_mut(), origin);
         }
         response
     }
