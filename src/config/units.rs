@@ -4,7 +4,10 @@
 //! spellings, no whitespace. A config value that is almost right is reported,
 //! never guessed at.
 
+mod hint;
+
 use std::time::Duration;
+
 
 /// Size units, longest spelling first so that `KiB` is not read as `K` + `iB`.
 const SIZE_UNITS: &[(&str, u64)] = &[
@@ -38,9 +41,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             "invalid size {text:?}: expected a whole number with an optional unit, e.g. \"1MiB\""
         ));
     }
+    let hint = || hint::size(text).map(|h| format!("; {h}")).unwrap_or_default();
     if unit.starts_with('.') {
         return Err(format!(
-            "invalid size {text:?}: fractions are not supported; use a smaller unit (\"1536KiB\")"
+            "invalid size {text:?}: fractions are not supported{}",
+            hint()
         ));
     }
     let multiplier = if unit.is_empty() {
@@ -53,7 +58,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             .ok_or_else(|| {
                 format!(
                     "invalid size {text:?}: unknown unit {unit:?} \
-                     (expected B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+                     (expected B, KB, MB, GB, TB, KiB, MiB, GiB or TiB){}",
+                    hint()
                 )
             })?
     };
@@ -73,6 +79,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("invalid duration \"\": expected e.g. \"30s\", \"10m\" or \"1m30s\"".into());
     }
+    let hint = || hint::duration(text).map(|h| format!("; {h}")).unwrap_or_default();
+    if text.contains(char::is_whitespace) {
+        return Err(format!(
+            "invalid duration {text:?}: no spaces, units h, m, s or ms{}",
+            hint()
+        ));
+    }
     let mut rest = text;
     let mut total_ms: u64 = 0;
     // Index into DURATION_UNITS of the next unit allowed; enforces order.
@@ -84,7 +97,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         if digits_end == 0 {
             return Err(format!(
                 "invalid duration {text:?}: expected a whole number at {rest:?}, \
-                 e.g. \"30s\", \"10m\" or \"1m30s\""
+                 e.g. \"30s\", \"10m\" or \"1m30s\"{}",
+                hint()
             ));
         }
         let (number, after) = rest.split_at(digits_end);
@@ -93,21 +107,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_end);
         if unit.is_empty() {
-            let hint = if after.starts_with('.') {
-                "fractions are not supported; use a smaller unit (\"1500ms\")"
+            return Err(if after.starts_with('.') {
+                format!("invalid duration {text:?}: fractions are not supported{}", hint())
             } else {
-                "missing unit (h, m, s or ms)"
-            };
-            return Err(format!("invalid duration {text:?}: {hint}"));
+                format!(
+                    "invalid duration {text:?}: missing unit (h, m, s or ms): \
+                     \"{number}s\" for seconds, \"{number}ms\" for milliseconds"
+                )
+            });
         }
         let Some(pos) = DURATION_UNITS.iter().position(|(name, _)| *name == unit) else {
             return Err(format!(
-                "invalid duration {text:?}: unknown unit {unit:?} (expected h, m, s or ms)"
+                "invalid duration {text:?}: unknown unit {unit:?} (expected h, m, s or ms){}",
+                hint()
             ));
         };
         if pos < next_unit {
             return Err(format!(
-                "invalid duration {text:?}: units must appear once each, largest first (\"1h30m\")"
+                "invalid duration {text:?}: units must appear once each, largest first{}",
+                hint()
             ));
         }
         next_unit = pos + 1;
@@ -152,7 +170,9 @@ mod tests {
             ("MiB", "whole number"),
             ("-1", "whole number"),
             (" 1MiB", "whole number"),
-            ("1.5MiB", "fractions"),
+            ("1.5MiB", "fractions are not supported; write \"1536KiB\""),
+            ("2.5MiB", "fractions are not supported; write \"2560KiB\""),
+            ("1M", "write \"1MiB\" (powers of 1024) or \"1MB\""),
             ("1 MiB", "unknown unit \" MiB\""),
             ("1mib", "unknown unit"),
             ("1M", "unknown unit"),
@@ -195,7 +215,12 @@ mod tests {
             ("1.5s", "fractions"),
             ("s", "whole number"),
             ("-1s", "whole number"),
-            ("30 s", "missing unit"),
+            ("30 s", "no spaces, units h, m, s or ms; write \"30s\""),
+            ("10 minutes", "no spaces, units h, m, s or ms; write \"10m\""),
+            ("30", "missing unit (h, m, s or ms): \"30s\" for seconds"),
+            ("1.5s", "fractions are not supported; write \"1s500ms\""),
+            ("30sec", "write \"30s\""),
+            ("30s1m", "largest first; write \"1m30s\""),
             ("30sec", "unknown unit"),
             ("1d", "unknown unit"),
             ("30s1m", "largest first"),

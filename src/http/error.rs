@@ -136,6 +136,12 @@ pub enum ProxyError {
     /// A connection or handshake limit is reached (503/429, `Retry-After`).
     #[error("over limit: {}", .0.reason())]
     OverLimit(Refusal),
+    /// A plain HTTP request arrived on a TLS listener.
+    #[error("this port speaks HTTPS; use {url}")]
+    PlainHttpOnTls {
+        /// The `https://` URL the client probably meant.
+        url: String,
+    },
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -174,9 +180,11 @@ impl ProxyError {
             OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => {
                 StatusCode::FORBIDDEN
             }
-            SubprotocolNotOffered { .. } | BadHandshake(_) | BadFallbackRequest(_) | H2cUpgrade => {
-                StatusCode::BAD_REQUEST
-            }
+            SubprotocolNotOffered { .. }
+            | BadHandshake(_)
+            | BadFallbackRequest(_)
+            | H2cUpgrade
+            | PlainHttpOnTls { .. } => StatusCode::BAD_REQUEST,
             SessionClosed => StatusCode::GONE,
             TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -223,6 +231,7 @@ impl ProxyError {
             SubprotocolNotOffered { .. } => "subprotocol",
             UnsupportedVersion(_) => "version",
             BadHandshake(_) | H2cUpgrade => "bad_request",
+            PlainHttpOnTls { .. } => "plain_http_on_tls",
             OverLimit(refusal) => refusal.reason(),
             NoBackend | BackendConnect { .. } => "backend_refused",
             BackendTls { .. } => "backend_tls",
