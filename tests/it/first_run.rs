@@ -199,3 +199,20 @@ async fn trying_the_next_only_when_there_is_a_next() {
     assert_eq!(logs.lines_with(&["trying the next"]).len(), 1);
     gw.stop().await;
 }
+
+#[test]
+fn the_recipes_configs_are_valid() {
+    let recipes = include_str!("../../docs/recipes.md");
+    let blocks: Vec<&str> = recipes
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .filter(|block| block.contains("[[listeners]]"))
+        .collect();
+    assert!(blocks.len() >= 2, "{blocks:#?}");
+    for block in blocks {
+        if let Err(e) = wsgate::config::Config::parse(block, Path::new(".")) {
+            panic!("{e}\nin:\n{block}");
+        }
+    }
+}
