@@ -8,7 +8,6 @@ mod hint;
 
 use std::time::Duration;
 
-
 /// Size units, longest spelling first so that `KiB` is not read as `K` + `iB`.
 const SIZE_UNITS: &[(&str, u64)] = &[
     ("KiB", 1 << 10),
@@ -41,7 +40,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             "invalid size {text:?}: expected a whole number with an optional unit, e.g. \"1MiB\""
         ));
     }
-    let hint = || hint::size(text).map(|h| format!("; {h}")).unwrap_or_default();
+    let hint = || {
+        hint::size(text)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default()
+    };
     if unit.starts_with('.') {
         return Err(format!(
             "invalid size {text:?}: fractions are not supported{}",
@@ -79,7 +82,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("invalid duration \"\": expected e.g. \"30s\", \"10m\" or \"1m30s\"".into());
     }
-    let hint = || hint::duration(text).map(|h| format!("; {h}")).unwrap_or_default();
+    let hint = || {
+        hint::duration(text)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default()
+    };
     if text.contains(char::is_whitespace) {
         return Err(format!(
             "invalid duration {text:?}: no spaces, units h, m, s or ms{}",
@@ -108,7 +115,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let (unit, after) = after.split_at(unit_end);
         if unit.is_empty() {
             return Err(if after.starts_with('.') {
-                format!("invalid duration {text:?}: fractions are not supported{}", hint())
+                format!(
+                    "invalid duration {text:?}: fractions are not supported{}",
+                    hint()
+                )
             } else {
                 format!(
                     "invalid duration {text:?}: missing unit (h, m, s or ms): \
@@ -216,7 +226,10 @@ mod tests {
             ("s", "whole number"),
             ("-1s", "whole number"),
             ("30 s", "no spaces, units h, m, s or ms; write \"30s\""),
-            ("10 minutes", "no spaces, units h, m, s or ms; write \"10m\""),
+            (
+                "10 minutes",
+                "no spaces, units h, m, s or ms; write \"10m\"",
+            ),
             ("30", "missing unit (h, m, s or ms): \"30s\" for seconds"),
             ("1.5s", "fractions are not supported; write \"1s500ms\""),
             ("30sec", "write \"30s\""),

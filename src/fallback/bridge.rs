@@ -30,7 +30,9 @@ use super::protocol::Payload;
 use super::session::Session;
 use super::store::SessionStore;
 use crate::shutdown::Shutdown;
-use crate::ws::close::{reason, CLOSE_TIMEOUT, GOING_AWAY, INTERNAL_ERROR, NO_STATUS, SERVICE_RESTART};
+use crate::ws::close::{
+    reason, CLOSE_TIMEOUT, GOING_AWAY, INTERNAL_ERROR, NO_STATUS, SERVICE_RESTART,
+};
 
 /// The backend WebSocket of a session.
 pub type BackendWs = WebSocketStream<TokioIo<Upgraded>>;

@@ -47,7 +47,11 @@ pub fn config_text(quick: &QuickStart) -> Result<String, String> {
             ))
         }
     };
-    let backends = quick.to.iter().map(|to| backend_url(to)).collect::<Vec<_>>();
+    let backends = quick
+        .to
+        .iter()
+        .map(|to| backend_url(to))
+        .collect::<Vec<_>>();
     let mut text = format!(
         "# Built by: {}\n# Save as wsgate.toml and run `wsgate --config wsgate.toml`; \
          every key is in docs/configuration.md.\n\n\

@@ -99,7 +99,10 @@ mod tests {
             .header("host", "example.com:8443")
             .body(())
             .unwrap();
-        assert_eq!(https_url(&req, local), "https://example.com:8443/chat?room=1");
+        assert_eq!(
+            https_url(&req, local),
+            "https://example.com:8443/chat?room=1"
+        );
         let bare = Request::get("/").body(()).unwrap();
         assert_eq!(https_url(&bare, local), "https://127.0.0.1:8443/");
     }

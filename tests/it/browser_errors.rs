@@ -107,7 +107,10 @@ async fn refusals_of_fallback_requests_are_readable_cross_origin() {
             .map(|v| v.to_str().unwrap().to_string())
     };
     assert_eq!(header("access-control-allow-origin").as_deref(), Some(page));
-    assert_eq!(header("access-control-allow-credentials").as_deref(), Some("true"));
+    assert_eq!(
+        header("access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
     assert_eq!(header("vary").as_deref(), Some("Origin"));
     // Status and reason only: no header is exposed beyond the safelisted.
     assert_eq!(header("access-control-expose-headers"), None);
@@ -126,7 +129,8 @@ async fn refusals_of_fallback_requests_are_readable_cross_origin() {
         page
     );
     // A refusal outside the fallback's endpoints gets no CORS headers.
-    let upgrade = crate::support::client::upgrade_request("/chat", &["Origin: https://page.example"]);
+    let upgrade =
+        crate::support::client::upgrade_request("/chat", &["Origin: https://page.example"]);
     let plain = crate::support::client::raw_request(gw.addr(), &upgrade).await;
     assert_eq!(plain.status, 403);
     assert_eq!(plain.header("access-control-allow-origin"), None);

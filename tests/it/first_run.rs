@@ -149,7 +149,12 @@ fn chat_route(backends: &str) -> String {
 async fn fallback_logs_use_label_spellings_and_name_the_route() {
     let logs = logs::capture();
     let gw = TestGateway::start(&chat_route("[\"builtin:echo\"]")).await;
-    let sse = fallback::open(gw.addr(), "/chat", Some("https://good.example"), &["transport=sse"]);
+    let sse = fallback::open(
+        gw.addr(),
+        "/chat",
+        Some("https://good.example"),
+        &["transport=sse"],
+    );
     assert_eq!(sse.await.status, 200);
     let opened = logs.wait_for_line(&["fallback session opened"]).await;
     assert!(opened.contains("transport=\"sse\""), "{opened}");
@@ -168,7 +173,9 @@ async fn fallback_logs_use_label_spellings_and_name_the_route() {
         ..session
     };
     assert_eq!(stolen.poll(0).await.status, 403);
-    let line = logs.wait_for_line(&["http request rejected", "/poll"]).await;
+    let line = logs
+        .wait_for_line(&["http request rejected", "/poll"])
+        .await;
     assert!(line.contains("route=\"chat\""), "{line}");
     gw.stop().await;
     let ended = logs.wait_for_line(&["fallback session ended"]).await;

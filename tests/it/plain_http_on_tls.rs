@@ -30,7 +30,11 @@ async fn plain_http_on_a_tls_port_gets_400_naming_https() {
     let request = format!("GET /chat?room=1 HTTP/1.1\r\nHost: site.test:{port}\r\n\r\n");
     let answer = raw_request(gw.addr(), &request).await;
     assert_eq!(answer.status, 400, "{}", answer.head);
-    assert!(answer.head.starts_with("HTTP/1.1 400 Bad Request"), "{}", answer.head);
+    assert!(
+        answer.head.starts_with("HTTP/1.1 400 Bad Request"),
+        "{}",
+        answer.head
+    );
     assert_eq!(
         answer.body.trim(),
         format!("this port speaks HTTPS; use https://site.test:{port}/chat?room=1")

@@ -45,7 +45,10 @@ fn print_config_prints_a_file_that_checks_and_means_the_flags() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let printed = text(&out.stdout);
-    assert!(printed.starts_with("# Built by: wsgate proxy --from 127.0.0.1:8090"), "{printed}");
+    assert!(
+        printed.starts_with("# Built by: wsgate proxy --from 127.0.0.1:8090"),
+        "{printed}"
+    );
     let config = wsgate::config::Config::parse(&printed, Path::new(".")).unwrap();
     assert_eq!(config.listeners.len(), 1);
     assert_eq!(config.listeners[0].bind, "127.0.0.1:8090".parse().unwrap());
@@ -72,10 +75,36 @@ fn print_config_prints_a_file_that_checks_and_means_the_flags() {
 fn bad_flags_are_reported_in_the_flags_words() {
     let cases: &[(&[&str], &str)] = &[
         (&["--from", ":8080", "--to", "ftp://x"], "--to #1: "),
-        (&["--from", "nowhere", "--to", ":9000"], "--from: invalid socket address"),
-        (&["--from", ":8080", "--to", ":9000", "--origin", "app.example"], "--origin #1: "),
-        (&["--from", ":8080", "--to", ":9000", "--tls", "acme:example.com"], "not available yet"),
-        (&["--from", ":8080", "--to", ":9000", "--tls", "yes"], "expected \"self-signed\""),
+        (
+            &["--from", "nowhere", "--to", ":9000"],
+            "--from: invalid socket address",
+        ),
+        (
+            &[
+                "--from",
+                ":8080",
+                "--to",
+                ":9000",
+                "--origin",
+                "app.example",
+            ],
+            "--origin #1: ",
+        ),
+        (
+            &[
+                "--from",
+                ":8080",
+                "--to",
+                ":9000",
+                "--tls",
+                "acme:example.com",
+            ],
+            "not available yet",
+        ),
+        (
+            &["--from", ":8080", "--to", ":9000", "--tls", "yes"],
+            "expected \"self-signed\"",
+        ),
     ];
     for (args, want) in cases {
         let mut all = vec!["proxy"];

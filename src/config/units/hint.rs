@@ -206,7 +206,10 @@ mod tests {
             ("1.25KB", "write \"1250\" (bytes)"),
             ("1 MiB", "write \"1MiB\""),
             ("64kib", "write \"64KiB\""),
-            ("1.3MiB", "that is not a whole number of bytes; write about \"1363149\" (bytes)"),
+            (
+                "1.3MiB",
+                "that is not a whole number of bytes; write about \"1363149\" (bytes)",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(size(text).as_deref(), Some(*want), "{text}");
@@ -252,7 +255,10 @@ mod tests {
     fn rendering_round_trips_through_the_parser() {
         for ms in [0, 1, 999, 1_000, 90_000, 3_723_004, 86_400_000] {
             let text = render_duration(Duration::from_millis(ms));
-            assert_eq!(super::super::parse_duration(&text), Ok(Duration::from_millis(ms)));
+            assert_eq!(
+                super::super::parse_duration(&text),
+                Ok(Duration::from_millis(ms))
+            );
         }
     }
 }

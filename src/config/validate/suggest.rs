@@ -18,7 +18,10 @@ pub(super) fn unknown_key(message: &str) -> Option<String> {
         .map(|name| (distance(&normalize(unknown), name), name))
         .filter(|(d, _)| *d <= MAX_DISTANCE && *d < unknown.len())
         .min_by_key(|(d, _)| *d)?;
-    Some(format!("unknown field `{unknown}`; did you mean `{}`?", best.1))
+    Some(format!(
+        "unknown field `{unknown}`; did you mean `{}`?",
+        best.1
+    ))
 }
 
 /// The key as it was probably meant: lower case, `_` for `-`.

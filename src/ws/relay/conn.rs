@@ -17,8 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::pump::{Event, Injected, Pump, Then, Violation};
 use super::{RelayConfig, RelayEnd, RelayReport, Side};
 use crate::ws::close::{
-    reason,
-    GOING_AWAY, INTERNAL_ERROR, INVALID_PAYLOAD, MESSAGE_TOO_BIG, PROTOCOL_ERROR,
+    reason, GOING_AWAY, INTERNAL_ERROR, INVALID_PAYLOAD, MESSAGE_TOO_BIG, PROTOCOL_ERROR,
 };
 
 /// Where the connection is in its life.
