@@ -82,72 +82,64 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("invalid duration \"\": expected e.g. \"30s\", \"10m\" or \"1m30s\"".into());
     }
-    let hint = || {
-        hint::duration(text)
-            .map(|h| format!("; {h}"))
-            .unwrap_or_default()
+    let refuse = |why: String| {
+        let hint = hint::duration(text).map(|h| format!("; {h}"));
+        format!(
+            "invalid duration {text:?}: {why}{}",
+            hint.unwrap_or_default()
+        )
     };
     if text.contains(char::is_whitespace) {
-        return Err(format!(
-            "invalid duration {text:?}: no spaces, units h, m, s or ms{}",
-            hint()
-        ));
+        return Err(refuse("no spaces, units h, m, s or ms".into()));
     }
     let mut rest = text;
     let mut total_ms: u64 = 0;
     // Index into DURATION_UNITS of the next unit allowed; enforces order.
     let mut next_unit = 0;
     while !rest.is_empty() {
-        let digits_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits_end == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a whole number at {rest:?}, \
-                 e.g. \"30s\", \"10m\" or \"1m30s\"{}",
-                hint()
-            ));
-        }
-        let (number, after) = rest.split_at(digits_end);
-        let unit_end = after
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_end);
-        if unit.is_empty() {
-            return Err(if after.starts_with('.') {
-                format!(
-                    "invalid duration {text:?}: fractions are not supported{}",
-                    hint()
-                )
-            } else {
-                format!(
-                    "invalid duration {text:?}: missing unit (h, m, s or ms): \
-                     \"{number}s\" for seconds, \"{number}ms\" for milliseconds"
-                )
-            });
-        }
-        let Some(pos) = DURATION_UNITS.iter().position(|(name, _)| *name == unit) else {
-            return Err(format!(
-                "invalid duration {text:?}: unknown unit {unit:?} (expected h, m, s or ms){}",
-                hint()
-            ));
-        };
+        let (number, pos, after) = duration_part(rest).map_err(refuse)?;
         if pos < next_unit {
-            return Err(format!(
-                "invalid duration {text:?}: units must appear once each, largest first{}",
-                hint()
-            ));
+            return Err(refuse("units must appear once each, largest first".into()));
         }
         next_unit = pos + 1;
         total_ms = number
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(DURATION_UNITS[pos].1))
+            .checked_mul(DURATION_UNITS[pos].1)
             .and_then(|ms| total_ms.checked_add(ms))
             .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
         rest = after;
     }
     Ok(Duration::from_millis(total_ms))
+}
+
+/// The first `<whole number><unit>` of `rest`: the number, the unit's
+/// index in `DURATION_UNITS` and what follows; or why it is not one.
+fn duration_part(rest: &str) -> Result<(u64, usize, &str), String> {
+    let digits_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    if digits_end == 0 {
+        return Err(format!(
+            "expected a whole number at {rest:?}, e.g. \"30s\", \"10m\" or \"1m30s\""
+        ));
+    }
+    let (digits, after) = rest.split_at(digits_end);
+    let unit_end = after
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(after.len());
+    let (unit, after) = after.split_at(unit_end);
+    if unit.is_empty() && after.starts_with('.') {
+        return Err("fractions are not supported".into());
+    }
+    if unit.is_empty() {
+        return Err(format!(
+            "missing unit (h, m, s or ms): \"{digits}s\" for seconds, \"{digits}ms\" for milliseconds"
+        ));
+    }
+    let Some(pos) = DURATION_UNITS.iter().position(|(name, _)| *name == unit) else {
+        return Err(format!("unknown unit {unit:?} (expected h, m, s or ms)"));
+    };
+    let number = digits.parse::<u64>().map_err(|_| "too large".to_string())?;
+    Ok((number, pos, after))
 }
 
 #[cfg(test)]
