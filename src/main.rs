@@ -169,7 +169,8 @@ fn source(cli: &Cli) -> Result<Source, String> {
     })
 }
 
-/// The command as typed, quoted where a shell would need it.
+/// The command as typed (less `--print-config`), quoted where a shell
+/// would need it.
 fn command_line() -> String {
     let quote = |arg: String| {
         let plain = arg
@@ -181,8 +182,8 @@ fn command_line() -> String {
             format!("'{}'", arg.replace('\'', r"'\''"))
         }
     };
-    let mut args = std::env::args();
-    args.next();
+    // The command that runs this config: without --print-config.
+    let args = std::env::args().skip(1).filter(|a| a != "--print-config");
     std::iter::once("wsgate".to_string())
         .chain(args.map(quote))
         .collect::<Vec<_>>()

@@ -36,9 +36,14 @@ pub async fn handle(
     let kind = classify(req.headers());
     let websocket = matches!(kind, Ok(Kind::WebSocket));
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let readable = fallback::handles(&path, gateway.table().offers_fallback())
-        .then(|| req.headers().get(header::ORIGIN).cloned())
-        .flatten();
+    // A refusal of the fallback's endpoints is readable by the page (CORS).
+    let fallback_path = path.starts_with(fallback::PREFIX)
+        && fallback::handles(&path, gateway.table().offers_fallback());
+    let readable = if fallback_path {
+        req.headers().get(header::ORIGIN).cloned()
+    } else {
+        None
+    };
     let mut route = None;
     let result = match kind {
         Ok(kind) => {

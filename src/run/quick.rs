@@ -161,7 +161,10 @@ mod tests {
     }
 
     #[test]
-    fn strings_are_escaped() {
-        assert_eq!(quoted("a\"b\\c"), r#""a\"b\\c""#);
+    fn strings_survive_quoting() {
+        for text in ["plain", "a\"b\\c", "it's", "new\nline", "'\"both\"'"] {
+            let parsed: toml::Table = toml::from_str(&format!("x = {}", quoted(text))).unwrap();
+            assert_eq!(parsed["x"].as_str(), Some(text));
+        }
     }
 }

@@ -45,10 +45,12 @@ fn print_config_prints_a_file_that_checks_and_means_the_flags() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let printed = text(&out.stdout);
+    let first = printed.lines().next().unwrap();
     assert!(
-        printed.starts_with("# Built by: wsgate proxy --from 127.0.0.1:8090"),
-        "{printed}"
+        first.starts_with("# Built by: wsgate proxy --from 127.0.0.1:8090"),
+        "{first}"
     );
+    assert!(first.ends_with("--tls self-signed"), "{first}");
     let config = wsgate::config::Config::parse(&printed, Path::new(".")).unwrap();
     assert_eq!(config.listeners.len(), 1);
     assert_eq!(config.listeners[0].bind, "127.0.0.1:8090".parse().unwrap());
