@@ -223,3 +223,36 @@ fn the_recipes_configs_are_valid() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_dead_backend_gives_the_same_close_on_websocket_and_fallback() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::support::backend::{Answer, Behaviour, WsBackend};
+    use crate::support::client::{connect, ws_request, WAIT};
+
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::DieOnCommand).await;
+    let gw = TestGateway::start(&chat_route(&format!("[{:?}]", backend.url()))).await;
+    let url = gw.ws_url("/chat");
+    let (mut ws, _) = connect(ws_request(&url, &[])).await.unwrap();
+    ws.send(Message::Text("die".into())).await.unwrap();
+    let websocket_close = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(Some(frame)))) => break (u16::from(frame.code), frame.reason),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    let session = Session::open(gw.addr(), "/chat", Some("https://good.example")).await;
+    assert_eq!(session.send(1, &[fallback::text("die")]).await.status, 200);
+    let events = session.collect(0, 1).await;
+    let close = &events.last().unwrap()["close"];
+    let fallback_close = (
+        close["code"].as_u64().unwrap() as u16,
+        close["reason"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(websocket_close, (1011, "backend went away".into()));
+    assert_eq!(fallback_close, (1011, "backend went away".to_string()));
+    gw.stop().await;
+}
