@@ -94,7 +94,7 @@ pub(super) fn size(text: &str) -> Option<String> {
         Some((n, "B")) => format!("write \"{n}\" (bytes)"),
         Some((n, name)) => format!("write \"{n}{name}\""),
         None => {
-            let rounded = (bytes_scaled + number.denominator / 2) / number.denominator;
+            let rounded = bytes_scaled.saturating_add(number.denominator / 2) / number.denominator;
             format!("that is not a whole number of bytes; write about \"{rounded}\" (bytes)")
         }
     })
@@ -222,6 +222,11 @@ mod tests {
             size("8kb").as_deref(),
             Some("write \"8KiB\" (powers of 1024) or \"8KB\" (powers of 1000)")
         );
+        // Huge values never overflow (the fuzzer feeds anything).
+        let huge = format!("{}.5", u128::MAX / 10);
+        assert!(size(&huge).is_some());
+        assert!(size(&format!("{}.5TiB", u64::MAX)).is_none());
+        assert_eq!(duration(&format!("{}.5h", u128::MAX)), None);
         for text in ["1Q", "lots", "1.5.5MiB", "-1MiB"] {
             assert_eq!(size(text), None, "{text}");
         }
