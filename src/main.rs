@@ -5,9 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use wsgate::config::{Config, LogFormat};
-use wsgate::run::check::{load_verified, verified};
+use wsgate::run::check::{load_verified, parse_verified};
+use wsgate::run::quick::{self, QuickStart};
 use wsgate::telemetry::logging;
 
 /// The config file used when `--config` is not given.
@@ -48,6 +49,59 @@ enum Command {
         #[arg(long, default_value = "certs")]
         out: PathBuf,
     },
+    /// Proxy one address to one or more backends, no config file needed:
+    /// `wsgate proxy --from :8080 --to ws://127.0.0.1:9000`.
+    Proxy(ProxyArgs),
+}
+
+/// `wsgate proxy`'s flags (see `wsgate::run::quick`).
+#[derive(Args)]
+struct ProxyArgs {
+    /// Address to listen on: `:PORT`, `IP:PORT` or `localhost:PORT`.
+    #[arg(long)]
+    from: String,
+    /// Backend URL (ws://, wss://, http://, https://, or HOST:PORT);
+    /// repeat it to balance over several.
+    #[arg(long, required = true)]
+    to: Vec<String>,
+    /// Offer the long-poll / SSE fallback (docs/fallback.md).
+    #[arg(long)]
+    fallback: bool,
+    /// An Origin allowed to open WebSockets (repeatable; default same-origin).
+    #[arg(long = "origin", value_name = "PATTERN")]
+    origins: Vec<String>,
+    /// `self-signed`, or `acme:DOMAIN` once ACME support lands.
+    #[arg(long, value_name = "self-signed|acme:DOMAIN")]
+    tls: Option<String>,
+    /// Print the equivalent config file and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// Where the running config comes from.
+enum Source {
+    /// A file, given or `config/wsgate.toml`.
+    File(PathBuf),
+    /// The compiled-in default.
+    Embedded,
+    /// `wsgate proxy`'s flags, as config text.
+    Flags(String),
+}
+
+impl Source {
+    /// How logs and `check` name the source: a file by its resolved path.
+    fn describe(&self) -> String {
+        match self {
+            Source::File(path) => std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
+            Source::Embedded => {
+                format!("embedded default config (no {DEFAULT_CONFIG} here)")
+            }
+            Source::Flags(_) => "config built from the command line".to_string(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -60,22 +114,80 @@ fn main() -> ExitCode {
         Some(Command::Health { url }) => return health(url),
         _ => {}
     }
-    let config = match load(cli.config.as_deref()) {
+    let source = match source(&cli) {
+        Ok(source) => source,
+        Err(message) => return usage_error(&message),
+    };
+    let config = match load(&source) {
         Ok(config) => config,
-        Err(message) => {
-            logging::init(LogFormat::Text);
-            eprintln!("{message}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(message) => return usage_error(&message),
     };
     logging::init(config.server.log_format);
-    match cli.command {
-        Some(Command::Check) => {
-            println!("config ok");
+    match (&cli.command, &source) {
+        (Some(Command::Check), _) => {
+            println!("{}: config ok", source.describe());
             ExitCode::SUCCESS
         }
-        _ => serve(config, config_file(cli.config.as_deref())),
+        (Some(Command::Proxy(args)), Source::Flags(text)) if args.print_config => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        _ => serve(config, source),
     }
+}
+
+/// Prints a start-up error and exits 64.
+fn usage_error(message: &str) -> ExitCode {
+    logging::init(LogFormat::Text);
+    eprintln!("{message}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// The config's source: the proxy flags, the given file, the default file,
+/// else the embedded copy.
+fn source(cli: &Cli) -> Result<Source, String> {
+    if let Some(Command::Proxy(args)) = &cli.command {
+        if cli.config.is_some() {
+            return Err("wsgate proxy builds its config from its flags; drop --config".into());
+        }
+        let quick = QuickStart {
+            from: args.from.clone(),
+            to: args.to.clone(),
+            fallback: args.fallback,
+            origins: args.origins.clone(),
+            tls: args.tls.clone(),
+            command_line: command_line(),
+        };
+        return quick::config_text(&quick)
+            .map(Source::Flags)
+            .map_err(|e| format!("wsgate proxy: {e}"));
+    }
+    Ok(match &cli.config {
+        Some(path) => Source::File(path.clone()),
+        None if Path::new(DEFAULT_CONFIG).exists() => Source::File(DEFAULT_CONFIG.into()),
+        None => Source::Embedded,
+    })
+}
+
+/// The command as typed (less `--print-config`), quoted where a shell
+/// would need it.
+fn command_line() -> String {
+    let quote = |arg: String| {
+        let plain = arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+[]".contains(&b));
+        if plain && !arg.is_empty() {
+            arg
+        } else {
+            format!("'{}'", arg.replace('\'', r"'\''"))
+        }
+    };
+    // The command that runs this config: without --print-config.
+    let args = std::env::args().skip(1).filter(|a| a != "--print-config");
+    std::iter::once("wsgate".to_string())
+        .chain(args.map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `wsgate health`: one GET, the verdict as the exit code.
@@ -99,14 +211,6 @@ fn health(url: &str) -> ExitCode {
     }
 }
 
-/// The config file a reload re-reads; `None` for the embedded config.
-fn config_file(path: Option<&Path>) -> Option<PathBuf> {
-    match path {
-        Some(path) => Some(path.to_owned()),
-        None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.exists()),
-    }
-}
-
 /// `wsgate cert`: writes the development certificate and says how to use it.
 fn write_dev_cert(out: &Path) -> ExitCode {
     match wsgate::tls::dev::write(out) {
@@ -125,25 +229,31 @@ fn write_dev_cert(out: &Path) -> ExitCode {
     }
 }
 
-/// Loads the given config, else `config/wsgate.toml`, else the embedded
-/// copy. A file goes through the same validation as a reload (certificates
-/// and CA files included), so `check`, start-up and reload agree.
-fn load(path: Option<&Path>) -> Result<Config, String> {
-    let (result, name) = match config_file(path) {
-        Some(path) => (load_verified(&path), path.display().to_string()),
-        None => (
-            Config::parse(EMBEDDED_CONFIG, Path::new("."))
-                .map_err(|e| e.0.iter().map(ToString::to_string).collect())
-                .and_then(verified),
-            "embedded default config".to_string(),
-        ),
+/// Loads the config from `source`. A file goes through the same validation
+/// as a reload (certificates and CA files included), so `check`, start-up
+/// and reload agree; the embedded and flag-built configs go through the
+/// same validation too.
+fn load(source: &Source) -> Result<Config, String> {
+    let result = match source {
+        Source::File(path) => load_verified(path),
+        Source::Embedded => parse_verified(EMBEDDED_CONFIG, Path::new(".")),
+        Source::Flags(text) => parse_verified(text, Path::new("."))
+            .map_err(|errors| errors.iter().map(|e| quick::in_flag_terms(e)).collect()),
     };
-    result.map_err(|errors| format!("{name}: invalid config:\n{}", errors.join("\n")))
+    result.map_err(|errors| {
+        let name = source.describe();
+        format!("{name}: invalid config:\n{}", errors.join("\n"))
+    })
 }
 
-/// Binds the listeners and runs until SIGTERM or SIGINT; reloads `file`
-/// on SIGHUP and when it changes.
-fn serve(config: Config, file: Option<PathBuf>) -> ExitCode {
+/// Binds the listeners and runs until SIGTERM or SIGINT; reloads a config
+/// file on SIGHUP and when it changes.
+fn serve(config: Config, source: Source) -> ExitCode {
+    tracing::info!(config = %source.describe(), "starting");
+    let file = match source {
+        Source::File(path) => Some(path),
+        Source::Embedded | Source::Flags(_) => None,
+    };
     match wsgate::run::process::serve(config, file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -241,25 +241,64 @@ pub struct RemoteBackend {
     pub url: String,
 }
 
+/// The certificate, key and CA files a config names, from every part that
+/// validated even when other parts did not: `wsgate check` loads them all
+/// and reports their errors beside the others, in one run.
+#[derive(Debug, Clone, Default)]
+pub struct FileRefs {
+    /// `[[listeners]]` with TLS: the position in the file and the settings.
+    pub listeners: Vec<(usize, ListenerTls)>,
+    /// The routes, each with its `index` and `backend_tls`.
+    pub routes: Vec<Route>,
+}
+
 impl Config {
     /// Reads and validates a config file; relative paths in it are resolved
     /// against the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors::single(ConfigError::new(
-                "",
-                format!("cannot read {}: {e}", path.display()),
-            ))
-        })?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        Config::parse(&text, base)
+        Config::load_all(path).0
+    }
+
+    /// [`Config::load`], and the files the valid parts name even when the
+    /// config has errors (none when the file cannot be read or parsed).
+    pub fn load_all(path: &Path) -> (Result<Config, ConfigErrors>, FileRefs) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let base = path.parent().unwrap_or_else(|| Path::new("."));
+                Config::parse_all(&text, base)
+            }
+            Err(e) => {
+                let error = ConfigError::new("", format!("cannot read {}: {e}", path.display()));
+                (Err(ConfigErrors::single(error)), FileRefs::default())
+            }
+        }
     }
 
     /// Parses and validates config text; `base` resolves relative paths.
     pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigErrors> {
-        let raw: file::ConfigFile =
-            toml::from_str(text).map_err(|e| ConfigErrors::from_toml_in(e, text))?;
-        validate::validate(raw, base)
+        Config::parse_all(text, base).0
+    }
+
+    /// [`Config::parse`], and the files the valid parts name.
+    pub fn parse_all(text: &str, base: &Path) -> (Result<Config, ConfigErrors>, FileRefs) {
+        match toml::from_str::<file::ConfigFile>(text) {
+            Ok(raw) => validate::validate(raw, base),
+            Err(e) => (
+                Err(ConfigErrors::from_toml_in(e, text)),
+                FileRefs::default(),
+            ),
+        }
+    }
+
+    /// The files this (valid) config names.
+    pub fn files(&self) -> FileRefs {
+        let listeners = self.listeners.iter().enumerate();
+        FileRefs {
+            listeners: listeners
+                .filter_map(|(i, l)| l.tls.clone().map(|tls| (i, tls)))
+                .collect(),
+            routes: self.routes.clone(),
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! spellings, no whitespace. A config value that is almost right is reported,
 //! never guessed at.
 
+mod hint;
+
 use std::time::Duration;
 
 /// Size units, longest spelling first so that `KiB` is not read as `K` + `iB`.
@@ -38,9 +40,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             "invalid size {text:?}: expected a whole number with an optional unit, e.g. \"1MiB\""
         ));
     }
+    let hint = || {
+        hint::size(text)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default()
+    };
     if unit.starts_with('.') {
         return Err(format!(
-            "invalid size {text:?}: fractions are not supported; use a smaller unit (\"1536KiB\")"
+            "invalid size {text:?}: fractions are not supported{}",
+            hint()
         ));
     }
     let multiplier = if unit.is_empty() {
@@ -53,7 +61,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             .ok_or_else(|| {
                 format!(
                     "invalid size {text:?}: unknown unit {unit:?} \
-                     (expected B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+                     (expected B, KB, MB, GB, TB, KiB, MiB, GiB or TiB){}",
+                    hint()
                 )
             })?
     };
@@ -73,53 +82,64 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if text.is_empty() {
         return Err("invalid duration \"\": expected e.g. \"30s\", \"10m\" or \"1m30s\"".into());
     }
+    let refuse = |why: String| {
+        let hint = hint::duration(text).map(|h| format!("; {h}"));
+        format!(
+            "invalid duration {text:?}: {why}{}",
+            hint.unwrap_or_default()
+        )
+    };
+    if text.contains(char::is_whitespace) {
+        return Err(refuse("no spaces, units h, m, s or ms".into()));
+    }
     let mut rest = text;
     let mut total_ms: u64 = 0;
     // Index into DURATION_UNITS of the next unit allowed; enforces order.
     let mut next_unit = 0;
     while !rest.is_empty() {
-        let digits_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits_end == 0 {
-            return Err(format!(
-                "invalid duration {text:?}: expected a whole number at {rest:?}, \
-                 e.g. \"30s\", \"10m\" or \"1m30s\""
-            ));
-        }
-        let (number, after) = rest.split_at(digits_end);
-        let unit_end = after
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_end);
-        if unit.is_empty() {
-            let hint = if after.starts_with('.') {
-                "fractions are not supported; use a smaller unit (\"1500ms\")"
-            } else {
-                "missing unit (h, m, s or ms)"
-            };
-            return Err(format!("invalid duration {text:?}: {hint}"));
-        }
-        let Some(pos) = DURATION_UNITS.iter().position(|(name, _)| *name == unit) else {
-            return Err(format!(
-                "invalid duration {text:?}: unknown unit {unit:?} (expected h, m, s or ms)"
-            ));
-        };
+        let (number, pos, after) = duration_part(rest).map_err(refuse)?;
         if pos < next_unit {
-            return Err(format!(
-                "invalid duration {text:?}: units must appear once each, largest first (\"1h30m\")"
-            ));
+            return Err(refuse("units must appear once each, largest first".into()));
         }
         next_unit = pos + 1;
         total_ms = number
-            .parse::<u64>()
-            .ok()
-            .and_then(|n| n.checked_mul(DURATION_UNITS[pos].1))
+            .checked_mul(DURATION_UNITS[pos].1)
             .and_then(|ms| total_ms.checked_add(ms))
             .ok_or_else(|| format!("invalid duration {text:?}: too large"))?;
         rest = after;
     }
     Ok(Duration::from_millis(total_ms))
+}
+
+/// The first `<whole number><unit>` of `rest`: the number, the unit's
+/// index in `DURATION_UNITS` and what follows; or why it is not one.
+fn duration_part(rest: &str) -> Result<(u64, usize, &str), String> {
+    let digits_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    if digits_end == 0 {
+        return Err(format!(
+            "expected a whole number at {rest:?}, e.g. \"30s\", \"10m\" or \"1m30s\""
+        ));
+    }
+    let (digits, after) = rest.split_at(digits_end);
+    let unit_end = after
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(after.len());
+    let (unit, after) = after.split_at(unit_end);
+    if unit.is_empty() && after.starts_with('.') {
+        return Err("fractions are not supported".into());
+    }
+    if unit.is_empty() {
+        return Err(format!(
+            "missing unit (h, m, s or ms): \"{digits}s\" for seconds, \"{digits}ms\" for milliseconds"
+        ));
+    }
+    let Some(pos) = DURATION_UNITS.iter().position(|(name, _)| *name == unit) else {
+        return Err(format!("unknown unit {unit:?} (expected h, m, s or ms)"));
+    };
+    let number = digits.parse::<u64>().map_err(|_| "too large".to_string())?;
+    Ok((number, pos, after))
 }
 
 #[cfg(test)]
@@ -152,7 +172,9 @@ mod tests {
             ("MiB", "whole number"),
             ("-1", "whole number"),
             (" 1MiB", "whole number"),
-            ("1.5MiB", "fractions"),
+            ("1.5MiB", "fractions are not supported; write \"1536KiB\""),
+            ("2.5MiB", "fractions are not supported; write \"2560KiB\""),
+            ("1M", "write \"1MiB\" (powers of 1024) or \"1MB\""),
             ("1 MiB", "unknown unit \" MiB\""),
             ("1mib", "unknown unit"),
             ("1M", "unknown unit"),
@@ -195,7 +217,15 @@ mod tests {
             ("1.5s", "fractions"),
             ("s", "whole number"),
             ("-1s", "whole number"),
-            ("30 s", "missing unit"),
+            ("30 s", "no spaces, units h, m, s or ms; write \"30s\""),
+            (
+                "10 minutes",
+                "no spaces, units h, m, s or ms; write \"10m\"",
+            ),
+            ("30", "missing unit (h, m, s or ms): \"30s\" for seconds"),
+            ("1.5s", "fractions are not supported; write \"1s500ms\""),
+            ("30sec", "write \"30s\""),
+            ("30s1m", "largest first; write \"1m30s\""),
             ("30sec", "unknown unit"),
             ("1d", "unknown unit"),
             ("30s1m", "largest first"),

@@ -4,6 +4,7 @@
 
 mod limits;
 mod route;
+mod suggest;
 mod tls;
 mod toml_path;
 mod values;
@@ -14,7 +15,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::file::{self, defaults, SizeValue};
-use super::{parse_duration, parse_size, Admin, Config, Listener, LogFormat, ServerSettings};
+use super::{
+    parse_duration, parse_size, Admin, Config, FileRefs, Listener, LogFormat, ServerSettings,
+};
 
 /// One configuration problem and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +66,11 @@ impl ConfigErrors {
     /// and column are put in the message. Prefer [`ConfigErrors::from_toml_in`]
     /// when the source text is at hand.
     pub fn from_toml(error: toml::de::Error) -> Self {
+        let raw = error.message().trim_end();
+        let said = suggest::unknown_key(raw).unwrap_or_else(|| raw.to_owned());
         let message = match toml_line_column(&error) {
-            Some(at) => format!("{} ({at})", error.message().trim_end()),
-            None => error.message().trim_end().to_owned(),
+            Some(at) => format!("{said} ({at})"),
+            None => said,
         };
         ConfigErrors::single(ConfigError::new("", message))
     }
@@ -173,7 +178,12 @@ impl Errors {
 }
 
 /// Validates the whole file; `base` resolves relative certificate paths.
-pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, ConfigErrors> {
+/// Beside the verdict, the files that every part which validated names, so
+/// they are checked even when other parts have errors.
+pub(super) fn validate(
+    raw: file::ConfigFile,
+    base: &Path,
+) -> (Result<Config, ConfigErrors>, FileRefs) {
     let mut errors = Errors::default();
     let server = ServerSettings {
         shutdown_grace: errors.duration(
@@ -206,7 +216,8 @@ pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, Con
             ),
         );
     }
-    let listeners = listeners(&mut errors, raw.listeners, base);
+    let mut files = FileRefs::default();
+    let listeners = listeners(&mut errors, raw.listeners, base, &mut files);
     let admin = raw.admin.and_then(|admin| {
         let bind = errors.bind("admin.bind".into(), admin.bind.as_deref())?;
         if listeners.iter().any(|l| l.bind == bind) {
@@ -216,14 +227,17 @@ pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, Con
     });
     let routes = route::routes(&mut errors, raw.routes, base);
     if errors.0.is_empty() {
-        Ok(Config {
+        let config = Config {
             server,
             listeners,
             admin,
             routes,
-        })
+        };
+        let files = config.files();
+        (Ok(config), files)
     } else {
-        Err(ConfigErrors(errors.0))
+        files.routes = routes;
+        (Err(ConfigErrors(errors.0)), files)
     }
 }
 
@@ -242,7 +256,12 @@ fn log_format(errors: &mut Errors, raw: Option<&str>) -> LogFormat {
     }
 }
 
-fn listeners(errors: &mut Errors, raw: Vec<file::ListenerFile>, base: &Path) -> Vec<Listener> {
+fn listeners(
+    errors: &mut Errors,
+    raw: Vec<file::ListenerFile>,
+    base: &Path,
+    files: &mut FileRefs,
+) -> Vec<Listener> {
     if raw.is_empty() {
         errors.push("listeners", "at least one [[listeners]] table is required");
     }
@@ -254,6 +273,9 @@ fn listeners(errors: &mut Errors, raw: Vec<file::ListenerFile>, base: &Path) -> 
             .tls
             .map(|raw| tls::listener_tls(errors, &format!("{path}.tls"), raw, base));
         let redirect_https = tls::redirect_https(errors, &path, listener.redirect_https, &tls);
+        if let Some(tls) = &tls {
+            files.listeners.push((i, tls.clone()));
+        }
         let Some(bind) = bind else { continue };
         if let Some(first) = out.iter().position(|l| l.bind == bind) {
             errors.push(

@@ -30,7 +30,9 @@ use super::protocol::Payload;
 use super::session::Session;
 use super::store::SessionStore;
 use crate::shutdown::Shutdown;
-use crate::ws::close::{CLOSE_TIMEOUT, GOING_AWAY, INTERNAL_ERROR, NO_STATUS, SERVICE_RESTART};
+use crate::ws::close::{
+    reason, CLOSE_TIMEOUT, GOING_AWAY, INTERNAL_ERROR, NO_STATUS, SERVICE_RESTART,
+};
 
 /// The backend WebSocket of a session.
 pub type BackendWs = WebSocketStream<TokioIo<Upgraded>>;
@@ -50,6 +52,19 @@ enum End {
     Expired,
     /// The client called `POST …/close`.
     Aborted,
+}
+
+impl End {
+    /// How logs spell the end, in the words of the relay's `end` label.
+    fn label(self) -> &'static str {
+        match self {
+            End::BackendClosed => "close_handshake",
+            End::BackendLost => "backend_gone",
+            End::Shutdown => "shutdown",
+            End::Expired => "expired",
+            End::Aborted => "client_closed",
+        }
+    }
 }
 
 /// Starts the session's bridge as a task the drain waits for. When the
@@ -77,7 +92,13 @@ pub fn spawn(
         store.remove(&session.id);
         session.gone.cancel();
         session.stats.ended(end == End::Expired);
-        tracing::info!(session = %session.id, end = ?end, "fallback session ended");
+        tracing::info!(
+            route = session.stats.route(),
+            session = %session.id,
+            transport = session.stats.transport().label(),
+            end = end.label(),
+            "fallback session ended"
+        );
     });
 }
 
@@ -155,8 +176,8 @@ async fn finish(
     unreachable: &CancellationToken,
 ) {
     let to_backend = match end {
-        End::Shutdown => Some((GOING_AWAY, "gateway shutting down".to_string())),
-        End::Expired => Some((GOING_AWAY, "fallback session expired".to_string())),
+        End::Shutdown => Some((GOING_AWAY, reason::SHUTTING_DOWN.to_string())),
+        End::Expired => Some((GOING_AWAY, reason::SESSION_EXPIRED.to_string())),
         End::Aborted => match session.take_abort() {
             Some(Payload::Close { code, reason }) => Some((code, reason)),
             _ => Some((NO_STATUS, String::new())),
@@ -167,11 +188,11 @@ async fn finish(
     match end {
         End::Shutdown => session.push(Payload::Close {
             code: SERVICE_RESTART,
-            reason: "gateway restarting; reconnect".into(),
+            reason: reason::RESTARTING.into(),
         }),
         End::BackendLost => session.push(Payload::Close {
             code: INTERNAL_ERROR,
-            reason: "backend connection lost".into(),
+            reason: reason::BACKEND_GONE.into(),
         }),
         _ => {}
     }

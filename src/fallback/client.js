@@ -3,7 +3,8 @@
  * const socket = new WsgateSocket("wss://chat.example.com/chat", ["chat.v2"],
  *                                 { transports: ["websocket", "sse", "longpoll"] });
  * socket.transport      // "websocket" | "sse" | "longpoll" once open
- * socket.fallbackReason // why an earlier transport was not used, or null
+ * socket.fallbackReason // every transport tried before and why it was not used
+ *                       // ("websocket: …; sse: open refused with 403 …"), or null
  *
  * The fallback protocol is described in wsgate's docs/fallback.md. No dependencies.
  */
@@ -166,16 +167,38 @@
       if (this._closeOnOpen) return this._fail("closed before open");
       const transport = this._transports[index];
       if (transport === undefined) return this._fail("no transport worked: " + this._reasons.join("; "));
-      if (index > 0) this.fallbackReason = this._reasons.join("; ");
       if (transport === "websocket") return this._tryWebSocket(index);
       if (transport === "sse" || transport === "longpoll") return this._tryFallback(transport, index);
-      this._reasons.push("unknown transport " + transport);
-      this._connect(index + 1);
+      this._skip(index, "unknown transport " + transport);
+    }
+
+    // Records why a transport was not used: fallbackReason always lists
+    // every transport tried so far, whether or not a later one works.
+    _reason(text) {
+      this._reasons.push(text);
+      this.fallbackReason = this._reasons.join("; ");
+      return this._reasons.length - 1;
     }
 
     _skip(index, reason) {
-      this._reasons.push(reason);
+      this._reason(reason);
       this._connect(index + 1);
+    }
+
+    // A failed WebSocket open tells the page nothing (no status), so its
+    // reason waits for the fallback open: the gateway answers that over
+    // plain HTTP, through the same checks. An error answer (403, 502, ...)
+    // is then the WebSocket's reason too; a 200 means the gateway takes
+    // the request, so something on the way blocked the upgrade.
+    _explainWebSocket(answer) {
+      if (this._wsFailed === undefined) return;
+      const at = this._wsFailed;
+      this._wsFailed = undefined;
+      this._reasons[at] = "websocket: " + (answer === null
+        ? "connection failed, and the gateway is unreachable over HTTP too"
+        : answer.ok ? "connection failed although the gateway answers HTTP (upgrade blocked by a proxy or firewall?)"
+        : "refused: the gateway answered " + answer.status + (answer.text ? " " + answer.text : ""));
+      this.fallbackReason = this._reasons.join("; ");
     }
 
     _tryWebSocket(index) {
@@ -197,7 +220,14 @@
         this._skip(index, "websocket: " + why);
       };
       const timer = setTimeout(() => giveUp("no answer within " + WS_OPEN_TIMEOUT_MS + " ms"), WS_OPEN_TIMEOUT_MS);
-      ws.onerror = () => giveUp("connection failed (upgrade blocked by a proxy or firewall?)");
+      ws.onerror = () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        ws.onopen = ws.onclose = ws.onerror = null;
+        this._wsFailed = this._reason("websocket: connection failed (no HTTP answer to tell why)");
+        this._connect(index + 1);
+      };
       ws.onclose = (e) => giveUp("closed before open (code " + e.code + ")");
       ws.onopen = () => {
         settled = true;
@@ -229,13 +259,16 @@
             method: "POST", credentials: "include", cache: "no-store", signal: this._abort.signal,
           });
         } catch (e) {
+          this._explainWebSocket(null);
           return this._skip(index, transport + ": open failed (" + e.message + ")");
         }
         if (!response.ok) {
           const text = (await response.text().catch(() => "")).trim();
-          this._reasons.push(transport + ": open refused with " + response.status + (text ? " " + text : ""));
-          return this._fail("the gateway refused the session: " + this._reasons.join("; "));
+          this._explainWebSocket({ ok: false, status: response.status, text: text });
+          this._reason(transport + ": open refused with " + response.status + (text ? " " + text : ""));
+          return this._fail("the gateway refused the session: " + this.fallbackReason);
         }
+        this._explainWebSocket({ ok: true });
         const info = await response.json();
         this._session = info.session;
         this._maxPost = info.max_post;
@@ -288,9 +321,8 @@
     _switchToPolling(index, reason) {
       if (this._es) { this._es.close(); this._es = null; }
       if (this.transport === "sse" || this.readyState !== CONNECTING) return;
-      this._reasons.push(reason);
+      this._reason(reason);
       if (this._transports.indexOf("longpoll") < 0) return this._fail(reason);
-      this.fallbackReason = this._reasons.join("; ");
       this._opened("longpoll");
       this._pollLoop();
     }

@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::http::body::{full, Body};
+use crate::http::cors;
 use crate::http::error::ProxyError;
 
 /// The decoded `name=value` pairs of a query string, in order.
@@ -113,12 +114,7 @@ pub fn set_common(
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(origin) = origin {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        cors::allow_origin(headers, origin);
     }
 }
 

@@ -152,6 +152,13 @@ impl Fallback {
         }
     }
 
+    /// The route of the session `id` names, if it is open: a refusal of a
+    /// request on the session is logged and counted on that route.
+    pub fn route_of(&self, id: &str) -> Option<String> {
+        let session = SessionId::parse(id).and_then(|id| self.store.get(&id))?;
+        Some(session.stats.route().to_owned())
+    }
+
     /// The session a request names, if it exists and the request's Origin
     /// is the one that opened it.
     fn session_for(&self, id: &str, req: &Request<Incoming>) -> Result<Arc<Session>, ProxyError> {

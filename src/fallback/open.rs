@@ -24,6 +24,7 @@ use super::{bridge, protocol::SessionId, Fallback, SessionMeter, Transport, PREF
 use crate::config::Route;
 use crate::http::body::Body;
 use crate::http::client::ClientInfo;
+use crate::http::cors;
 use crate::http::error::ProxyError;
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::Metrics;
@@ -79,10 +80,10 @@ impl Opener<'_> {
         let admitted = self.admission.admit(route, balancer, opening, &client);
         let backend = match admitted.await? {
             Admitted::Upgraded { backend, .. } => backend,
-            Admitted::Declined(response) => return Ok(response),
+            Admitted::Declined(response) => return Ok(readable(response, &parts)),
         };
         let session = self.start(route, &parts, &ask, &client, backend.io).await?;
-        tracing::info!(route = %route.name, client = %client.peer, session = %session.id, transport = ?ask.transport, backend = %backend.backend, "fallback session opened");
+        tracing::info!(route = %route.name, client = %client.peer, session = %session.id, transport = ask.transport.label(), backend = %backend.backend, "fallback session opened");
         Ok(opened(
             &session,
             route,
@@ -145,6 +146,15 @@ fn opened(
         response
             .headers_mut()
             .append(header::SET_COOKIE, cookie.clone());
+    }
+    response
+}
+
+/// A backend's own refusal of the open (say 401), readable by the page:
+/// its Origin passed the route's policy, as for a session it would get.
+fn readable(mut response: Response<Body>, parts: &request::Parts) -> Response<Body> {
+    if let Some(origin) = parts.headers.get(header::ORIGIN) {
+        cors::allow_origin(response.headers_mut(), origin);
     }
     response
 }

@@ -116,6 +116,16 @@ impl SessionMeter {
         }
     }
 
+    /// The session's route name, for log lines.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// The session's transport, for log lines.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
     /// The session was opened.
     pub fn opened(&self) {
         self.stats.opened(self.transport);

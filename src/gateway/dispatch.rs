@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::{Request, Response};
+use http::{header, Request, Response};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -36,6 +36,14 @@ pub async fn handle(
     let kind = classify(req.headers());
     let websocket = matches!(kind, Ok(Kind::WebSocket));
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    // A refusal of the fallback's endpoints is readable by the page (CORS).
+    let fallback_path = path.starts_with(fallback::PREFIX)
+        && fallback::handles(&path, gateway.table().offers_fallback());
+    let readable = if fallback_path {
+        req.headers().get(header::ORIGIN).cloned()
+    } else {
+        None
+    };
     let mut route = None;
     let result = match kind {
         Ok(kind) => {
@@ -54,7 +62,7 @@ pub async fn handle(
     count(&gateway, &request, &result);
     let mut response = result.unwrap_or_else(|error| {
         span.in_scope(|| log_rejection(&error, &client, &request));
-        error.to_response()
+        error.to_readable_response(readable.as_ref())
     });
     response
         .headers_mut()
@@ -149,7 +157,10 @@ async fn dispatch_fallback(
     let path = req.uri().path().to_owned();
     match fallback::endpoint(req.method(), &path)? {
         Endpoint::ClientJs => Ok(fallback::client_js()),
-        Endpoint::Session(id, action) => gateway.fallback.serve(id, action, req).await,
+        Endpoint::Session(id, action) => {
+            *route_name = gateway.fallback.route_of(id);
+            gateway.fallback.serve(id, action, req).await
+        }
         Endpoint::Open => {
             let host = request_host(&req);
             let (parts, _) = req.into_parts();
@@ -190,7 +201,7 @@ fn log_rejection(error: &ProxyError, client: &ClientInfo, request: &RequestLine<
         path = request.path,
         status = error.status().as_u16(),
         reason = error.reason(),
-        side = ?error.side(),
+        side = error.side().label(),
         error = %error,
         "{kind} rejected"
     );

@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::http::body::{full, Body};
+use crate::http::cors;
 use crate::limits::{Limit, Refusal, RETRY_AFTER_SECS};
 
 /// Which side of the gateway caused a failure.
@@ -21,6 +22,17 @@ pub enum Side {
     Backend,
     /// The gateway itself refused (e.g. it is draining).
     Gateway,
+}
+
+impl Side {
+    /// The side as logs and metric labels spell it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Backend => "backend",
+            Side::Gateway => "gateway",
+        }
+    }
 }
 
 /// Everything that can go wrong between receiving a request and answering it.
@@ -124,6 +136,12 @@ pub enum ProxyError {
     /// A connection or handshake limit is reached (503/429, `Retry-After`).
     #[error("over limit: {}", .0.reason())]
     OverLimit(Refusal),
+    /// A plain HTTP request arrived on a TLS listener.
+    #[error("this port speaks HTTPS; use {url}")]
+    PlainHttpOnTls {
+        /// The `https://` URL the client probably meant.
+        url: String,
+    },
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -162,9 +180,11 @@ impl ProxyError {
             OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => {
                 StatusCode::FORBIDDEN
             }
-            SubprotocolNotOffered { .. } | BadHandshake(_) | BadFallbackRequest(_) | H2cUpgrade => {
-                StatusCode::BAD_REQUEST
-            }
+            SubprotocolNotOffered { .. }
+            | BadHandshake(_)
+            | BadFallbackRequest(_)
+            | H2cUpgrade
+            | PlainHttpOnTls { .. } => StatusCode::BAD_REQUEST,
             SessionClosed => StatusCode::GONE,
             TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -211,6 +231,7 @@ impl ProxyError {
             SubprotocolNotOffered { .. } => "subprotocol",
             UnsupportedVersion(_) => "version",
             BadHandshake(_) | H2cUpgrade => "bad_request",
+            PlainHttpOnTls { .. } => "plain_http_on_tls",
             OverLimit(refusal) => refusal.reason(),
             NoBackend | BackendConnect { .. } => "backend_refused",
             BackendTls { .. } => "backend_tls",
@@ -258,6 +279,17 @@ impl ProxyError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}
+        }
+        response
+    }
+
+    /// [`ProxyError::to_response`] for a request of the fallback's
+    /// endpoints, readable by the page at `origin` (CORS): the page sees the
+    /// status and the short reason of the refusal, which carry no data.
+    pub fn to_readable_response(&self, origin: Option<&HeaderValue>) -> Response<Body> {
+        let mut response = self.to_response();
+        if let Some(origin) = origin {
+            cors::allow_origin(response.headers_mut(), origin);
         }
         response
     }

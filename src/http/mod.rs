@@ -4,5 +4,6 @@
 
 pub mod body;
 pub mod client;
+pub mod cors;
 pub mod error;
 pub mod headers;

@@ -1,27 +1,48 @@
 //! A config validated in full: syntax and values (`config`), then every
 //! certificate, key and CA file it names, loaded exactly as start-up loads
 //! them. `wsgate check`, start-up and reload all use [`load_verified`], so
-//! they always give the same verdict.
+//! they always give the same verdict. The files are loaded even when the
+//! values have errors, so one run reports everything.
 
 use std::path::Path;
 
-use crate::config::{Backend, Config, Route};
+use crate::config::{Backend, Config, ConfigErrors, FileRefs, Route};
 use crate::tls::listener::TlsListener;
 use crate::upstream::tls::client_config;
 
 /// Reads and validates a config file completely: syntax, values, and every
 /// certificate, key and CA file it names.
 pub fn load_verified(path: &Path) -> Result<Config, Vec<String>> {
-    let config =
-        Config::load(path).map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    verified(config)
+    let (result, files) = Config::load_all(path);
+    with_files(result, &files)
+}
+
+/// [`load_verified`] for config text (the embedded default, or the one
+/// `wsgate proxy` builds); `base` resolves relative paths.
+pub fn parse_verified(text: &str, base: &Path) -> Result<Config, Vec<String>> {
+    let (result, files) = Config::parse_all(text, base);
+    with_files(result, &files)
 }
 
 /// `config` if every file it names loads, else every error.
 pub fn verified(config: Config) -> Result<Config, Vec<String>> {
-    match check(&config) {
-        errors if errors.is_empty() => Ok(config),
-        errors => Err(errors),
+    let files = config.files();
+    with_files(Ok(config), &files)
+}
+
+/// The verdict on the values, with the file errors added.
+fn with_files(
+    result: Result<Config, ConfigErrors>,
+    files: &FileRefs,
+) -> Result<Config, Vec<String>> {
+    let mut errors: Vec<String> = match &result {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    };
+    errors.extend(check_files(files));
+    match result {
+        Ok(config) if errors.is_empty() => Ok(config),
+        _ => Err(errors),
     }
 }
 
@@ -29,18 +50,22 @@ pub fn verified(config: Config) -> Result<Config, Vec<String>> {
 /// every error, each starting with its key path. Warnings (a certificate
 /// expiring soon) are logged, not returned.
 pub fn check(config: &Config) -> Vec<String> {
+    check_files(&config.files())
+}
+
+/// [`check`] on the files of a config that may have other errors.
+fn check_files(files: &FileRefs) -> Vec<String> {
     let mut errors = Vec::new();
-    for (i, listener) in config.listeners.iter().enumerate() {
-        let Some(tls) = &listener.tls else { continue };
+    for (i, tls) in &files.listeners {
         match TlsListener::load(tls, &format!("listeners[{i}].tls")) {
             Ok((_, warnings)) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
             Err(e) => errors.extend(e),
         }
     }
-    for (i, route) in config.routes.iter().enumerate() {
+    for route in &files.routes {
         if dials_tls(route) {
             if let Err((key, e)) = client_config(&route.backend_tls) {
-                errors.push(format!("routes[{i}].{key}: {e}"));
+                errors.push(format!("routes[{}].{key}: {e}", route.index));
             }
         }
     }

@@ -8,11 +8,13 @@
 //! reload      SIGHUP / file-change reload with full validation
 //! check       a config validated in full, certificates included
 //! process     the runtime, the signals, the listeners bound
+//! quick       `wsgate proxy`: a config built from flags, no file
 //! ```
 
 pub mod check;
 mod listeners;
 pub mod process;
+pub mod quick;
 pub mod reload;
 
 use std::future::Future;
@@ -22,12 +24,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::builtin;
-use crate::config::Config;
+use crate::config::{Config, HostPattern, OriginPolicy, Route};
 use crate::gateway::Gateway;
 use crate::server::admin::{self, AdminState};
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::Metrics;
-use crate::upstream::Connector;
+use crate::upstream::{backend_label, Connector};
 use listeners::ListenerSet;
 use reload::{ReloadSource, Reloader};
 
@@ -68,6 +70,7 @@ async fn serve(
     shutdown: &Shutdown,
 ) -> io::Result<()> {
     let gateway = gateway(&config, shutdown).await?;
+    config.routes.iter().for_each(log_route);
     if let Some(observer) = options.observe {
         let _ = observer.send(gateway.clone());
     }
@@ -98,6 +101,30 @@ async fn gateway(config: &Config, shutdown: &Shutdown) -> io::Result<Arc<Gateway
     let routes = config.routes.clone();
     let gateway = Gateway::new(routes, config.server.clone(), connector, shutdown.clone());
     Ok(Arc::new(gateway))
+}
+
+/// One start-up line per route: what it matches and where it goes.
+fn log_route(route: &Route) {
+    let host = match &route.host {
+        HostPattern::Any => "*".to_string(),
+        HostPattern::Exact(host) => host.clone(),
+        HostPattern::Suffix(suffix) => format!("*{suffix}"),
+    };
+    let origins = match &route.origins {
+        OriginPolicy::SameOrigin => "same-origin".to_string(),
+        OriginPolicy::Any => "*".to_string(),
+        OriginPolicy::List(list) => list.len().to_string() + " listed",
+    };
+    let backends: Vec<String> = route.backends.iter().map(backend_label).collect();
+    tracing::info!(
+        route = %route.name,
+        host,
+        path = %route.path,
+        backends = %backends.join(","),
+        origins,
+        fallback = route.fallback,
+        "route"
+    );
 }
 
 /// Starts `/metrics`, `/healthz`, `/readyz` on `bound`, else on

@@ -15,6 +15,7 @@
 //! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
 pub mod admin;
+mod plain_on_tls;
 pub mod redirect;
 mod refuse;
 
@@ -37,6 +38,7 @@ use crate::http::body::Body;
 use crate::http::client::ClientInfo;
 use crate::limits::{self, Admission, Answer, ConnectionPermit, Limit, Refusal, RefusalPermit};
 use crate::tls::listener::{HandshakeError, TlsListener};
+use plain_on_tls::FirstByte;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
@@ -149,33 +151,67 @@ async fn serve_connection(
             });
             serve_http(stream, service, peer, &gateway).await
         }
-        Frontend::Tls(tls) => {
-            let handshake = tokio::select! {
-                result = tls.handshake(stream) => result,
-                _ = gateway.shutdown.closing().cancelled() => return,
-            };
-            match handshake {
-                Ok(accepted) => {
-                    let identity = tls.subject_header().map(|header| Identity {
-                        header: header.clone(),
-                        subject: accepted
-                            .subject
-                            .and_then(|s| HeaderValue::from_str(&s).ok()),
-                    });
-                    let client = ClientInfo { peer, tls: true };
-                    serve_proxy(accepted.stream, client, identity, gateway, permit).await
-                }
-                Err(e) => {
-                    gateway.metrics.tls_handshake_failed();
-                    if let HandshakeError::Timeout(_) = e {
-                        let limit = Limit::TlsHandshakeTimeout.label();
-                        gateway.metrics.limit_refused(limit, Answer::Closed.label());
-                    }
-                    tracing::info!(client = %peer, error = %e, "TLS handshake failed; connection closed")
-                }
-            }
-        }
+        Frontend::Tls(tls) => serve_tls(stream, peer, tls, gateway, permit).await,
     }
+}
+
+/// A TLS connection: its first byte checked (plain HTTP gets a 400 naming
+/// https://), then the handshake, then the proxy. Everything before the
+/// proxy is bounded by the listener's `handshake_timeout`.
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Arc<TlsListener>,
+    gateway: Arc<Gateway>,
+    permit: ConnectionPermit,
+) {
+    let timeout = tls.handshake_timeout();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let closing = gateway.shutdown.closing().clone();
+    let sniffed = tokio::select! {
+        sniffed = tokio::time::timeout_at(deadline, plain_on_tls::first_byte(&stream)) => sniffed,
+        _ = closing.cancelled() => return,
+    };
+    match sniffed {
+        Err(_) => return handshake_failed(&gateway, peer, HandshakeError::Timeout(timeout)),
+        Ok(Ok(FirstByte::Other)) => {
+            tracing::info!(client = %peer, "plain HTTP on a TLS port; answered 400");
+            let local = stream.local_addr().unwrap_or(peer);
+            let metrics = gateway.metrics.clone();
+            return plain_on_tls::answer(stream, local, metrics, deadline).await;
+        }
+        // A read error or an early close: the handshake reports it.
+        Ok(_) => {}
+    }
+    let handshake = tokio::select! {
+        result = tokio::time::timeout_at(deadline, tls.handshake(stream)) => {
+            result.unwrap_or(Err(HandshakeError::Timeout(timeout)))
+        }
+        _ = closing.cancelled() => return,
+    };
+    match handshake {
+        Ok(accepted) => {
+            let identity = tls.subject_header().map(|header| Identity {
+                header: header.clone(),
+                subject: accepted
+                    .subject
+                    .and_then(|s| HeaderValue::from_str(&s).ok()),
+            });
+            let client = ClientInfo { peer, tls: true };
+            serve_proxy(accepted.stream, client, identity, gateway, permit).await
+        }
+        Err(e) => handshake_failed(&gateway, peer, e),
+    }
+}
+
+/// Counts and logs a client TLS handshake that did not complete.
+fn handshake_failed(gateway: &Gateway, peer: SocketAddr, error: HandshakeError) {
+    gateway.metrics.tls_handshake_failed();
+    if let HandshakeError::Timeout(_) = error {
+        let limit = Limit::TlsHandshakeTimeout.label();
+        gateway.metrics.limit_refused(limit, Answer::Closed.label());
+    }
+    tracing::info!(client = %peer, error = %error, "TLS handshake failed; connection closed")
 }
 
 /// The verified client certificate subject, and the header it travels in.

@@ -60,6 +60,7 @@ pub struct Metrics {
     connect_errors: Family<BackendLabels, Counter>,
     http: Family<StatusLabels, Counter>,
     tls_failures: Counter<u64, AtomicU64>,
+    tls_plain_http: Counter<u64, AtomicU64>,
     fallback_sessions: Family<TransportLabels, Counter>,
     fallback_active: Family<TransportLabels, Gauge>,
     fallback_messages: Family<FallbackLabels, Counter>,
@@ -87,6 +88,7 @@ impl Default for Metrics {
             connect_errors: Family::default(),
             http: Family::default(),
             tls_failures: Counter::default(),
+            tls_plain_http: Counter::default(),
             fallback_sessions: Family::default(),
             fallback_active: Family::default(),
             fallback_messages: Family::default(),
@@ -172,6 +174,11 @@ impl Metrics {
             "tls_handshake_failures",
             "Client TLS handshakes that failed",
             self.tls_failures.clone(),
+        );
+        r.register(
+            "tls_plain_http_requests",
+            "Plain HTTP requests on a TLS listener, answered 400",
+            self.tls_plain_http.clone(),
         );
         r.register(
             "fallback_sessions",
@@ -262,6 +269,11 @@ impl Metrics {
     /// Counts a failed client TLS handshake.
     pub fn tls_handshake_failed(&self) {
         self.tls_failures.inc();
+    }
+
+    /// Counts a plain HTTP request answered 400 on a TLS listener.
+    pub fn plain_http_on_tls(&self) {
+        self.tls_plain_http.inc();
     }
 
     /// Counts a fallback session opened on `route` over `transport`

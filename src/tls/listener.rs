@@ -88,6 +88,11 @@ impl TlsListener {
         &self.resolver
     }
 
+    /// How long a client has to complete the handshake.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+
     /// The header that carries the client subject to backends, if any.
     pub fn subject_header(&self) -> Option<&HeaderName> {
         self.subject_header.as_ref()

@@ -70,11 +70,12 @@ impl Connector {
         balancer: &Balancer,
     ) -> Result<(BackendStream, &'r Backend), ProxyError> {
         let mut last = None;
-        for backend in balancer.order(route) {
+        let mut order = balancer.order(route).peekable();
+        while let Some(backend) = order.next() {
             match self.connect(backend, route).await {
                 Ok(stream) => return Ok((stream, backend)),
                 Err(e) => {
-                    backend_skipped(route, backend, &e);
+                    backend_skipped(route, backend, &e, order.peek().is_some());
                     last = Some(e);
                 }
             }
@@ -182,9 +183,16 @@ where
     Ok(sender)
 }
 
-/// The log line for a backend passed over for the next one.
-pub fn backend_skipped(route: &Route, backend: &Backend, error: &ProxyError) {
-    tracing::warn!(route = %route.name, backend = %backend_label(backend), error = %error, "backend failed, trying the next");
+/// The log line for a backend that failed before answering. With a
+/// backend `left` to try it says so; after the last one it is only a debug
+/// line, since the request's own rejection line names the failure.
+pub fn backend_skipped(route: &Route, backend: &Backend, error: &ProxyError, left: bool) {
+    let backend = backend_label(backend);
+    if left {
+        tracing::warn!(route = %route.name, %backend, error = %error, "backend failed, trying the next");
+    } else {
+        tracing::debug!(route = %route.name, %backend, error = %error, "backend failed; no other backend to try");
+    }
 }
 
 /// How a backend is named in logs, errors and metric labels.

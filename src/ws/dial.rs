@@ -64,7 +64,8 @@ pub async fn open(
     client: &ClientInfo,
 ) -> Result<DialOutcome, ProxyError> {
     let mut last = None;
-    for backend in balancer.order(route) {
+    let mut order = balancer.order(route).peekable();
+    while let Some(backend) = order.next() {
         let attempt = async {
             let stream = connector
                 .connect(backend, route)
@@ -77,7 +78,7 @@ pub async fn open(
             Ok(outcome) => return Ok(outcome),
             Err(Failed::Final(e)) => return Err(e),
             Err(Failed::Skip(e)) => {
-                backend_skipped(route, backend, &e);
+                backend_skipped(route, backend, &e, order.peek().is_some());
                 last = Some(e);
             }
         }

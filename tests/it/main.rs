@@ -9,6 +9,7 @@
 mod support;
 
 mod bad_input;
+mod browser_errors;
 mod browser_fallback;
 mod cli;
 mod deploy;
@@ -18,6 +19,7 @@ mod fallback;
 mod fallback_bad_input;
 mod fallback_bench;
 mod fallback_lifecycle;
+mod first_run;
 mod handshake;
 mod hostile;
 mod http_proxy;
@@ -26,6 +28,8 @@ mod layers;
 mod limits;
 mod logs;
 mod metrics;
+mod plain_http_on_tls;
+mod quick_start;
 mod relay;
 mod reload;
 mod tls;

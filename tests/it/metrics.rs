@@ -237,10 +237,11 @@ async fn tls_handshake_failures_are_counted() {
                 [[routes]]\nbackends = [\"builtin:echo\"]\n";
     let gw = TestGateway::start(toml).await;
     for _ in 0..2 {
-        // Plain HTTP on a TLS port: not a ClientHello.
+        // A handshake record that is no ClientHello. (Plain HTTP on a TLS
+        // port is answered 400 instead, and counted apart: plain_http_on_tls.)
         let mut stream = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
         stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5])
             .await
             .unwrap();
         let mut rest = Vec::new();

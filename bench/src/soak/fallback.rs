@@ -13,7 +13,7 @@
 //! - the session ends with a close event: either 1000 "soak done", the
 //!   backend's answer to our close, and then every message sent was
 //!   acknowledged and every acknowledged message was echoed; or 1011
-//!   ("backend connection lost") within a kill window, and then the
+//!   ("backend went away") within a kill window, and then the
 //!   acknowledged messages after the last echo are *lost with the backend*:
 //!   counted, and reported to the client by that close event. Nothing else
 //!   (a 404 before the close event, another code, a 1011 outside a kill

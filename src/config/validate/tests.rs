@@ -392,6 +392,11 @@ fn unknown_keys_rejected_with_path() {
             "unknown field `origin`",
         ),
         (
+            "[[routes]]\nbackends = [\"builtin:echo\"]\nfallbak = true\n",
+            "routes[1].fallbak",
+            "unknown field `fallbak`; did you mean `fallback`? (line ",
+        ),
+        (
             "[server]\ngrace = \"1s\"\n",
             "server.grace",
             "unknown field `grace`",

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::pump::{Event, Injected, Pump, Then, Violation};
 use super::{RelayConfig, RelayEnd, RelayReport, Side};
 use crate::ws::close::{
-    GOING_AWAY, INTERNAL_ERROR, INVALID_PAYLOAD, MESSAGE_TOO_BIG, PROTOCOL_ERROR,
+    reason, GOING_AWAY, INTERNAL_ERROR, INVALID_PAYLOAD, MESSAGE_TOO_BIG, PROTOCOL_ERROR,
 };
 
 /// Where the connection is in its life.
@@ -127,7 +127,7 @@ where
                 () = &mut cancelled, if open && self.going_away.is_none() => {
                     self.going_away = Some(Instant::now() + self.cfg.drain_delay);
                     if self.cfg.drain_delay.is_zero() {
-                        self.gateway_close(RelayEnd::Shutdown, "going away");
+                        self.gateway_close(RelayEnd::Shutdown, reason::SHUTTING_DOWN);
                     }
                 }
             }
@@ -171,7 +171,7 @@ where
             return Some(self.close_timed_out());
         }
         if self.going_away.is_some_and(|at| at <= now) {
-            self.gateway_close(RelayEnd::Shutdown, "going away");
+            self.gateway_close(RelayEnd::Shutdown, reason::SHUTTING_DOWN);
             return None;
         }
         if !self.cfg.ping_interval.is_zero() && self.next_ping <= now {
@@ -299,7 +299,7 @@ where
                 self.b2c.mark_dst_dead();
                 let sent = self
                     .c2b
-                    .close_dst(GOING_AWAY, "client went away", Then::Done);
+                    .close_dst(GOING_AWAY, reason::CLIENT_GONE, Then::Done);
                 let then = if sent && self.c2b.can_inject() {
                     Then::Discard
                 } else {
@@ -312,7 +312,7 @@ where
                 self.c2b.mark_dst_dead();
                 let sent = self
                     .b2c
-                    .close_dst(INTERNAL_ERROR, "backend went away", Then::Done);
+                    .close_dst(INTERNAL_ERROR, reason::BACKEND_GONE, Then::Done);
                 let then = if sent && self.b2c.can_inject() {
                     Then::Discard
                 } else {
@@ -346,7 +346,7 @@ where
     fn pong_timeout(&mut self) {
         self.enter_closing(RelayEnd::PongTimeout);
         self.c2b
-            .close_dst(GOING_AWAY, "client did not answer ping", Then::Done);
+            .close_dst(GOING_AWAY, reason::PONG_TIMEOUT, Then::Done);
         self.b2c.stop(Then::Done);
     }
 
@@ -361,7 +361,7 @@ where
     /// The deadline was computed before the last writes; recheck it.
     fn check_idle(&mut self) {
         if self.idle_deadline().is_some_and(|at| at <= Instant::now()) {
-            self.gateway_close(RelayEnd::IdleTimeout, "idle timeout");
+            self.gateway_close(RelayEnd::IdleTimeout, reason::IDLE_TIMEOUT);
         }
     }
 

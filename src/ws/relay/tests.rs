@@ -553,7 +553,10 @@ async fn shutdown_sends_1001_to_both_and_waits_for_replies() {
     let (client, backend) = (spawn_reader(client), spawn_reader(backend));
     h.shutdown.cancel();
     for got in [client.await.unwrap(), backend.await.unwrap()] {
-        assert_eq!(close_code(got.last()), Some((1001, "going away".into())));
+        assert_eq!(
+            close_code(got.last()),
+            Some((1001, "gateway shutting down".into()))
+        );
     }
     let report = h.relay.await.unwrap();
     assert_eq!(report.end, RelayEnd::Shutdown);
