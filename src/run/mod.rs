@@ -100,7 +100,7 @@ async fn gateway(config: &Config, shutdown: &Shutdown) -> io::Result<Arc<Gateway
     Ok(Arc::new(gateway))
 }
 
-/// Starts `/metrics`, `/healthz`, `/readyz` on `bound`, else on
+/// Starts `/metrics`, `/healthz`, `/readyz`, `/backends` on `bound`, else on
 /// `[admin] bind`, else not at all.
 async fn start_admin(
     config: &Config,
@@ -123,6 +123,7 @@ async fn start_admin(
     let state = AdminState {
         metrics: gateway.metrics.clone(),
         shutdown: gateway.shutdown.clone(),
+        backends: gateway.backends.clone(),
     };
     let stop = gateway.shutdown.stopped().clone();
     tokio::spawn(admin::serve(listener, state, stop));
