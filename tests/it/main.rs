@@ -9,6 +9,7 @@
 mod support;
 
 mod bad_input;
+mod balancing;
 mod browser_fallback;
 mod cli;
 mod deploy;
@@ -19,6 +20,7 @@ mod fallback_bad_input;
 mod fallback_bench;
 mod fallback_lifecycle;
 mod handshake;
+mod health;
 mod hostile;
 mod http_proxy;
 mod independent_clients;
