@@ -117,7 +117,9 @@ impl Balancer {
             .cloned()
             .collect();
         let panic = up.is_empty() && !self.backends.is_empty();
-        if self.panicking.swap(panic, Ordering::Relaxed) != panic {
+        let changed = self.panicking.load(Ordering::Relaxed) != panic
+            && self.panicking.swap(panic, Ordering::Relaxed) != panic;
+        if changed {
             match panic {
                 true => {
                     tracing::warn!(route = %self.route, "every backend is out of rotation: trying all of them (panic mode)")
