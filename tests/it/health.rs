@@ -312,3 +312,18 @@ async fn checks_stop_with_their_route_and_with_the_drain() {
         "stopped by the drain"
     );
 }
+
+#[tokio::test]
+async fn expect_status_is_the_one_status_that_passes() {
+    let backend = NamedBackend::start("a").await;
+    backend.set_health(204);
+    let checks = format!("{CHECKS}\nexpect_status = 204");
+    let gw = TestGateway::start(&one_route(&[backend.url()], &checks)).await;
+    health_becomes(&gw, &backend.url(), "healthy").await;
+    backend.set_health(200);
+    health_becomes(&gw, &backend.url(), "unhealthy").await;
+    let shown = entry(&gw, &backend.url()).await;
+    assert_eq!(shown["last_check"]["status"], 200, "{shown}");
+    assert_eq!(shown["last_check"]["outcome"], "bad_status");
+    gw.stop().await;
+}
