@@ -12,7 +12,8 @@
 //! fallback    long-poll / SSE sessions bridged to a backend WebSocket
 //! proxy       plain HTTP forwarding
 //! ws          admission (checks, handshake slot, dial), the 101, frames, relay
-//! upstream    reaching backends: connector, balancing, backend TLS
+//! upstream    reaching backends: balancing over live backend state (counts,
+//!             health checks), connector, backend TLS
 //! tls         listener certificates: files, SNI, handshake, reload
 //! telemetry   metrics, live relays, request ids, logging (plain labels)
 //! shutdown    one handle, one method per drain stage

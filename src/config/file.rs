@@ -70,6 +70,21 @@ pub(crate) mod defaults {
     pub(crate) const MAX_HANDSHAKES: usize = 1_024;
     /// `limits.max_header_size`: a request head above this is refused (431/400).
     pub(crate) const MAX_HEADER_SIZE: u64 = 64 * 1024;
+    /// `routes.balance`: a WebSocket lives for hours, so the backend with
+    /// the fewest open connections gets the next one.
+    pub(crate) const BALANCE: &str = "least_conn";
+    /// `routes.sticky_cookie`: the cookie that names a client's backend.
+    pub(crate) const STICKY_COOKIE: &str = "wsgate_backend";
+    /// `routes.health.path`: what a check asks for.
+    pub(crate) const HEALTH_PATH: &str = "/";
+    /// `routes.health.interval`: time between two checks of one backend.
+    pub(crate) const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+    /// `routes.health.timeout`: a check that takes longer has failed.
+    pub(crate) const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+    /// `routes.health.unhealthy_after`: failed checks in a row.
+    pub(crate) const UNHEALTHY_AFTER: i64 = 2;
+    /// `routes.health.healthy_after`: passed checks in a row.
+    pub(crate) const HEALTHY_AFTER: i64 = 2;
 }
 
 /// The whole file.
@@ -186,6 +201,22 @@ pub(crate) struct RouteFile {
     pub(crate) backend_ca: Option<String>,
     pub(crate) backend_sni: Option<String>,
     pub(crate) backend_client_cert: Option<CertFile>,
+    pub(crate) balance: Option<String>,
+    pub(crate) sticky_cookie: Option<String>,
+    pub(crate) health: Option<HealthFile>,
+}
+
+/// `[routes.health]`: active health checks of the route's backends.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthFile {
+    pub(crate) path: Option<String>,
+    pub(crate) interval: Option<String>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) unhealthy_after: Option<i64>,
+    pub(crate) healthy_after: Option<i64>,
+    pub(crate) expect_status: Option<i64>,
+    pub(crate) websocket: Option<bool>,
 }
 
 /// A size as written: `"1MiB"`, or a bare integer meaning bytes.

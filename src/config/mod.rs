@@ -6,6 +6,7 @@
 //! carry no `Option` that has a default and no string that still needs parsing.
 //! Every problem is collected with its key path and reported at once.
 
+mod balance;
 mod file;
 mod tls;
 mod units;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use balance::{Balance, HealthCheck, Probe};
 pub use tls::{BackendTls, ListenerTls};
 pub use units::{parse_duration, parse_size};
 pub use validate::{ConfigError, ConfigErrors};
@@ -116,8 +118,14 @@ pub struct Route {
     /// Path prefix, matched on whole segments; always starts with `/` and
     /// has no trailing `/` unless it is exactly `/`.
     pub path: String,
-    /// Backends, balanced round-robin; at least one.
+    /// Backends, spread by `balance`; at least one.
     pub backends: Vec<Backend>,
+    /// How new connections are spread over `backends`.
+    pub balance: Balance,
+    /// The cookie naming a client's backend (used with `Balance::Cookie`).
+    pub sticky_cookie: String,
+    /// Active health checks of the backends, `[routes.health]`.
+    pub health: Option<HealthCheck>,
     /// Which `Origin` headers may open a WebSocket.
     pub origins: OriginPolicy,
     /// Whether a request without `Origin` (a non-browser client) is allowed.

@@ -2,6 +2,7 @@
 //! collects every problem with its key path, so one run of `wsgate check`
 //! shows them all.
 
+mod balance;
 mod limits;
 mod route;
 mod suggest;

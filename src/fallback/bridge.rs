@@ -30,12 +30,23 @@ use super::protocol::Payload;
 use super::session::Session;
 use super::store::SessionStore;
 use crate::shutdown::Shutdown;
+use crate::upstream::Lease;
 use crate::ws::close::{
     reason, CLOSE_TIMEOUT, GOING_AWAY, INTERNAL_ERROR, NO_STATUS, SERVICE_RESTART,
 };
 
 /// The backend WebSocket of a session.
 pub type BackendWs = WebSocketStream<TokioIo<Upgraded>>;
+
+/// A session's backend: its WebSocket, and the lease that counts the
+/// session on that backend (`least_conn`) until the bridge ends.
+#[derive(Debug)]
+pub struct Backend {
+    /// The backend WebSocket.
+    pub ws: BackendWs,
+    /// Held by the bridge task, released when it ends.
+    pub lease: Lease,
+}
 type Sink = SplitSink<BackendWs, Message>;
 type Stream = SplitStream<BackendWs>;
 
@@ -75,11 +86,12 @@ pub fn spawn(
     shutdown: &Shutdown,
     store: Arc<dyn SessionStore>,
     session: Arc<Session>,
-    ws: BackendWs,
+    backend: Backend,
     inbox: mpsc::Receiver<Payload>,
 ) {
     let drain = shutdown.clone();
     shutdown.track_session(async move {
+        let Backend { ws, lease: _lease } = backend;
         let (mut sink, mut stream) = ws.split();
         let end = tokio::select! {
             biased;

@@ -28,7 +28,7 @@ use crate::http::cors;
 use crate::http::error::ProxyError;
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::Metrics;
-use crate::upstream::Balancer;
+use crate::upstream::{Balancer, Lease};
 use crate::ws::admit::{Admission, Admitted, Opening};
 
 /// What the open request asks for.
@@ -82,7 +82,9 @@ impl Opener<'_> {
             Admitted::Upgraded { backend, .. } => backend,
             Admitted::Declined(response) => return Ok(readable(response, &parts)),
         };
-        let session = self.start(route, &parts, &ask, &client, backend.io).await?;
+        let session = self
+            .start(route, &parts, &ask, &client, (backend.io, backend.lease))
+            .await?;
         tracing::info!(route = %route.name, client = %client.peer, session = %session.id, transport = ask.transport.label(), backend = %backend.backend, "fallback session opened");
         Ok(opened(
             &session,
@@ -100,7 +102,7 @@ impl Opener<'_> {
         parts: &request::Parts,
         ask: &OpenRequest,
         client: &ClientInfo,
-        io: TokioIo<Upgraded>,
+        (io, lease): (TokioIo<Upgraded>, Lease),
     ) -> Result<Arc<Session>, ProxyError> {
         let (session, inbox) = Session::new(SessionInit {
             id: SessionId::random(),
@@ -120,7 +122,11 @@ impl Opener<'_> {
         store.insert(session.clone(), route.fallback_settings.sessions_per_client)?;
         session.stats.opened();
         let ws = WebSocketStream::from_raw_socket(io, Role::Client, Some(ws_config(route)));
-        bridge::spawn(self.shutdown, store, session.clone(), ws.await, inbox);
+        let backend = bridge::Backend {
+            ws: ws.await,
+            lease,
+        };
+        bridge::spawn(self.shutdown, store, session.clone(), backend, inbox);
         Ok(session)
     }
 }

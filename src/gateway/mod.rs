@@ -11,6 +11,8 @@ pub mod dispatch;
 
 use std::sync::{Arc, RwLock};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::{Route, ServerSettings};
 use crate::fallback::open::Opener;
 use crate::fallback::Fallback;
@@ -18,7 +20,9 @@ use crate::limits::Limits;
 use crate::routing::Router;
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::Metrics;
-use crate::upstream::{Balancer, Connector};
+use crate::upstream::health::Checker;
+use crate::upstream::state::BackendState;
+use crate::upstream::{Balancer, Connector, Registry};
 use crate::ws::admit::Admission;
 use crate::ws::upgrade::Relays;
 
@@ -39,6 +43,8 @@ pub struct Gateway {
     pub shutdown: Shutdown,
     /// Connection and handshake limits, with their live counts.
     pub limits: Limits,
+    /// Every backend's state (counts, health), kept across reloads.
+    pub backends: Registry,
 }
 
 /// Routes together with their balancers.
@@ -48,15 +54,42 @@ pub struct RouteTable {
     pub router: Router,
     /// One balancer per route, indexed by `Route::index`.
     balancers: Vec<Balancer>,
+    /// Stops this table's health checks (when it is replaced, or drained).
+    checks: CancellationToken,
 }
 
 impl RouteTable {
-    /// Builds the table for a validated list of routes.
-    pub fn new(routes: Vec<Route>) -> Self {
-        let balancers = routes.iter().map(|_| Balancer::default()).collect();
+    /// Builds the table for a validated list of routes; the balancers take
+    /// each backend's state from `backends`, so surviving ones keep theirs.
+    pub fn new(routes: Vec<Route>, backends: &Registry) -> Self {
+        let router = Router::new(routes);
         RouteTable {
-            router: Router::new(routes),
-            balancers,
+            balancers: backends.balancers(router.routes()),
+            router,
+            checks: CancellationToken::new(),
+        }
+    }
+
+    /// Starts one health-check task per distinct backend of every route
+    /// with `[routes.health]`; they stop when this table is replaced or
+    /// the drain begins.
+    fn start_checks(&mut self, connector: &Connector, metrics: &Arc<Metrics>, shutdown: &Shutdown) {
+        self.checks = shutdown.draining().child_token();
+        for (route, balancer) in self.router.routes().iter().zip(&self.balancers) {
+            let mut started: Vec<&Arc<BackendState>> = Vec::new();
+            for state in balancer.backends() {
+                if started.iter().any(|s| Arc::ptr_eq(s, state)) {
+                    continue;
+                }
+                started.push(state);
+                let checker = Checker {
+                    connector: connector.clone(),
+                    route: route.clone(),
+                    state: state.clone(),
+                    metrics: metrics.clone(),
+                };
+                checker.spawn(self.checks.clone());
+            }
         }
     }
 
@@ -72,21 +105,29 @@ impl RouteTable {
 }
 
 impl Gateway {
-    /// Gateway state for the given routes and settings.
+    /// Gateway state for the given routes and settings; the routes' health
+    /// checks start at once (so this runs inside the runtime).
     pub fn new(
         routes: Vec<Route>,
         settings: ServerSettings,
         connector: Connector,
         shutdown: Shutdown,
     ) -> Self {
+        let backends = Registry::default();
+        let metrics = connector.metrics().clone();
+        let samples = backends.clone();
+        metrics.watch_backends(move || samples.samples());
+        let mut table = RouteTable::new(routes, &backends);
+        table.start_checks(&connector, &metrics, &shutdown);
         Gateway {
-            table: RwLock::new(Arc::new(RouteTable::new(routes))),
-            metrics: connector.metrics().clone(),
+            table: RwLock::new(Arc::new(table)),
+            metrics,
             connector,
             shutdown,
             limits: Limits::new(settings.limits.clone()),
             settings,
             fallback: Fallback::default(),
+            backends,
         }
     }
 
@@ -95,9 +136,17 @@ impl Gateway {
         self.table.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces the routing table (config reload); open sessions keep theirs.
-    pub fn replace_table(&self, table: RouteTable) {
-        *self.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+    /// Replaces the routes (config reload): backends that stay keep their
+    /// state, the new table's health checks start and the old one's stop.
+    /// Open WebSockets and sessions keep the route they started with.
+    pub fn replace_routes(&self, routes: Vec<Route>) {
+        let mut table = RouteTable::new(routes, &self.backends);
+        table.start_checks(&self.connector, &self.metrics, &self.shutdown);
+        let old = std::mem::replace(
+            &mut *self.table.write().unwrap_or_else(|e| e.into_inner()),
+            Arc::new(table),
+        );
+        old.checks.cancel();
     }
 
     /// What the WebSocket's admission needs.

@@ -4,6 +4,9 @@
 //! Each request dials its own backend connection (as nginx does by default);
 //! a backend that refuses is skipped for the next, exactly as for WebSockets.
 //! A backend cannot switch protocols on a forwarded request: its 101 is 502.
+//! The request counts on its backend (`least_conn`) until its response body
+//! has been sent, and its answer carries the sticky cookie when the route
+//! balances by cookie.
 
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
@@ -13,7 +16,7 @@ use crate::http::body::{boxed, Body};
 use crate::http::client::ClientInfo;
 use crate::http::error::ProxyError;
 use crate::http::headers::{add_forwarding, strip_hop_by_hop};
-use crate::upstream::{backend_label, http1_sender, Balancer, Connector};
+use crate::upstream::{http1_sender, Balancer, Connector};
 
 /// Sends `req` to one of the route's backends and returns its response.
 pub async fn forward(
@@ -23,8 +26,9 @@ pub async fn forward(
     req: Request<Incoming>,
     client: ClientInfo,
 ) -> Result<Response<Body>, ProxyError> {
-    let (stream, backend) = connector.connect_any(route, balancer).await?;
-    let backend = backend_label(backend);
+    let plan = balancer.plan(req.headers(), &client);
+    let (stream, lease) = connector.connect_any(route, &plan).await?;
+    let backend = lease.state().label.clone();
     let mut sender = http1_sender(stream, &backend).await?;
     let request = backend_request(req, &client);
     let response = tokio::time::timeout(route.response_timeout, sender.send_request(request))
@@ -37,7 +41,10 @@ pub async fn forward(
     refuse_unasked_switch(&response, &backend)?;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Ok(Response::from_parts(parts, boxed(body)))
+    if let Some(cookie) = plan.set_cookie(&lease) {
+        parts.headers.append(http::header::SET_COOKIE, cookie);
+    }
+    Ok(Response::from_parts(parts, lease.hold(boxed(body))))
 }
 
 /// A plain request never asks for an upgrade (the gateway strips

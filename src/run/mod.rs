@@ -127,7 +127,7 @@ fn log_route(route: &Route) {
     );
 }
 
-/// Starts `/metrics`, `/healthz`, `/readyz` on `bound`, else on
+/// Starts `/metrics`, `/healthz`, `/readyz`, `/backends` on `bound`, else on
 /// `[admin] bind`, else not at all.
 async fn start_admin(
     config: &Config,
@@ -150,6 +150,7 @@ async fn start_admin(
     let state = AdminState {
         metrics: gateway.metrics.clone(),
         shutdown: gateway.shutdown.clone(),
+        backends: gateway.backends.clone(),
     };
     let stop = gateway.shutdown.stopped().clone();
     tokio::spawn(admin::serve(listener, state, stop));

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::check::load_verified;
 use super::listeners::ListenerSet;
 use crate::config::Config;
-use crate::gateway::{Gateway, RouteTable};
+use crate::gateway::Gateway;
 
 /// How often the binary checks the config file for changes.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(2);
@@ -145,8 +145,7 @@ impl Reloader {
             return ReloadOutcome::Rejected(errors);
         }
         self.warn_restart_only(&config);
-        let table = RouteTable::new(config.routes.clone());
-        self.gateway.replace_table(table);
+        self.gateway.replace_routes(config.routes.clone());
         self.gateway.shutdown.configure(&config.server);
         self.current = config;
         ReloadOutcome::Applied {

@@ -1,6 +1,8 @@
 //! The admin listener: `GET /metrics` (Prometheus), `/healthz` (the process
-//! answers) and `/readyz` (200 only while serving; 503 before the listeners
-//! are bound and while draining, so a load balancer stops sending first).
+//! answers), `/readyz` (200 only while serving; 503 before the listeners
+//! are bound and while draining, so a load balancer stops sending first)
+//! and `/backends` (every backend's state, connections and last check, as
+//! JSON).
 //! Also the client side of `/healthz`, used by `wsgate health` in a
 //! container HEALTHCHECK, where no curl is installed.
 
@@ -20,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::http::body::{full, Body};
 use crate::shutdown::{Phase, Shutdown};
 use crate::telemetry::metrics::Metrics;
+use crate::upstream::Registry;
 
 /// Content type of the exposition `prometheus-client` writes.
 const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -37,6 +40,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// The phase `/readyz` reports.
     pub shutdown: Shutdown,
+    /// The backends `/backends` shows.
+    pub backends: Registry,
 }
 
 /// Serves the admin endpoints on `listener` until `stop` fires.
@@ -82,12 +87,21 @@ fn answer(state: &AdminState, req: &Request<Incoming>) -> Response<Body> {
             response
         }
         "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/backends" => {
+            let mut response = text(StatusCode::OK, state.backends.snapshot().to_string());
+            let value = header::HeaderValue::from_static("application/json");
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
+            response
+        }
         "/readyz" => match state.shutdown.phase() {
             Phase::Ready => text(StatusCode::OK, "ready\n"),
             Phase::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "starting\n"),
             Phase::Draining => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         },
-        _ => text(StatusCode::NOT_FOUND, "try /metrics, /healthz or /readyz\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "try /metrics, /healthz, /readyz or /backends\n",
+        ),
     }
 }
 

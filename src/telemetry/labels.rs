@@ -52,6 +52,21 @@ pub(crate) struct BackendLabels {
     pub(crate) reason: String,
 }
 
+/// `{route, backend}`: one backend of one route.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RouteBackendLabels {
+    pub(crate) route: String,
+    pub(crate) backend: String,
+}
+
+/// `{route, backend, outcome}` of a health check.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct HealthCheckLabels {
+    pub(crate) route: String,
+    pub(crate) backend: String,
+    pub(crate) outcome: String,
+}
+
 /// `{route, class}` of an HTTP response (`2xx` ...).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct StatusLabels {

@@ -9,6 +9,7 @@
 //! Names and labels are documented in `docs/metrics.md`.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -17,9 +18,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use super::backends::{BackendGauges, BackendSample};
 use super::labels::{
     BackendLabel, BackendLabels, CloseLabels, DirectionLabels, EndLabels, FallbackLabels,
-    HandshakeLabels, LimitLabels, ReloadLabels, RouteLabel, StatusLabels, TransportLabels,
+    HandshakeLabels, HealthCheckLabels, LimitLabels, ReloadLabels, RouteLabel, StatusLabels,
+    TransportLabels,
 };
 use super::relays::LiveRelays;
 
@@ -58,6 +61,8 @@ pub struct Metrics {
     live: LiveRelays,
     connect_latency: Family<BackendLabel, Histogram, fn() -> Histogram>,
     connect_errors: Family<BackendLabels, Counter>,
+    backends: Arc<BackendGauges>,
+    health_checks: Family<HealthCheckLabels, Counter>,
     http: Family<StatusLabels, Counter>,
     tls_failures: Counter<u64, AtomicU64>,
     tls_plain_http: Counter<u64, AtomicU64>,
@@ -86,6 +91,8 @@ impl Default for Metrics {
             live: LiveRelays::default(),
             connect_latency: Family::new_with_constructor(connect_buckets as fn() -> Histogram),
             connect_errors: Family::default(),
+            backends: Arc::default(),
+            health_checks: Family::default(),
             http: Family::default(),
             tls_failures: Counter::default(),
             tls_plain_http: Counter::default(),
@@ -164,6 +171,12 @@ impl Metrics {
             "backend_connect_errors",
             "Failed backend connects, by backend and reason",
             self.connect_errors.clone(),
+        );
+        r.register_collector(Box::new(self.backends.clone()));
+        r.register(
+            "backend_health_checks",
+            "Active health checks of backends, by outcome",
+            self.health_checks.clone(),
         );
         r.register(
             "http_requests",
@@ -264,6 +277,23 @@ impl Metrics {
                 self.connect_errors.get_or_create(&labels).inc();
             }
         }
+    }
+
+    /// Exports `wsgate_backend_up` and `wsgate_backend_connections_active`
+    /// from the samples `source` gives at each scrape.
+    pub fn watch_backends(&self, source: impl Fn() -> Vec<BackendSample> + Send + Sync + 'static) {
+        self.backends.watch(Box::new(source));
+    }
+
+    /// Counts one health check of `backend` on `route`: `outcome` is `ok`,
+    /// `bad_status`, `timeout`, `refused`, `tls` or `protocol`.
+    pub fn health_check(&self, route: &str, backend: &str, outcome: &str) {
+        let labels = HealthCheckLabels {
+            route: route.to_owned(),
+            backend: backend.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        self.health_checks.get_or_create(&labels).inc();
     }
 
     /// Counts a failed client TLS handshake.

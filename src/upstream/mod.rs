@@ -7,13 +7,26 @@
 //! when every backend failed does the caller answer 502 (or 504 when the last
 //! failure was a timeout).
 //!
+//! Which backend a connection goes to is decided per route by its
+//! `balance`, from each backend's live state: open connections, health
+//! checks, failed dials. That state lives in a [`Registry`] that outlives
+//! route tables, so it survives reloads; docs/balancing.md has the rules.
+//!
 //! ```text
 //! balance   the order a request tries a route's backends
+//! sticky    the sticky cookie's value, and ip_hash's rendezvous score
+//! state     one backend's count and health; the lease that counts
+//! registry  every backend's state by identity, across reloads; /backends
+//! health    active health checks, one task per backend
 //! stream    a connected backend stream, plain or TLS
 //! tls       rustls client configs for wss:// and https:// backends
 //! ```
 
 pub mod balance;
+pub mod health;
+pub mod registry;
+pub mod state;
+pub mod sticky;
 pub mod stream;
 pub mod tls;
 
@@ -26,7 +39,9 @@ use tokio::net::TcpStream;
 use crate::config::{Backend, BackendTls, Route};
 use crate::http::error::ProxyError;
 use crate::telemetry::metrics::Metrics;
-pub use balance::Balancer;
+pub use balance::{Balancer, Plan};
+pub use registry::Registry;
+pub use state::Lease;
 pub use stream::BackendStream;
 use stream::TlsBackend;
 use tls::BackendTlsConfigs;
@@ -62,20 +77,19 @@ impl Connector {
         Connector { metrics, ..self }
     }
 
-    /// Connects to the first backend of `route` that accepts, in balancer
-    /// order. Returns the stream and the backend it reached.
-    pub async fn connect_any<'r>(
+    /// Connects to the first backend of `plan` that accepts. Returns the
+    /// stream and the lease that counts the connection on its backend.
+    pub async fn connect_any(
         &self,
-        route: &'r Route,
-        balancer: &Balancer,
-    ) -> Result<(BackendStream, &'r Backend), ProxyError> {
+        route: &Route,
+        plan: &Plan,
+    ) -> Result<(BackendStream, Lease), ProxyError> {
         let mut last = None;
-        let mut order = balancer.order(route).peekable();
-        while let Some(backend) = order.next() {
-            match self.connect(backend, route).await {
-                Ok(stream) => return Ok((stream, backend)),
+        for (tried, lease) in plan.attempts().enumerate() {
+            match self.connect(&lease.state().backend, route).await {
+                Ok(stream) => return Ok((stream, lease)),
                 Err(e) => {
-                    backend_skipped(route, backend, &e, order.peek().is_some());
+                    backend_skipped(route, &lease, &e, tried + 1 < plan.len());
                     last = Some(e);
                 }
             }
@@ -84,8 +98,23 @@ impl Connector {
     }
 
     /// Connects to one backend of `route` within its `connect_timeout`,
-    /// TLS handshake included.
+    /// TLS handshake included, and counts the attempt on `/metrics`.
     pub async fn connect(
+        &self,
+        backend: &Backend,
+        route: &Route,
+    ) -> Result<BackendStream, ProxyError> {
+        let started = std::time::Instant::now();
+        let result = self.dial(backend, route).await;
+        let reason = result.as_ref().err().map(ProxyError::reason);
+        self.metrics
+            .backend_connect(&backend_label(backend), started.elapsed(), reason);
+        result
+    }
+
+    /// Connects to one backend of `route` within its `connect_timeout`,
+    /// TLS handshake included; counts nothing (health checks dial this way).
+    pub async fn dial(
         &self,
         backend: &Backend,
         route: &Route,
@@ -120,17 +149,12 @@ impl Connector {
                 }
             }
         };
-        let started = std::time::Instant::now();
-        let result = tokio::time::timeout(timeout, dial).await.unwrap_or(Err(
+        tokio::time::timeout(timeout, dial).await.unwrap_or(Err(
             ProxyError::BackendConnectTimeout {
                 backend: label.clone(),
                 timeout,
             },
-        ));
-        let reason = result.as_ref().err().map(ProxyError::reason);
-        self.metrics
-            .backend_connect(&label, started.elapsed(), reason);
-        result
+        ))
     }
 
     /// Runs the TLS handshake with a backend; any failure, certificate
@@ -183,15 +207,24 @@ where
     Ok(sender)
 }
 
-/// The log line for a backend that failed before answering. With a
-/// backend `left` to try it says so; after the last one it is only a debug
-/// line, since the request's own rejection line names the failure.
-pub fn backend_skipped(route: &Route, backend: &Backend, error: &ProxyError, left: bool) {
-    let backend = backend_label(backend);
+/// A backend failed before it answered and is passed over: logged — with
+/// a backend `left` to try it says so; after the last one it is only a
+/// debug line, since the request's own rejection line names the failure —
+/// and when the dial itself failed (refused, timed out) the backend is out
+/// of rotation for a while ([`state::UNREACHABLE_FOR`]).
+pub fn backend_skipped(route: &Route, lease: &Lease, error: &ProxyError, left: bool) {
+    let state = lease.state();
+    let backend = &state.label;
     if left {
         tracing::warn!(route = %route.name, %backend, error = %error, "backend failed, trying the next");
     } else {
         tracing::debug!(route = %route.name, %backend, error = %error, "backend failed; no other backend to try");
+    }
+    if matches!(
+        error,
+        ProxyError::BackendConnect { .. } | ProxyError::BackendConnectTimeout { .. }
+    ) {
+        state.unreachable(tokio::time::Instant::now());
     }
 }
 

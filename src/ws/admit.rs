@@ -84,7 +84,8 @@ impl Admission<'_> {
             .limits
             .begin_handshake()
             .map_err(ProxyError::OverLimit)?;
-        let outcome = dial::open(self.connector, route, balancer, request, &checked, client);
+        let plan = balancer.plan(&request.headers, client);
+        let outcome = dial::open(self.connector, route, &plan, request, &checked, client);
         Ok(match outcome.await? {
             DialOutcome::Upgraded(backend) => Admitted::Upgraded { checked, backend },
             DialOutcome::Declined(response) => {

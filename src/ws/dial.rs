@@ -15,9 +15,7 @@ use crate::http::body::empty;
 use crate::http::client::ClientInfo;
 use crate::http::error::ProxyError;
 use crate::http::headers::{add_forwarding, strip_hop_by_hop};
-use crate::upstream::{
-    backend_label, backend_skipped, http1_sender, BackendStream, Balancer, Connector,
-};
+use crate::upstream::{backend_skipped, http1_sender, BackendStream, Connector, Lease, Plan};
 use crate::ws::handshake::{
     accept_key, check_extension_answer, choose_protocol, new_key, CheckedUpgrade,
 };
@@ -35,8 +33,12 @@ pub struct BackendUpgrade {
     pub extensions: Option<HeaderValue>,
     /// Whether `permessage-deflate` was negotiated (the relay allows RSV1).
     pub deflate: bool,
-    /// Other headers of the backend's 101 (e.g. `Set-Cookie`) for the client.
+    /// Other headers of the backend's 101 (e.g. `Set-Cookie`) for the
+    /// client, the gateway's sticky cookie included.
     pub headers: HeaderMap,
+    /// Counts the connection on its backend for as long as it is held:
+    /// by the relay, or by the fallback session's bridge.
+    pub lease: Lease,
 }
 
 /// How the backend answered the upgrade.
@@ -49,41 +51,88 @@ pub enum DialOutcome {
 
 /// Opens a WebSocket to one of the route's backends on the client's behalf.
 ///
-/// Backends are tried in balancer order. One that refuses, does not accept
-/// in time, fails TLS, or hangs up before any answer is skipped for the
-/// next (as nginx's `proxy_next_upstream error timeout`): the client has
-/// seen nothing yet, and the upgrade is a GET, safe to send again. A
+/// Backends are tried in the plan's order. One that refuses, does not
+/// accept in time, fails TLS, or hangs up before any answer is skipped for
+/// the next (as nginx's `proxy_next_upstream error timeout`): the client
+/// has seen nothing yet, and the upgrade is a GET, safe to send again. A
 /// backend that answers — 101, a refusal, garbage — or takes longer than
-/// `response_timeout` settles it.
+/// `response_timeout` settles it. Either answer carries the sticky cookie
+/// naming that backend when the route balances by cookie.
 pub async fn open(
     connector: &Connector,
     route: &Route,
-    balancer: &Balancer,
+    plan: &Plan,
     client_req: &request::Parts,
     checked: &CheckedUpgrade,
     client: &ClientInfo,
 ) -> Result<DialOutcome, ProxyError> {
     let mut last = None;
-    let mut order = balancer.order(route).peekable();
-    while let Some(backend) = order.next() {
+    for (tried, lease) in plan.attempts().enumerate() {
         let attempt = async {
             let stream = connector
-                .connect(backend, route)
+                .connect(&lease.state().backend, route)
                 .await
                 .map_err(Failed::Skip)?;
-            let label = backend_label(backend);
+            let label = lease.state().label.clone();
             exchange(stream, label, route, client_req, checked, client).await
         };
+        let cookie = plan.set_cookie(&lease);
         match attempt.await {
-            Ok(outcome) => return Ok(outcome),
+            Ok(outcome) => return Ok(outcome.settle(lease, cookie)),
             Err(Failed::Final(e)) => return Err(e),
             Err(Failed::Skip(e)) => {
-                backend_skipped(route, backend, &e, order.peek().is_some());
+                backend_skipped(route, &lease, &e, tried + 1 < plan.len());
                 last = Some(e);
             }
         }
     }
     Err(last.unwrap_or(ProxyError::NoBackend))
+}
+
+/// The backend's answer, before it is settled on a lease.
+enum Answer {
+    /// A checked 101.
+    Upgraded(Accepted),
+    /// Any other status.
+    Declined(Response<Incoming>),
+}
+
+/// A checked 101: a [`BackendUpgrade`] but for its lease.
+struct Accepted {
+    io: TokioIo<Upgraded>,
+    backend: String,
+    protocol: Option<String>,
+    extensions: Option<HeaderValue>,
+    deflate: bool,
+    headers: HeaderMap,
+}
+
+impl Answer {
+    /// The final outcome: the upgrade holds the lease; either answer gets
+    /// the sticky cookie.
+    fn settle(self, lease: Lease, cookie: Option<HeaderValue>) -> DialOutcome {
+        match self {
+            Answer::Upgraded(accepted) => {
+                let mut headers = accepted.headers;
+                headers.extend(cookie.map(|c| (header::SET_COOKIE, c)));
+                DialOutcome::Upgraded(BackendUpgrade {
+                    io: accepted.io,
+                    backend: accepted.backend,
+                    protocol: accepted.protocol,
+                    extensions: accepted.extensions,
+                    deflate: accepted.deflate,
+                    headers,
+                    lease,
+                })
+            }
+            Answer::Declined(mut response) => {
+                if let Some(cookie) = cookie {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+                DialOutcome::Declined(response)
+            }
+        }
+    }
 }
 
 /// How one backend's attempt failed.
@@ -102,7 +151,7 @@ async fn exchange(
     client_req: &request::Parts,
     checked: &CheckedUpgrade,
     client: &ClientInfo,
-) -> Result<DialOutcome, Failed> {
+) -> Result<Answer, Failed> {
     let key = new_key();
     let request = backend_request(client_req, checked, client, &key);
     let exchange = send(stream, request, &backend);
@@ -115,7 +164,7 @@ async fn exchange(
             })
         })??;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Ok(DialOutcome::Declined(response));
+        return Ok(Answer::Declined(response));
     }
     accept(response, route, checked, &key, backend)
         .await
@@ -129,7 +178,7 @@ async fn accept(
     checked: &CheckedUpgrade,
     key: &str,
     backend: String,
-) -> Result<DialOutcome, ProxyError> {
+) -> Result<Answer, ProxyError> {
     let bad = |reason: String| ProxyError::BackendProtocol {
         backend: backend.clone(),
         reason,
@@ -143,7 +192,7 @@ async fn accept(
     let upgraded = hyper::upgrade::on(response)
         .await
         .map_err(|e| bad(format!("upgrade failed: {e}")))?;
-    Ok(DialOutcome::Upgraded(BackendUpgrade {
+    Ok(Answer::Upgraded(Accepted {
         io: TokioIo::new(upgraded),
         backend,
         protocol,

@@ -19,7 +19,7 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::relays::RelayMeter;
 use crate::telemetry::request_id::REQUEST_ID;
-use crate::upstream::{BackendStream, Balancer};
+use crate::upstream::{BackendStream, Balancer, Lease};
 use crate::ws::admit::{Admission, Admitted, Opening};
 use crate::ws::close::CLOSE_TIMEOUT;
 use crate::ws::dial::BackendUpgrade;
@@ -59,6 +59,7 @@ pub async fn upgrade(
         client,
         request_id: request_id.unwrap_or_default().into(),
         _permit: parts.extensions.get::<Arc<ConnectionPermit>>().cloned(),
+        _lease: None,
     };
     relays.spawn(context, on_upgrade, backend);
     Ok(response)
@@ -101,8 +102,13 @@ impl Relays<'_> {
         let BackendUpgrade {
             io: backend_io,
             backend: backend_label,
+            lease,
             ..
         } = backend;
+        let context = RelayContext {
+            _lease: Some(lease),
+            ..context
+        };
         let backend_io = Leg::<BackendStream>::new(backend_io.into_inner());
         let task = async move {
             let upgraded = match on_upgrade.await {
@@ -166,6 +172,9 @@ struct RelayContext {
     request_id: Box<str>,
     /// The client connection's limit slot, held as long as the relay.
     _permit: Option<Arc<ConnectionPermit>>,
+    /// Counts the relay on its backend (`least_conn`) while it runs; set
+    /// when the relay starts.
+    _lease: Option<Lease>,
 }
 
 /// The one log line per finished relay.

@@ -32,6 +32,7 @@ backends = ["builtin:echo"]
 TOML
 
 "$bin" check --config "$tmp/wsgate.toml" >/dev/null
+: >"$tmp/log"   # exists before the first read below, however slow the start
 RUST_LOG=info "$bin" --config "$tmp/wsgate.toml" 2>"$tmp/log" &
 pid=$!
 port=

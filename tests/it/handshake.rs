@@ -324,7 +324,8 @@ async fn backend_gets_path_query_credentials_and_forwarding_headers() {
 async fn several_backends_are_balanced_round_robin() {
     let a = echo_backend().await;
     let b = echo_backend().await;
-    let gw = TestGateway::start(&one_route(&[a.url(), b.url()], "")).await;
+    let config = one_route(&[a.url(), b.url()], "balance = \"round_robin\"");
+    let gw = TestGateway::start(&config).await;
     for _ in 0..6 {
         connect(ws_request(&gw.ws_url("/"), &[])).await.unwrap();
     }
@@ -371,7 +372,11 @@ async fn a_backend_hanging_up_before_its_answer_is_skipped_for_the_next() {
     let (dying, requests) = hang_up_backend().await;
     let live = echo_backend().await;
     let dying_url = format!("ws://{dying}");
-    let gw = TestGateway::start(&one_route(&[dying_url.clone(), live.url()], "")).await;
+    let config = one_route(
+        &[dying_url.clone(), live.url()],
+        "balance = \"round_robin\"",
+    );
+    let gw = TestGateway::start(&config).await;
     // Round-robin starts each upgrade one backend further: half of them
     // reach the dying backend first, and must still end on the live one.
     for _ in 0..4 {

@@ -9,6 +9,7 @@
 mod support;
 
 mod bad_input;
+mod balancing;
 mod browser_errors;
 mod browser_fallback;
 mod cli;
@@ -21,6 +22,7 @@ mod fallback_bench;
 mod fallback_lifecycle;
 mod first_run;
 mod handshake;
+mod health;
 mod hostile;
 mod http_proxy;
 mod independent_clients;

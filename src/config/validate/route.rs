@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::super::file::{self, defaults};
-use super::{tls, values, Errors};
+use super::{balance, tls, values, Errors};
 use crate::config::{Backend, FallbackSettings, HostPattern, OriginPolicy, Route, WsSettings};
 
 /// Validates every route, and that no two share a host and path or a name.
@@ -52,6 +52,7 @@ fn route(errors: &mut Errors, index: usize, raw: file::RouteFile, base: &Path) -
     let (host, path, key_valid) = host_and_path(errors, &at, &raw);
     let name = name(errors, &at, raw.name.clone(), &host, &path);
     let backends = backends(errors, &at, raw.backends.as_deref());
+    let balancing = balance::balancing(errors, &at, &raw);
     let origins = origin_policy(errors, &at("origins"), raw.origins.clone());
     let subprotocols = subprotocols(
         errors,
@@ -84,6 +85,9 @@ fn route(errors: &mut Errors, index: usize, raw: file::RouteFile, base: &Path) -
         host,
         path,
         backends,
+        balance: balancing.balance,
+        sticky_cookie: balancing.sticky_cookie,
+        health: balancing.health,
         origins,
         allow_missing_origin: raw
             .allow_missing_origin

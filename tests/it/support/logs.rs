@@ -44,6 +44,12 @@ pub struct Logs {
     lines: Arc<Mutex<Vec<u8>>>,
     /// Keeps the subscriber this thread's default.
     _default: DefaultGuard,
+    /// A second live dispatcher, so that tracing never takes its "just one
+    /// dispatcher" shortcut while a capture runs. With that shortcut, a
+    /// callsite first hit on another test's thread (no subscriber there)
+    /// would be cached as uninteresting for every thread, and this test
+    /// would miss its lines.
+    _not_alone: tracing::Dispatch,
 }
 
 /// Captures this thread's log lines (level `info`, no colours) until the
@@ -64,9 +70,11 @@ pub fn capture() -> Logs {
         .with_ansi(false)
         .with_writer(move || Capture(sink.clone()))
         .finish();
+    let not_alone = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     Logs {
         lines,
         _default: tracing::subscriber::set_default(subscriber),
+        _not_alone: not_alone,
     }
 }
 

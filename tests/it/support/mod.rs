@@ -5,6 +5,7 @@ pub mod backend;
 pub mod client;
 pub mod fallback;
 pub mod logs;
+pub mod named;
 pub mod ops;
 pub mod raw_ws;
 pub mod tls;
