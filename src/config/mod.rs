@@ -6,6 +6,7 @@
 //! carry no `Option` that has a default and no string that still needs parsing.
 //! Every problem is collected with its key path and reported at once.
 
+pub mod cluster;
 mod file;
 mod tls;
 mod units;
@@ -30,6 +31,9 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// Routes in file order; matching picks the most specific one.
     pub routes: Vec<Route>,
+    /// `[cluster]`: fallback sessions served by any instance; `None` keeps
+    /// every session to the instance that opened it.
+    pub cluster: Option<cluster::ClusterSettings>,
 }
 
 /// Process-wide settings, `[server]`.

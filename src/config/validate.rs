@@ -2,6 +2,7 @@
 //! collects every problem with its key path, so one run of `wsgate check`
 //! shows them all.
 
+mod cluster;
 mod limits;
 mod route;
 mod tls;
@@ -215,12 +216,14 @@ pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, Con
         Some(Admin { bind })
     });
     let routes = route::routes(&mut errors, raw.routes, base);
+    let cluster = cluster::cluster(&mut errors, raw.cluster, base, &listeners, admin.as_ref());
     if errors.0.is_empty() {
         Ok(Config {
             server,
             listeners,
             admin,
             routes,
+            cluster,
         })
     } else {
         Err(ConfigErrors(errors.0))

@@ -149,7 +149,9 @@ async fn dispatch_fallback(
     let path = req.uri().path().to_owned();
     match fallback::endpoint(req.method(), &path)? {
         Endpoint::ClientJs => Ok(fallback::client_js()),
-        Endpoint::Session(id, action) => gateway.fallback.serve(id, action, req).await,
+        Endpoint::Session(id, action) => {
+            super::session::serve(gateway, id, action, req, client).await
+        }
         Endpoint::Open => {
             let host = request_host(&req);
             let (parts, _) = req.into_parts();

@@ -8,9 +8,11 @@
 //! whole gateway.
 
 pub mod dispatch;
+pub mod session;
 
 use std::sync::{Arc, RwLock};
 
+use crate::cluster::Cluster;
 use crate::config::{Route, ServerSettings};
 use crate::fallback::open::Opener;
 use crate::fallback::Fallback;
@@ -39,6 +41,9 @@ pub struct Gateway {
     pub shutdown: Shutdown,
     /// Connection and handshake limits, with their live counts.
     pub limits: Limits,
+    /// `[cluster]`: who owns which session, and forwarding to the owner;
+    /// `None` when every session stays with the instance that opened it.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Routes together with their balancers.
@@ -87,7 +92,16 @@ impl Gateway {
             limits: Limits::new(settings.limits.clone()),
             settings,
             fallback: Fallback::default(),
+            cluster: None,
         }
+    }
+
+    /// This gateway as a member of a cluster: sessions it opens get ids
+    /// that name it, and other instances' sessions are forwarded.
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.fallback.spelling = cluster.spelling();
+        self.cluster = Some(Arc::new(cluster));
+        self
     }
 
     /// The current routing table; a request keeps the one it started with.

@@ -65,6 +65,7 @@ pub struct Metrics {
     fallback_messages: Family<FallbackLabels, Counter>,
     limit_refusals: Family<LimitLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    pub(crate) cluster: super::cluster::ClusterFamilies,
 }
 
 impl Default for Metrics {
@@ -92,6 +93,7 @@ impl Default for Metrics {
             fallback_messages: Family::default(),
             limit_refusals: Family::default(),
             reloads: Family::default(),
+            cluster: Default::default(),
         };
         metrics.register();
         metrics
@@ -103,6 +105,7 @@ impl Metrics {
     fn register(&mut self) {
         self.register_websocket();
         self.register_gateway();
+        self.cluster.register(&mut self.registry);
     }
 
     /// The families of WebSocket upgrades and relays.

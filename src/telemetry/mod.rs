@@ -5,11 +5,13 @@
 //! ```text
 //! metrics     every Prometheus metric (names in docs/metrics.md)
 //! labels      the label set of each metric family
+//! cluster     the cluster's families: forwards, peer requests, refusals
 //! relays      live accounting of relayed WebSockets
 //! request_id  X-Request-Id kept or generated
 //! logging     text or JSON log lines
 //! ```
 
+pub mod cluster;
 mod labels;
 pub mod logging;
 pub mod metrics;
