@@ -11,6 +11,7 @@ mod support;
 mod bad_input;
 mod browser_fallback;
 mod cli;
+mod cluster;
 mod deploy;
 mod drain;
 mod extensions;
