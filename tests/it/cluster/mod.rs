@@ -4,6 +4,7 @@
 //! spreading every request round-robin, and headless Chromium.
 
 mod bad_input;
+mod browser;
 mod failure;
 mod forwarding;
 
@@ -107,6 +108,11 @@ impl Node {
                 && admin_get(admin, "/readyz").await.status == 200
         })
         .await;
+    }
+
+    /// Whether the process runs (it was not killed, or was spawned again).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// SIGKILL: the instance dies at once, as in a crash.
