@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod browser;
+mod deploy;
 mod failure;
 mod forwarding;
 
