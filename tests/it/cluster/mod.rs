@@ -4,6 +4,7 @@
 //! spreading every request round-robin, and headless Chromium.
 
 mod bad_input;
+mod bench;
 mod browser;
 mod deploy;
 mod failure;
