@@ -35,6 +35,10 @@ use crate::http::error::{OwnerFailure, ProxyError};
 /// its answer.
 pub const ANSWER_MARGIN: Duration = Duration::from_secs(10);
 
+/// `max_message_size` by default (1 MiB): with the default fallback
+/// settings, the POST bound of a session whose route a reload removed.
+const DEFAULT_MAX_MESSAGE: u64 = 1 << 20;
+
 /// What bounds a forwarded request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -49,7 +53,7 @@ impl Bounds {
     /// routes a reload removed): the longest poll hold, the largest POST.
     pub fn for_routes(routes: &[Arc<Route>]) -> Bounds {
         let defaults = FallbackSettings::default();
-        let default_post = post::post_limit(&defaults, 1 << 20);
+        let default_post = post::post_limit(&defaults, DEFAULT_MAX_MESSAGE);
         let hold = routes.iter().map(|r| r.fallback_settings.poll_hold);
         let posts = routes
             .iter()

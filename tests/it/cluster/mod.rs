@@ -11,7 +11,7 @@ mod failure;
 mod forwarding;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use crate::support::fallback::Session;
@@ -165,11 +165,6 @@ impl Node {
     /// This node's advertised address, as peers and ids name it.
     pub fn advertise(&self) -> String {
         self.peer.to_string()
-    }
-
-    /// The directory holding this node's files.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// `session`, seen through this instance.
