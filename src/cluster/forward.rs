@@ -204,3 +204,86 @@ fn lost_reason(failure: OwnerFailure) -> &'static str {
         OwnerFailure::Refused => "session owner refused the request; reconnect",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::cluster::{ClusterSettings, Secret};
+    use crate::telemetry::metrics::Metrics;
+    use tokio_util::sync::CancellationToken;
+
+    fn cluster(metrics: &Arc<Metrics>) -> Cluster {
+        let settings = ClusterSettings {
+            secret: Secret::new(&[3; 32]),
+            bind: "127.0.0.1:1".parse().unwrap(),
+            advertise: "127.0.0.1:1".into(),
+        };
+        Cluster::new(&settings, metrics.clone(), CancellationToken::new())
+    }
+
+    fn poll(owner: &str, answer_within: Duration) -> (Forward<'_>, request::Parts) {
+        let to = Forward {
+            owner,
+            session: SessionId::random(),
+            action: Action::Poll,
+            client: ClientInfo {
+                peer: "192.0.2.1:1000".parse().unwrap(),
+                tls: false,
+            },
+            bounds: Bounds {
+                answer_within,
+                max_body: 1024,
+            },
+        };
+        let parts = Request::get("/_wsgate/s/x/poll?ack=0")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        (to, parts)
+    }
+
+    #[tokio::test]
+    async fn an_owner_that_does_not_answer_in_time_is_a_timeout() {
+        let metrics = Arc::new(Metrics::default());
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let owner = silent.local_addr().unwrap().to_string();
+        let (to, parts) = poll(&owner, Duration::from_millis(200));
+        let started = Instant::now();
+        let failed = cluster(&metrics).exchange(&to, &parts, &Bytes::new()).await;
+        assert_eq!(failed.unwrap_err(), OwnerFailure::Timeout);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn an_owner_that_refuses_connections_is_unreachable_and_counted() {
+        let metrics = Arc::new(Metrics::default());
+        let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let owner = gone.local_addr().unwrap().to_string();
+        drop(gone);
+        let (to, parts) = poll(&owner, Duration::from_secs(5));
+        let failed = cluster(&metrics).exchange(&to, &parts, &Bytes::new()).await;
+        assert_eq!(failed.unwrap_err(), OwnerFailure::Unreachable);
+        let sample = format!("wsgate_cluster_peer_connect_errors_total{{peer=\"{owner}\"}} 1");
+        assert!(metrics.encode().contains(&sample), "{}", metrics.encode());
+    }
+
+    #[test]
+    fn bounds_fit_the_longest_hold_and_the_largest_post() {
+        let mut long = Route::with_defaults();
+        long.fallback_settings.poll_hold = Duration::from_secs(50);
+        let mut big = Route::with_defaults();
+        big.fallback_settings.buffer = 64 << 20;
+        let bounds = Bounds::for_routes(&[Arc::new(long), Arc::new(big)]);
+        assert_eq!(
+            bounds.answer_within,
+            Duration::from_secs(50) + ANSWER_MARGIN
+        );
+        assert_eq!(bounds.max_body, 64 << 20);
+        let none = Bounds::for_routes(&[]);
+        assert_eq!(
+            none.answer_within,
+            FallbackSettings::default().poll_hold + ANSWER_MARGIN
+        );
+    }
+}

@@ -22,18 +22,19 @@ use crate::http::body::BodyError;
 /// Longest silence from the owner inside an answer: two missed keepalives.
 pub const IDLE_LIMIT: Duration = SSE_HEARTBEAT.saturating_mul(2);
 
-/// The owner's answer body, bounded by silence and by the drain.
-pub struct Bounded {
-    inner: Incoming,
+/// The owner's answer body (`B`, hyper's `Incoming` in use), bounded by
+/// silence and by the drain.
+pub struct Bounded<B = Incoming> {
+    inner: B,
     /// Fires after [`IDLE_LIMIT`] without a frame.
     idle: Pin<Box<Sleep>>,
     /// Resolves when this instance closes its connections.
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
-impl Bounded {
+impl<B> Bounded<B> {
     /// Bounds `inner`; it ends early once `stop` is cancelled.
-    pub fn new(inner: Incoming, stop: CancellationToken) -> Self {
+    pub fn new(inner: B, stop: CancellationToken) -> Self {
         Bounded {
             inner,
             idle: Box::pin(sleep(IDLE_LIMIT)),
@@ -42,7 +43,11 @@ impl Bounded {
     }
 }
 
-impl Body for Bounded {
+impl<B> Body for Bounded<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BodyError>,
+{
     type Data = Bytes;
     type Error = BodyError;
 
@@ -75,5 +80,52 @@ impl Body for Bounded {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tokio::sync::mpsc;
+
+    /// A body fed by a channel, as an owner writing an event stream.
+    struct Fed(mpsc::Receiver<Bytes>);
+
+    impl Body for Fed {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_owner_that_keeps_writing_is_streamed_and_a_silent_one_is_cut() {
+        let (tx, rx) = mpsc::channel(1);
+        let mut body = Bounded::new(Fed(rx), CancellationToken::new());
+        for _ in 0..3 {
+            tokio::time::advance(IDLE_LIMIT - Duration::from_secs(1)).await;
+            tx.send(Bytes::from_static(b": keepalive\n\n"))
+                .await
+                .unwrap();
+            let frame = body.frame().await.unwrap().unwrap();
+            assert_eq!(frame.into_data().unwrap(), ": keepalive\n\n");
+        }
+        let silent = body.frame().await.unwrap();
+        assert!(silent.unwrap_err().to_string().contains("sent nothing"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_ends_the_stream() {
+        let (_tx, rx) = mpsc::channel::<Bytes>(1);
+        let stop = CancellationToken::new();
+        let mut body = Bounded::new(Fed(rx), stop.clone());
+        stop.cancel();
+        assert!(body.frame().await.is_none());
     }
 }

@@ -29,7 +29,9 @@ impl Conn {
     async fn new(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
         tokio::spawn(conn);
         Conn(sender)
     }
@@ -56,7 +58,9 @@ async fn round_trips(session: &Session, via: SocketAddr) -> Vec<Duration> {
         let mut down = Conn::new(via).await;
         let mut ack = 0;
         loop {
-            let answer = down.json("GET", &format!("{poll}?ack={ack}"), String::new()).await;
+            let answer = down
+                .json("GET", &format!("{poll}?ack={ack}"), String::new())
+                .await;
             for event in answer["events"].as_array().unwrap() {
                 ack = event["seq"].as_u64().unwrap();
                 if tx.send(()).is_err() {
@@ -71,7 +75,8 @@ async fn round_trips(session: &Session, via: SocketAddr) -> Vec<Duration> {
     for seq in 1..=ROUND_TRIPS as u64 {
         let start = Instant::now();
         let body = json!({ "seq": seq, "messages": [{ "text": payload }] });
-        up.json("POST", &session.path("send"), body.to_string()).await;
+        up.json("POST", &session.path("send"), body.to_string())
+            .await;
         rx.recv().await.unwrap();
         latencies.push(start.elapsed());
     }

@@ -71,6 +71,17 @@ async fn every_instance_serves_a_session_and_nothing_is_lost_or_doubled() {
         served.iter().any(|e| e["peer"] == b.advertise().as_str()),
         "{served:?}"
     );
+    // Pooled: every forward of B and of C rode one connection each.
+    assert_eq!(connections_to(a.peer), 2);
+}
+
+/// Established TCP connections to `addr`, per `ss`.
+fn connections_to(addr: std::net::SocketAddr) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-tnH", "state", "established", "dst", &addr.to_string()])
+        .output()
+        .expect("ss (iproute2) runs");
+    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
