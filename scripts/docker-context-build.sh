@@ -91,5 +91,12 @@ done < <(stage 2 | awk '$1=="COPY" && $2 !~ /^--/ {print $2}')
 
 "$binary" check --config config/container.toml
 "$binary" check --config examples/compose/wsgate.toml
+# The cluster example's config, where compose puts it: next to a secret
+# file, with its advertised address in the environment.
+cluster_dir=$(mktemp -d)
+cp examples/cluster/wsgate.toml "$cluster_dir/"
+openssl rand -hex 32 >"$cluster_dir/cluster.secret"
+WSGATE_ADVERTISE=wsgate-1:9443 "$binary" check --config "$cluster_dir/wsgate.toml"
+rm -rf "$cluster_dir"
 "$binary" health --help >/dev/null
 echo "docker-context-build: ok ($binary)"

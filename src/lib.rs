@@ -8,6 +8,7 @@
 //! run         assembly: bind, serve, reload, the drain's stages in order
 //! server      accept loops, per-connection serving, over-limit refusals, admin
 //! gateway     per-request dispatch: upgrade | fallback | plain; narrow contexts
+//! cluster     owner forwarding of fallback requests between instances
 //! builtin     the in-process echo backend and demo page of the default config
 //! fallback    long-poll / SSE sessions bridged to a backend WebSocket
 //! proxy       plain HTTP forwarding
@@ -33,6 +34,7 @@
 //! `http::error::ProxyError`, turned into a response by one function.
 
 pub mod builtin;
+pub mod cluster;
 pub mod config;
 pub mod fallback;
 pub mod gateway;

@@ -102,6 +102,21 @@ pub(crate) struct ConfigFile {
     pub(crate) routes: Vec<RouteFile>,
     #[serde(default)]
     pub(crate) limits: LimitsFile,
+    pub(crate) cluster: Option<ClusterFile>,
+}
+
+/// `[cluster]`: fallback sessions served by any instance (docs/cluster.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterFile {
+    /// The shared secret, inline; exactly one of `secret`, `secret_file`.
+    pub(crate) secret: Option<String>,
+    /// A file holding the shared secret.
+    pub(crate) secret_file: Option<String>,
+    /// Required: the peer listener.
+    pub(crate) bind: Option<String>,
+    /// How peers reach this instance; defaults to `bind`.
+    pub(crate) advertise: Option<String>,
 }
 
 /// `[limits]`: connection limits; a count of 0 means unlimited.

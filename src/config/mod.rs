@@ -7,6 +7,7 @@
 //! Every problem is collected with its key path and reported at once.
 
 mod balance;
+pub mod cluster;
 mod file;
 mod tls;
 mod units;
@@ -32,6 +33,9 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// Routes in file order; matching picks the most specific one.
     pub routes: Vec<Route>,
+    /// `[cluster]`: fallback sessions served by any instance; `None` keeps
+    /// every session to the instance that opened it.
+    pub cluster: Option<cluster::ClusterSettings>,
 }
 
 /// Process-wide settings, `[server]`.

@@ -3,6 +3,7 @@
 //! shows them all.
 
 mod balance;
+mod cluster;
 mod limits;
 mod route;
 mod suggest;
@@ -186,27 +187,57 @@ pub(super) fn validate(
     base: &Path,
 ) -> (Result<Config, ConfigErrors>, FileRefs) {
     let mut errors = Errors::default();
+    let server = server_settings(&mut errors, &raw.server, &raw.limits);
+    let mut files = FileRefs::default();
+    let listeners = listeners(&mut errors, raw.listeners, base, &mut files);
+    let admin = raw
+        .admin
+        .and_then(|raw| admin(&mut errors, raw, &listeners));
+    let routes = route::routes(&mut errors, raw.routes, base);
+    let cluster = cluster::cluster(&mut errors, raw.cluster, base, &listeners, admin.as_ref());
+    if errors.0.is_empty() {
+        let config = Config {
+            server,
+            listeners,
+            admin,
+            routes,
+            cluster,
+        };
+        let files = config.files();
+        (Ok(config), files)
+    } else {
+        files.routes = routes;
+        (Err(ConfigErrors(errors.0)), files)
+    }
+}
+
+/// `[server]` and `[limits]`.
+fn server_settings(
+    errors: &mut Errors,
+    raw: &file::ServerFile,
+    raw_limits: &file::LimitsFile,
+) -> ServerSettings {
     let server = ServerSettings {
         shutdown_grace: errors.duration(
             "server.shutdown_grace".into(),
-            raw.server.shutdown_grace.as_deref(),
+            raw.shutdown_grace.as_deref(),
             defaults::SHUTDOWN_GRACE,
             true,
         ),
         header_read_timeout: errors.duration(
             "server.header_read_timeout".into(),
-            raw.server.header_read_timeout.as_deref(),
+            raw.header_read_timeout.as_deref(),
             defaults::HEADER_READ_TIMEOUT,
             false,
         ),
         drain_spread: errors.duration(
             "server.drain_spread".into(),
-            raw.server.drain_spread.as_deref(),
+            raw.drain_spread.as_deref(),
             defaults::DRAIN_SPREAD,
             true,
         ),
-        log_format: log_format(&mut errors, raw.server.log_format.as_deref()),
-        limits: limits::limits(&mut errors, &raw.limits),
+        log_format: log_format(errors, raw.log_format.as_deref()),
+        limits: limits::limits(errors, raw_limits),
     };
     if server.drain_spread > server.shutdown_grace {
         errors.push(
@@ -217,29 +248,16 @@ pub(super) fn validate(
             ),
         );
     }
-    let mut files = FileRefs::default();
-    let listeners = listeners(&mut errors, raw.listeners, base, &mut files);
-    let admin = raw.admin.and_then(|admin| {
-        let bind = errors.bind("admin.bind".into(), admin.bind.as_deref())?;
-        if listeners.iter().any(|l| l.bind == bind) {
-            errors.push("admin.bind", format!("{bind} is also a public listener"));
-        }
-        Some(Admin { bind })
-    });
-    let routes = route::routes(&mut errors, raw.routes, base);
-    if errors.0.is_empty() {
-        let config = Config {
-            server,
-            listeners,
-            admin,
-            routes,
-        };
-        let files = config.files();
-        (Ok(config), files)
-    } else {
-        files.routes = routes;
-        (Err(ConfigErrors(errors.0)), files)
+    server
+}
+
+/// `[admin]`: its address, which no public listener may take too.
+fn admin(errors: &mut Errors, raw: file::AdminFile, listeners: &[Listener]) -> Option<Admin> {
+    let bind = errors.bind("admin.bind".into(), raw.bind.as_deref())?;
+    if listeners.iter().any(|l| l.bind == bind) {
+        errors.push("admin.bind", format!("{bind} is also a public listener"));
     }
+    Some(Admin { bind })
 }
 
 /// `server.log_format`: `"text"` or `"json"`.

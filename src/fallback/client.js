@@ -23,6 +23,10 @@
   // Backoff between retries of a failed request; the session lives on the
   // gateway for its timeout, so retrying is safe (sequence numbers).
   const RETRY_MS = [100, 250, 500, 1000, 2000, 4000, 8000];
+  // Answers that say "not now" rather than "no": a balancer or the gateway
+  // could not reach the instance holding the session. Retried like a
+  // network error; if the session is gone for good, polling reports it.
+  const TRANSIENT = [502, 503, 504];
 
   function b64encode(bytes) {
     let text = "";
@@ -341,6 +345,10 @@
           await sleep(RETRY_MS[failures++]);
           continue;
         }
+        if (TRANSIENT.includes(response.status) && failures < RETRY_MS.length) {
+          await sleep(RETRY_MS[failures++]);
+          continue;
+        }
         if (!response.ok) return this._fail("poll answered " + response.status + " " + (await response.text()).trim());
         failures = 0;
         const body = await response.json().catch(() => ({ events: [] }));
@@ -397,6 +405,10 @@
             headers: { "Content-Type": "text/plain;charset=UTF-8" },
           });
           if (response.ok) return await response.json();
+          if (TRANSIENT.includes(response.status) && attempt < RETRY_MS.length && this.readyState !== CLOSED) {
+            await sleep(RETRY_MS[attempt]);
+            continue;
+          }
           if (this.readyState !== CLOSED) this._fail(action + " answered " + response.status + " " + (await response.text()).trim());
           return null;
         } catch (e) {

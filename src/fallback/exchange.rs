@@ -3,11 +3,10 @@
 //! (`Cache-Control: no-store` so no proxy caches a poll, CORS for allowed
 //! cross-origin pages).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Response;
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
 
 use crate::http::body::{full, Body};
 use crate::http::cors;
@@ -74,7 +73,7 @@ fn percent_decode(text: &str) -> Result<String, ProxyError> {
 
 /// Reads a request body of at most `limit` bytes (413 above it).
 pub async fn read_body(
-    body: Incoming,
+    mut body: Body,
     headers: &HeaderMap,
     limit: u64,
 ) -> Result<Bytes, ProxyError> {
@@ -86,14 +85,19 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large);
     }
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
-        Err(e) => Err(ProxyError::BadFallbackRequest(format!(
-            "reading the body: {e}"
-        ))),
+    let mut read = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ProxyError::BadFallbackRequest(format!("reading the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if (read.len() + data.len()) as u64 > limit {
+            return Err(too_large);
+        }
+        read.extend_from_slice(&data);
     }
+    Ok(read.freeze())
 }
 
 /// A JSON response with the fallback's headers.

@@ -11,14 +11,19 @@
 //! session     one session's buffers and sequence numbers
 //! bridge      the task holding the backend WebSocket
 //! store       where sessions live (a trait, for a later shared store)
+//! lost        answers for a session whose owning instance is gone
 //! stats       counters for metrics
 //! ```
 //!
 //! The gateway's dispatch decides which [`Endpoint`] a request is and, for
 //! an open, which route its target path picks, exactly as for an upgrade.
+//! It also decides whether a session is this instance's to serve: the
+//! fallback itself knows nothing of other instances, only how a new
+//! session's id is spelled ([`IdSpelling`]).
 
 pub mod bridge;
 pub mod exchange;
+pub mod lost;
 pub mod open;
 pub mod poll;
 pub mod post;
@@ -27,10 +32,10 @@ pub mod session;
 pub mod stats;
 pub mod store;
 
+use std::fmt::Debug;
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, Request, Response};
-use hyper::body::Incoming;
 
 use crate::http::body::{full, Body};
 use crate::http::error::ProxyError;
@@ -65,6 +70,25 @@ impl Transport {
     }
 }
 
+/// How a new session's id is written for the client. On its own an
+/// instance writes the 128 bits as hex ([`PlainIds`]); in a cluster the id
+/// also names its owner and carries a MAC, so another instance can forward
+/// the session's requests.
+pub trait IdSpelling: Send + Sync + Debug {
+    /// The id the client uses for session `id`.
+    fn spell(&self, id: &SessionId) -> String;
+}
+
+/// Ids as 32 lowercase hex digits, [`SessionId`]'s own form.
+#[derive(Debug, Default)]
+pub struct PlainIds;
+
+impl IdSpelling for PlainIds {
+    fn spell(&self, id: &SessionId) -> String {
+        id.to_string()
+    }
+}
+
 /// The fallback's process-wide state.
 #[derive(Debug)]
 pub struct Fallback {
@@ -72,6 +96,8 @@ pub struct Fallback {
     pub store: Arc<dyn SessionStore>,
     /// Counters for metrics.
     pub stats: Arc<FallbackStats>,
+    /// How new sessions' ids are written.
+    pub spelling: Arc<dyn IdSpelling>,
 }
 
 impl Default for Fallback {
@@ -79,6 +105,7 @@ impl Default for Fallback {
         Fallback {
             store: Arc::new(LocalStore::default()),
             stats: Arc::new(FallbackStats::default()),
+            spelling: Arc::new(PlainIds),
         }
     }
 }
@@ -136,14 +163,14 @@ pub fn endpoint<'a>(method: &Method, path: &'a str) -> Result<Endpoint<'a>, Prox
 }
 
 impl Fallback {
-    /// Answers one request on an open session.
+    /// Answers one request on a session of this instance.
     pub async fn serve(
         &self,
-        id: &str,
+        id: SessionId,
         action: Action,
-        req: Request<Incoming>,
+        req: Request<Body>,
     ) -> Result<Response<Body>, ProxyError> {
-        let session = self.session_for(id, &req)?;
+        let session = self.session_for(&id, &req)?;
         match action {
             Action::Poll => poll::poll(session, req).await,
             Action::Sse => poll::sse(session, req),
@@ -161,10 +188,8 @@ impl Fallback {
 
     /// The session a request names, if it exists and the request's Origin
     /// is the one that opened it.
-    fn session_for(&self, id: &str, req: &Request<Incoming>) -> Result<Arc<Session>, ProxyError> {
-        let session = SessionId::parse(id)
-            .and_then(|id| self.store.get(&id))
-            .ok_or(ProxyError::SessionUnknown)?;
+    fn session_for(&self, id: &SessionId, req: &Request<Body>) -> Result<Arc<Session>, ProxyError> {
+        let session = self.store.get(id).ok_or(ProxyError::SessionUnknown)?;
         session.check_origin(req.headers())?;
         session.touch();
         Ok(session)

@@ -86,8 +86,10 @@ impl Opener<'_> {
             .start(route, &parts, &ask, &client, (backend.io, backend.lease))
             .await?;
         tracing::info!(route = %route.name, client = %client.peer, session = %session.id, transport = ask.transport.label(), backend = %backend.backend, "fallback session opened");
+        let spelled = self.fallback.spelling.spell(&session.id);
         Ok(opened(
             &session,
+            spelled,
             route,
             &parts,
             backend.protocol,
@@ -135,13 +137,14 @@ impl Opener<'_> {
 /// the backend's 101 set.
 fn opened(
     session: &Session,
+    spelled: String,
     route: &Route,
     parts: &request::Parts,
     protocol: Option<String>,
     backend_headers: &HeaderMap,
 ) -> Response<Body> {
     let body = json!({
-        "session": session.id.to_string(),
+        "session": spelled,
         "protocol": protocol,
         "poll_hold_ms": route.fallback_settings.poll_hold.as_millis() as u64,
         "session_timeout_ms": route.fallback_settings.session_timeout.as_millis() as u64,

@@ -15,7 +15,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body::Frame;
-use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, sleep_until, Instant};
 
@@ -29,7 +28,7 @@ use crate::http::error::ProxyError;
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 
 /// SSE comment interval, below common proxy idle cuts.
-const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
+pub const SSE_HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// Padding sent first on an SSE stream: some proxies hold back the start of
 /// a response until a few KiB have arrived.
@@ -37,10 +36,7 @@ const SSE_PADDING: usize = 2048;
 
 /// Answers a long-poll: the unacknowledged events after `ack`, or none once
 /// the poll hold passes or a newer poll takes over.
-pub async fn poll(
-    session: Arc<Session>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, ProxyError> {
+pub async fn poll(session: Arc<Session>, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
     let ack = query_number(&query_pairs(req.uri().query())?, "ack")?;
     session.ack(ack)?;
     let origin = req.headers().get(header::ORIGIN).cloned();
@@ -66,7 +62,7 @@ pub async fn poll(
 }
 
 /// Opens an SSE stream starting after `Last-Event-ID` (or `?ack=`).
-pub fn sse(session: Arc<Session>, req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+pub fn sse(session: Arc<Session>, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
     let from = match req.headers().get("last-event-id") {
         Some(id) => id
             .to_str()
@@ -172,7 +168,7 @@ async fn superseded(session: &Session, generation: u64) {
 
 /// Padding comment, reconnect delay, and the `ready` event the client waits
 /// for to know that events get through (a buffering proxy would hold it).
-fn preamble() -> Bytes {
+pub(crate) fn preamble() -> Bytes {
     let mut text = String::with_capacity(SSE_PADDING + 64);
     text.push(':');
     text.push_str(&" ".repeat(SSE_PADDING));
@@ -181,7 +177,7 @@ fn preamble() -> Bytes {
 }
 
 /// `id: <seq>` and `data: <event JSON>` per event.
-fn sse_events(events: &[(u64, Payload)]) -> Bytes {
+pub(crate) fn sse_events(events: &[(u64, Payload)]) -> Bytes {
     let mut text = String::new();
     for (seq, payload) in events {
         text.push_str(&format!(
@@ -193,8 +189,8 @@ fn sse_events(events: &[(u64, Payload)]) -> Bytes {
 }
 
 /// A response body fed by the producer task; `Sync` as every body must be.
-struct SseBody {
-    rx: mpsc::Receiver<Bytes>,
+pub(crate) struct SseBody {
+    pub(crate) rx: mpsc::Receiver<Bytes>,
 }
 
 impl http_body::Body for SseBody {

@@ -9,20 +9,28 @@ use std::sync::Arc;
 
 use http::header;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use serde_json::json;
 
 use super::exchange::{json, read_body};
 use super::protocol::{parse_batch, parse_close};
 use super::session::Session;
+use crate::config::FallbackSettings;
 use crate::http::body::Body;
 use crate::http::error::ProxyError;
 
+/// Room for the JSON around one message in a POST body
+/// (`{"ack":…,"seq":…,"messages":[{"binary":"…"}]}` with 20-digit numbers).
+const POST_OVERHEAD: u64 = 256;
+
+/// The largest POST body of a session with these settings (see
+/// [`Session::post_limit`]).
+pub fn post_limit(settings: &FallbackSettings, max_message: u64) -> u64 {
+    let one_message = max_message.div_ceil(3).saturating_mul(4) + POST_OVERHEAD;
+    settings.buffer.max(one_message)
+}
+
 /// Applies a batch; answers `{"acked": <last applied seq>}`.
-pub async fn send(
-    session: Arc<Session>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, ProxyError> {
+pub async fn send(session: Arc<Session>, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, session.post_limit()).await?;
     let batch = parse_batch(&body).map_err(ProxyError::BadFallbackRequest)?;
@@ -39,7 +47,7 @@ pub async fn send(
 /// session is forgotten. Meant for page unload (`navigator.sendBeacon`).
 pub async fn close(
     session: Arc<Session>,
-    req: Request<Incoming>,
+    req: Request<Body>,
 ) -> Result<Response<Body>, ProxyError> {
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, session.post_limit()).await?;

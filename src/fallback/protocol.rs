@@ -26,6 +26,16 @@ impl SessionId {
         SessionId(rand::random())
     }
 
+    /// The id made of these 128 bits (a cluster's id spelling carries them).
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        SessionId(bytes)
+    }
+
+    /// The id's 128 bits.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
     /// Parses the 32-hex-digit form; anything else is `None`.
     pub fn parse(text: &str) -> Option<Self> {
         // from_str_radix alone would take a sign ("+f"): an id has one spelling.

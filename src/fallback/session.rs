@@ -29,10 +29,6 @@ use crate::http::error::ProxyError;
 /// Messages queued for the backend writer; a POST waits when it is full.
 pub const INBOX_QUEUE: usize = 64;
 
-/// Room for the JSON around one message in a POST body
-/// (`{"ack":…,"seq":…,"messages":[{"binary":"…"}]}` with 20-digit numbers).
-const POST_OVERHEAD: u64 = 256;
-
 /// What a session is made from.
 #[derive(Debug)]
 pub struct SessionInit {
@@ -213,8 +209,7 @@ impl Session {
     /// one binary message of `max_message_size` bytes fits base64-encoded
     /// (4 bytes per 3), as a WebSocket client could send it.
     pub fn post_limit(&self) -> u64 {
-        let one_message = self.max_message.div_ceil(3).saturating_mul(4) + POST_OVERHEAD;
-        self.settings.buffer.max(one_message)
+        super::post::post_limit(&self.settings, self.max_message)
     }
 
     /// Records client activity (any request).

@@ -159,7 +159,7 @@ async fn dispatch_fallback(
         Endpoint::ClientJs => Ok(fallback::client_js()),
         Endpoint::Session(id, action) => {
             *route_name = gateway.fallback.route_of(id);
-            gateway.fallback.serve(id, action, req).await
+            super::session::serve(gateway, id, action, req, client).await
         }
         Endpoint::Open => {
             let host = request_host(&req);

@@ -8,11 +8,13 @@
 //! whole gateway.
 
 pub mod dispatch;
+pub mod session;
 
 use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
 use crate::config::{Route, ServerSettings};
 use crate::fallback::open::Opener;
 use crate::fallback::Fallback;
@@ -45,6 +47,9 @@ pub struct Gateway {
     pub limits: Limits,
     /// Every backend's state (counts, health), kept across reloads.
     pub backends: Registry,
+    /// `[cluster]`: who owns which session, and forwarding to the owner;
+    /// `None` when every session stays with the instance that opened it.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Routes together with their balancers.
@@ -128,7 +133,16 @@ impl Gateway {
             settings,
             fallback: Fallback::default(),
             backends,
+            cluster: None,
         }
+    }
+
+    /// This gateway as a member of a cluster: sessions it opens get ids
+    /// that name it, and other instances' sessions are forwarded.
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.fallback.spelling = cluster.spelling();
+        self.cluster = Some(Arc::new(cluster));
+        self
     }
 
     /// The current routing table; a request keeps the one it started with.

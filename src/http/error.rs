@@ -142,6 +142,17 @@ pub enum ProxyError {
         /// The `https://` URL the client probably meant.
         url: String,
     },
+    /// The instance that owns a fallback session (in a cluster) could not
+    /// be reached, or did not answer in time.
+    #[error("{0}")]
+    Owner(OwnerFailure),
+    /// A peer forwarded a request on a session this instance does not own.
+    #[error("this instance does not own the fallback session")]
+    NotSessionOwner,
+    /// A request on the peer listener failed authentication; the label
+    /// says why (`peer_bad_mac`, `peer_stale`, …).
+    #[error("peer request refused: {0}")]
+    PeerRefused(&'static str),
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -151,6 +162,37 @@ pub enum ProxyError {
         /// Why, as rustls put it.
         reason: String,
     },
+}
+
+/// Why a fallback request could not be forwarded to the instance that owns
+/// its session. The messages name no address: peers are internal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OwnerFailure {
+    /// Connecting to the owner failed.
+    #[error("the instance that owns this fallback session cannot be reached")]
+    Unreachable,
+    /// The owner took longer than the forwarding bound to answer.
+    #[error("the instance that owns this fallback session did not answer in time")]
+    Timeout,
+    /// The connection to the owner broke before it answered.
+    #[error("the connection to the instance that owns this fallback session broke")]
+    Broken,
+    /// The owner refused the forwarded request's authentication (the
+    /// instances disagree on the cluster secret, or their clocks on the time).
+    #[error("the instance that owns this fallback session refused to serve it")]
+    Refused,
+}
+
+impl OwnerFailure {
+    /// The label of this failure in logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            OwnerFailure::Unreachable => "unreachable",
+            OwnerFailure::Timeout => "timeout",
+            OwnerFailure::Broken => "broken",
+            OwnerFailure::Refused => "refused",
+        }
+    }
 }
 
 impl ProxyError {
@@ -186,6 +228,10 @@ impl ProxyError {
             | H2cUpgrade
             | PlainHttpOnTls { .. } => StatusCode::BAD_REQUEST,
             SessionClosed => StatusCode::GONE,
+            Owner(OwnerFailure::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            Owner(_) => StatusCode::BAD_GATEWAY,
+            NotSessionOwner => StatusCode::MISDIRECTED_REQUEST,
+            PeerRefused(_) => StatusCode::UNAUTHORIZED,
             TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedVersion(_) => StatusCode::UPGRADE_REQUIRED,
@@ -202,7 +248,7 @@ impl ProxyError {
 
     /// Which side caused the error.
     pub fn side(&self) -> Side {
-        if matches!(self, ProxyError::ShuttingDown) {
+        if matches!(self, ProxyError::ShuttingDown | ProxyError::Owner(_)) {
             return Side::Gateway;
         }
         // Load comes from clients, however the gateway answers it.
@@ -238,6 +284,11 @@ impl ProxyError {
             BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => "backend_timeout",
             BackendProtocol { .. } => "backend_protocol",
             ShuttingDown => "draining",
+            Owner(OwnerFailure::Timeout) => "owner_timeout",
+            Owner(OwnerFailure::Refused) => "owner_refused",
+            Owner(_) => "owner_unreachable",
+            NotSessionOwner => "not_owner",
+            PeerRefused(reason) => reason,
         }
     }
 

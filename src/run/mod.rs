@@ -24,6 +24,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::builtin;
+use crate::cluster::Cluster;
 use crate::config::{Config, HostPattern, OriginPolicy, Route};
 use crate::gateway::Gateway;
 use crate::server::admin::{self, AdminState};
@@ -75,6 +76,7 @@ async fn serve(
         let _ = observer.send(gateway.clone());
     }
     start_admin(&config, options.admin, &gateway).await?;
+    start_peers(&config, &gateway).await?;
     let set = ListenerSet::start(&config.listeners, listeners, gateway.clone())
         .map_err(|errors| io::Error::other(errors.join("\n")))?;
     let reloads = shutdown.stopped().child_token();
@@ -99,7 +101,12 @@ async fn gateway(config: &Config, shutdown: &Shutdown) -> io::Result<Arc<Gateway
     let builtin = builtin::start(shutdown.stopped().clone()).await?;
     let connector = Connector::new(Some(builtin)).with_metrics(Arc::new(Metrics::default()));
     let routes = config.routes.clone();
-    let gateway = Gateway::new(routes, config.server.clone(), connector, shutdown.clone());
+    let metrics = connector.metrics().clone();
+    let mut gateway = Gateway::new(routes, config.server.clone(), connector, shutdown.clone());
+    if let Some(settings) = &config.cluster {
+        let closing = shutdown.closing().clone();
+        gateway = gateway.with_cluster(Cluster::new(settings, metrics, closing));
+    }
     Ok(Arc::new(gateway))
 }
 
@@ -125,6 +132,22 @@ fn log_route(route: &Route) {
         fallback = route.fallback,
         "route"
     );
+}
+
+/// Binds `[cluster] bind` and serves other instances' forwarded requests
+/// on it; nothing without `[cluster]`.
+async fn start_peers(config: &Config, gateway: &Arc<Gateway>) -> io::Result<()> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(());
+    };
+    let listener = TcpListener::bind(cluster.bind).await.map_err(|e| {
+        let why = format!("cannot listen on {} (cluster.bind): {e}", cluster.bind);
+        io::Error::new(e.kind(), why)
+    })?;
+    let addr = listener.local_addr().unwrap_or(cluster.bind);
+    tracing::info!(%addr, advertise = %cluster.advertise, "cluster peer listener listening");
+    tokio::spawn(crate::server::peer::accept_loop(listener, gateway.clone()));
+    Ok(())
 }
 
 /// Starts `/metrics`, `/healthz`, `/readyz`, `/backends` on `bound`, else on

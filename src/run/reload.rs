@@ -158,6 +158,7 @@ impl Reloader {
         let old = &self.current;
         let restart_only = [
             ("admin", old.admin != new.admin),
+            ("cluster", old.cluster != new.cluster),
             (
                 "server.header_read_timeout",
                 old.server.header_read_timeout != new.server.header_read_timeout,

@@ -5,7 +5,8 @@
 //! with upgrades enabled; a WebSocket leaves hyper at its 101 and continues
 //! as a relay task the drain tracks separately. A plain listener with
 //! `redirect_https` answers every request with a redirect instead. The
-//! admin listener is served here too ([`admin`]).
+//! admin listener is served here too ([`admin`]), and a cluster's peer
+//! listener ([`peer`]).
 //!
 //! A connection over a limit gets its 503/429 in the listener's own
 //! protocol: on a TLS listener after a TLS handshake, since a plain HTTP
@@ -15,6 +16,7 @@
 //! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
 pub mod admin;
+pub mod peer;
 mod plain_on_tls;
 pub mod redirect;
 mod refuse;

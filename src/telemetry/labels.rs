@@ -102,3 +102,22 @@ pub(crate) struct LimitLabels {
 pub(crate) struct ReloadLabels {
     pub(crate) result: String,
 }
+
+/// `{peer}`: an instance of the cluster, by its advertised address.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PeerLabel {
+    pub(crate) peer: String,
+}
+
+/// `{peer, result}` of a forwarded request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct PeerResultLabels {
+    pub(crate) peer: String,
+    pub(crate) result: String,
+}
+
+/// `{reason}` of a cluster refusal.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabel {
+    pub(crate) reason: &'static str,
+}

@@ -71,6 +71,7 @@ pub struct Metrics {
     fallback_messages: Family<FallbackLabels, Counter>,
     limit_refusals: Family<LimitLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    pub(crate) cluster: super::cluster::ClusterFamilies,
 }
 
 impl Default for Metrics {
@@ -101,6 +102,7 @@ impl Default for Metrics {
             fallback_messages: Family::default(),
             limit_refusals: Family::default(),
             reloads: Family::default(),
+            cluster: Default::default(),
         };
         metrics.register();
         metrics
@@ -112,6 +114,7 @@ impl Metrics {
     fn register(&mut self) {
         self.register_websocket();
         self.register_gateway();
+        self.cluster.register(&mut self.registry);
     }
 
     /// The families of WebSocket upgrades and relays.

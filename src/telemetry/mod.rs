@@ -6,12 +6,14 @@
 //! metrics     every Prometheus metric (names in docs/metrics.md)
 //! backends    backend gauges, read from the upstream registry at scrape
 //! labels      the label set of each metric family
+//! cluster     the cluster's families: forwards, peer requests, refusals
 //! relays      live accounting of relayed WebSockets
 //! request_id  X-Request-Id kept or generated
 //! logging     text or JSON log lines
 //! ```
 
 pub mod backends;
+pub mod cluster;
 mod labels;
 pub mod logging;
 pub mod metrics;

@@ -13,6 +13,7 @@ mod balancing;
 mod browser_errors;
 mod browser_fallback;
 mod cli;
+mod cluster;
 mod deploy;
 mod drain;
 mod extensions;

@@ -192,10 +192,16 @@ pub async fn silent_backend() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, count)
 }
 
-/// An address nothing listens on (bound, then released).
+/// An address nothing listens on, for the whole test run: a socket bound
+/// but never listening, so a connect is refused (RST) and no other test
+/// can take the port meanwhile (a port bound and released could be).
 pub async fn refused_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+    static HELD: std::sync::Mutex<Vec<tokio::net::TcpSocket>> = std::sync::Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    HELD.lock().unwrap().push(socket);
+    addr
 }
 
 /// A plain HTTP backend that answers every request with its method, path,

@@ -132,6 +132,9 @@ pub async fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// How many times [`Binary::start`] tries ports before giving up.
+const START_TRIES: usize = 3;
+
 /// The `wsgate` binary running on a config file, its stderr captured in a
 /// file; killed on drop if the test did not see it exit.
 pub struct Binary {
@@ -146,8 +149,23 @@ pub struct Binary {
 
 impl Binary {
     /// Writes `config(port, admin_port)` to a file, starts the binary on it
-    /// and waits until `/readyz` answers 200.
+    /// and waits until `/readyz` answers 200. Ports from [`free_port`] can
+    /// be taken by a parallel test before the binary binds them; a binary
+    /// that exits because it cannot listen is started again on new ports
+    /// (at most [`START_TRIES`] times).
     pub async fn start(config: impl Fn(u16, u16) -> String) -> Binary {
+        for _ in 1..START_TRIES {
+            if let Some(binary) = Self::try_start(&config).await {
+                return binary;
+            }
+        }
+        Self::try_start(&config)
+            .await
+            .expect("the binary could not listen on free ports")
+    }
+
+    /// One start; `None` when the binary exited because a port was taken.
+    async fn try_start(config: &impl Fn(u16, u16) -> String) -> Option<Binary> {
         let (port, admin_port) = (free_port().await, free_port().await);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wsgate.toml");
@@ -159,19 +177,29 @@ impl Binary {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let binary = Binary {
+        let mut binary = Binary {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             dir,
         };
         let admin = binary.admin;
-        eventually("the binary to be ready", || async {
-            tokio::net::TcpStream::connect(admin).await.is_ok()
-                && admin_get(admin, "/readyz").await.status == 200
+        let mut exited = false;
+        eventually("the binary to be ready", || {
+            exited = binary.child.try_wait().unwrap().is_some();
+            async move {
+                exited
+                    || (tokio::net::TcpStream::connect(admin).await.is_ok()
+                        && admin_get(admin, "/readyz").await.status == 200)
+            }
         })
         .await;
-        binary
+        if !exited {
+            return Some(binary);
+        }
+        let log = binary.log();
+        assert!(log.contains("cannot listen"), "the binary exited: {log}");
+        None
     }
 
     /// Sends a signal (`"TERM"`, `"INT"`, `"HUP"`) to the process.
