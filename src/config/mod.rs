@@ -6,6 +6,7 @@
 //! carry no `Option` that has a default and no string that still needs parsing.
 //! Every problem is collected with its key path and reported at once.
 
+mod acme;
 mod file;
 mod tls;
 mod units;
@@ -15,6 +16,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use acme::{
+    AcmeChallenge, AcmeSettings, ExternalAccount, LETS_ENCRYPT, LETS_ENCRYPT_STAGING,
+    MIN_RETRY_BACKOFF,
+};
 pub use tls::{BackendTls, ListenerTls};
 pub use units::{parse_duration, parse_size};
 pub use validate::{ConfigError, ConfigErrors};

@@ -2,6 +2,7 @@
 //! collects every problem with its key path, so one run of `wsgate check`
 //! shows them all.
 
+mod acme;
 mod limits;
 mod route;
 mod tls;
@@ -267,6 +268,7 @@ fn listeners(errors: &mut Errors, raw: Vec<file::ListenerFile>, base: &Path) -> 
             redirect_https,
         });
     }
+    acme::across_listeners(errors, &out);
     out
 }
 
