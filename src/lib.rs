@@ -13,6 +13,7 @@
 //! proxy       plain HTTP forwarding
 //! ws          admission (checks, handshake slot, dial), the 101, frames, relay
 //! upstream    reaching backends: connector, balancing, backend TLS
+//! acme        automatic certificates: orders, challenges, cache, renewal
 //! tls         listener certificates: files, SNI, handshake, reload
 //! telemetry   metrics, live relays, request ids, logging (plain labels)
 //! shutdown    one handle, one method per drain stage
@@ -31,6 +32,7 @@
 //! request goes to `proxy`. Every request-path failure is an
 //! `http::error::ProxyError`, turned into a response by one function.
 
+pub mod acme;
 pub mod builtin;
 pub mod config;
 pub mod fallback;

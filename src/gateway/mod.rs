@@ -11,6 +11,7 @@ pub mod dispatch;
 
 use std::sync::{Arc, RwLock};
 
+use crate::acme::challenge::Challenges;
 use crate::config::{Route, ServerSettings};
 use crate::fallback::open::Opener;
 use crate::fallback::Fallback;
@@ -39,6 +40,8 @@ pub struct Gateway {
     pub shutdown: Shutdown,
     /// Connection and handshake limits, with their live counts.
     pub limits: Limits,
+    /// Pending ACME challenges, answered on every listener.
+    pub acme_challenges: Arc<Challenges>,
 }
 
 /// Routes together with their balancers.
@@ -87,6 +90,7 @@ impl Gateway {
             limits: Limits::new(settings.limits.clone()),
             settings,
             fallback: Fallback::default(),
+            acme_challenges: Arc::default(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! A config validated in full: syntax and values (`config`), then every
 //! certificate, key and CA file it names, loaded exactly as start-up loads
-//! them. `wsgate check`, start-up and reload all use [`load_verified`], so
+//! them, and every ACME cache directory (usable, judged without the CA). `wsgate check`, start-up and reload all use [`load_verified`], so
 //! they always give the same verdict.
 
 use std::path::Path;
@@ -32,9 +32,15 @@ pub fn check(config: &Config) -> Vec<String> {
     let mut errors = Vec::new();
     for (i, listener) in config.listeners.iter().enumerate() {
         let Some(tls) = &listener.tls else { continue };
-        match TlsListener::load(tls, &format!("listeners[{i}].tls")) {
+        match TlsListener::load(tls, &format!("listeners[{i}].tls"), None) {
             Ok((_, warnings)) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
             Err(e) => errors.extend(e),
+        }
+        if let Some(acme) = &tls.acme {
+            errors.extend(crate::acme::check(
+                acme,
+                &format!("listeners[{i}].tls.acme"),
+            ));
         }
     }
     for (i, route) in config.routes.iter().enumerate() {

@@ -7,6 +7,10 @@
 //! `redirect_https` answers every request with a redirect instead. The
 //! admin listener is served here too ([`admin`]).
 //!
+//! Plain listeners answer pending ACME HTTP-01 challenges ahead of routes
+//! and redirects ([`http01`]); a TLS listener closes an ACME TLS-ALPN-01
+//! validation connection right after its handshake.
+//!
 //! A connection over a limit gets its 503/429 in the listener's own
 //! protocol: on a TLS listener after a TLS handshake, since a plain HTTP
 //! answer inside a TLS connection reaches no client. That handshake holds a
@@ -15,6 +19,7 @@
 //! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
 pub mod admin;
+pub mod http01;
 pub mod redirect;
 mod refuse;
 
@@ -28,7 +33,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +46,9 @@ use crate::tls::listener::{HandshakeError, TlsListener};
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long closing an ACME validation connection (close_notify) may take.
+const VALIDATION_CLOSE: Duration = Duration::from_secs(1);
 
 /// What a listener does with the connections it accepts.
 #[derive(Debug, Clone)]
@@ -144,8 +152,11 @@ async fn serve_connection(
             serve_proxy(stream, client, None, gateway, permit).await
         }
         Frontend::RedirectHttps(port) => {
-            let service = service_fn(move |req| async move {
-                Ok::<_, Infallible>(redirect::redirect(&req, port))
+            let challenges = gateway.acme_challenges.clone();
+            let service = service_fn(move |req| {
+                let response = http01::answer(&challenges, &req)
+                    .unwrap_or_else(|| redirect::redirect(&req, port));
+                async move { Ok::<_, Infallible>(response) }
             });
             serve_http(stream, service, peer, &gateway).await
         }
@@ -155,6 +166,11 @@ async fn serve_connection(
                 _ = gateway.shutdown.closing().cancelled() => return,
             };
             match handshake {
+                Ok(accepted) if accepted.is_acme_validation() => {
+                    tracing::debug!(client = %peer, "ACME TLS-ALPN-01 validation handshake answered; closing");
+                    let mut stream = accepted.stream;
+                    let _ = tokio::time::timeout(VALIDATION_CLOSE, stream.shutdown()).await;
+                }
                 Ok(accepted) => {
                     let identity = tls.subject_header().map(|header| Identity {
                         header: header.clone(),
@@ -215,7 +231,16 @@ async fn serve_proxy<IO>(
         if let Some(identity) = &identity {
             identity.apply(req.headers_mut());
         }
-        dispatch::handle(svc_gateway.clone(), req, client)
+        let gateway = svc_gateway.clone();
+        let challenge = (!client.tls)
+            .then(|| http01::answer(&gateway.acme_challenges, &req))
+            .flatten();
+        async move {
+            match challenge {
+                Some(response) => Ok(response),
+                None => dispatch::handle(gateway, req, client).await,
+            }
+        }
     });
     serve_http(io, service, client.peer, &gateway).await
 }

@@ -17,9 +17,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use super::certificates::{CertificateGauges, ServedCertificates};
 use super::labels::{
     BackendLabel, BackendLabels, CloseLabels, DirectionLabels, EndLabels, FallbackLabels,
-    HandshakeLabels, LimitLabels, ReloadLabels, RouteLabel, StatusLabels, TransportLabels,
+    HandshakeLabels, LimitLabels, OrderLabels, ReloadLabels, RouteLabel, StatusLabels,
+    TransportLabels,
 };
 use super::relays::LiveRelays;
 
@@ -65,6 +67,8 @@ pub struct Metrics {
     fallback_messages: Family<FallbackLabels, Counter>,
     limit_refusals: Family<LimitLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    certificates: CertificateGauges,
+    acme_orders: Family<OrderLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -92,6 +96,8 @@ impl Default for Metrics {
             fallback_messages: Family::default(),
             limit_refusals: Family::default(),
             reloads: Family::default(),
+            certificates: CertificateGauges::default(),
+            acme_orders: Family::default(),
         };
         metrics.register();
         metrics
@@ -103,6 +109,22 @@ impl Metrics {
     fn register(&mut self) {
         self.register_websocket();
         self.register_gateway();
+        self.register_certificates();
+    }
+
+    /// The families of certificates and ACME.
+    fn register_certificates(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "certificate_expiry_seconds",
+            "When each certificate served expires (notAfter, Unix seconds), by name",
+            self.certificates.family.clone(),
+        );
+        r.register(
+            "acme_orders",
+            "ACME orders placed, by result",
+            self.acme_orders.clone(),
+        );
     }
 
     /// The families of WebSocket upgrades and relays.
@@ -204,6 +226,7 @@ impl Metrics {
     /// scrapes), with live relays' counters folded in first.
     pub fn encode(&self) -> String {
         self.live.flush_all(&self.ws);
+        self.certificates.refresh();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -304,6 +327,18 @@ impl Metrics {
             result: result.to_owned(),
         };
         self.reloads.get_or_create(&labels).inc();
+    }
+
+    /// Reports the certificates `source` holds at every scrape, while it lives.
+    pub fn watch_certificates(&self, source: std::sync::Weak<dyn ServedCertificates>) {
+        self.certificates.watch(source);
+    }
+
+    /// Counts an ACME order: `issued` or `failed`.
+    pub fn acme_order(&self, result: &'static str) {
+        self.acme_orders
+            .get_or_create(&OrderLabels { result })
+            .inc();
     }
 
     /// The registry running relays register with.

@@ -4,12 +4,14 @@
 //!
 //! ```text
 //! metrics     every Prometheus metric (names in docs/metrics.md)
+//! certificates  the expiry of every certificate served, read at each scrape
 //! labels      the label set of each metric family
 //! relays      live accounting of relayed WebSockets
 //! request_id  X-Request-Id kept or generated
 //! logging     text or JSON log lines
 //! ```
 
+pub mod certificates;
 mod labels;
 pub mod logging;
 pub mod metrics;
