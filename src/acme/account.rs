@@ -3,7 +3,8 @@
 //! account binding) and saved there. An account file that does not parse
 //! is moved aside as `account.json.corrupt` and a new account registered:
 //! the old one was unusable anyway, and certificates do not depend on it.
-//! An account that cannot be saved (unwritable cache) is still used.
+//! An account file that cannot be read, or an account that cannot be saved
+//! (an unusable cache), does not stop ordering: a new account is used.
 
 use instant_acme::{Account, AccountCredentials, Error, ExternalAccountKey, NewAccount};
 
@@ -20,7 +21,10 @@ pub(crate) async fn account(
     at: &str,
 ) -> Result<Account, AcmeError> {
     let path = cache.account_path();
-    let stored = Cache::read(&path).map_err(AcmeError::Cache)?;
+    let stored = Cache::read(&path).unwrap_or_else(|e| {
+        tracing::error!(at, error = %e, "cannot read the cached ACME account; registering a new one");
+        None
+    });
     if let Some(bytes) = stored {
         match restore(&bytes, client).await {
             Ok(account) => return Ok(account),

@@ -137,7 +137,11 @@ impl Cache {
     /// Takes the cache lock, waiting while another process (or listener)
     /// holds it; the caller bounds the wait.
     pub(crate) async fn lock(&self) -> Result<Lock, String> {
-        self.create()?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(&self.root)
+            .map_err(|e| format!("cannot create {}: {e}", self.root.display()))?;
         let path = self.root.join(LOCK_FILE);
         let file = fs::OpenOptions::new()
             .create(true)

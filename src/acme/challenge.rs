@@ -98,11 +98,11 @@ impl Challenges {
         cache: &Cache,
         token: &str,
         key_authorization: &str,
-    ) -> Result<Published, String> {
+    ) -> Published {
         let file = Cache::challenge_path(cache.root(), HTTP_01, token);
-        write_atomic(&file, key_authorization.as_bytes())?;
+        share(&file, key_authorization.as_bytes());
         lock(&self.http).insert(token.to_owned(), key_authorization.to_owned());
-        Ok(self.published(HTTP_01, token, file))
+        self.published(HTTP_01, token, file)
     }
 
     /// Publishes a TLS-ALPN-01 answer for `domain` (the SHA-256 `digest` of
@@ -119,7 +119,7 @@ impl Challenges {
             digest: encoded.clone(),
         };
         let file = Cache::challenge_path(cache.root(), TLS_ALPN_01, domain);
-        write_atomic(&file, encoded.as_bytes())?;
+        share(&file, encoded.as_bytes());
         lock(&self.alpn).insert(domain.to_owned(), validation);
         Ok(self.published(TLS_ALPN_01, domain, file))
     }
@@ -198,6 +198,14 @@ fn validation_cert(domain: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>, Str
         vec![cert.der().clone()],
         signing,
     )))
+}
+
+/// Writes a pending challenge where replicas sharing the cache look; this
+/// process answers from memory either way.
+fn share(file: &Path, contents: &[u8]) {
+    if let Err(e) = write_atomic(file, contents) {
+        tracing::warn!(error = %e, "cannot share the ACME challenge through the cache; only this process answers it");
+    }
 }
 
 /// Whether `token` is base64url text (what CAs use), so it is a safe file name.

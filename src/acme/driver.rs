@@ -105,7 +105,15 @@ impl Inner {
     async fn renew(&self, domain: &str) -> Result<(), AcmeError> {
         let mut account_slot = self.account.lock().await;
         let client = self.client.clone().map_err(AcmeError::Local)?;
-        let _lock = self.cache.lock().await.map_err(AcmeError::Cache)?;
+        // Without the lock (a broken cache) the order still goes ahead: a
+        // name with no certificate matters more than a duplicate order.
+        let _lock = match self.cache.lock().await {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                tracing::error!(at = self.at, domain, error = %e, "cannot take the ACME cache lock; ordering without it");
+                None
+            }
+        };
         if self.adopt(domain) {
             return Ok(());
         }
@@ -191,8 +199,14 @@ impl Inner {
         current.ari = ari;
         let current = current.clone();
         drop(all);
-        if matches!(ari, Ari::Suggested { .. }) {
-            self.log_next_renewal(domain, &current);
+        match ari {
+            Ari::Suggested { .. } => self.log_next_renewal(domain, &current),
+            Ari::Unsupported => tracing::info!(
+                at = self.at,
+                domain,
+                "the CA offers no renewal information (ARI); renewing two thirds into the lifetime"
+            ),
+            Ari::Unasked | Ari::RetryAt(_) => {}
         }
     }
 

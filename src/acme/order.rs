@@ -117,18 +117,18 @@ async fn answer(
         };
         let key_authorization = challenge.key_authorization();
         let answer = match ctx.challenge {
-            AcmeChallenge::Http01 => ctx.challenges.publish_http01(
+            AcmeChallenge::Http01 => Ok(ctx.challenges.publish_http01(
                 ctx.cache,
                 &challenge.token,
                 key_authorization.as_str(),
-            ),
+            )),
             AcmeChallenge::TlsAlpn01 => ctx.challenges.publish_tls_alpn01(
                 ctx.cache,
                 domain,
                 key_authorization.digest().as_ref(),
             ),
         };
-        published.push(answer.map_err(AcmeError::Cache)?);
+        published.push(answer.map_err(AcmeError::Local)?);
         challenge.set_ready().await?;
     }
     Ok(published)

@@ -124,18 +124,19 @@ fn domains(
         );
         return Vec::new();
     };
-    let mut out: Vec<String> = Vec::new();
+    // Each valid name with its index in the file, for repeats.
+    let mut out: Vec<(String, usize)> = Vec::new();
     for (i, text) in raw.iter().enumerate() {
         let path = format!("{at}.domains[{i}]");
         let Some(name) = errors.check(path.clone(), domain(text, challenge)) else {
             continue;
         };
-        match out.iter().position(|d| *d == name) {
-            Some(first) => errors.push(path, format!("{text:?} repeats domains[{first}]")),
-            None => out.push(name),
+        match out.iter().find(|(d, _)| *d == name) {
+            Some((_, first)) => errors.push(path, format!("{text:?} repeats domains[{first}]")),
+            None => out.push((name, i)),
         }
     }
-    out
+    out.into_iter().map(|(name, _)| name).collect()
 }
 
 /// One domain, lower-cased: a DNS name of at least two labels, not an IP
