@@ -50,6 +50,7 @@ impl Ports {
             tls_port: Self::port(&self.tls),
             http_port: Self::port(&self.plain),
             nonce_reject,
+            eab: None,
         }
     }
 
@@ -238,32 +239,66 @@ async fn tls_alpn_01_serves_at_once_retries_a_failed_challenge_then_swaps_the_ce
 }
 
 #[tokio::test]
-async fn http_01_is_answered_on_a_plain_listener_ahead_of_its_redirect() {
+async fn http_01_is_answered_on_a_plain_listener_ahead_of_its_routes_and_redirect() {
     let logs = logs::capture();
-    let ports = Ports::bind().await;
-    let pebble = Pebble::start(ports.validation(Some(0))).await;
-    let cache = tempfile::tempdir().unwrap();
-    let toml = ports
-        .config(
-            &pebble.directory,
-            &pebble.ca,
-            cache.path(),
-            "challenge = \"http-01\"",
-            "",
-        )
-        .replace("[[routes]]", "redirect_https = 8443\n[[routes]]");
-    let gw = ports.start(&toml).await;
-    let (serial, _) = issued(&gw, &pebble, NAME).await;
-    logs.wait_for_line(&["ACME challenge answered", "http-01"])
-        .await;
-    logs.wait_for_line(&["ACME certificate issued", NAME, &serial])
-        .await;
-    // Any other path on that listener is still redirected.
-    let plain = gw.addrs[1];
-    let request = format!("GET /.well-known/acme-challenge/unknown HTTP/1.1\r\nHost: {NAME}\r\nConnection: close\r\n\r\n");
-    let response = crate::support::client::raw_request(plain, &request).await;
-    assert_eq!(response.status, 301, "{}", response.head);
-    gw.stop().await;
+    // A plain listener that proxies, then one that redirects to https.
+    for (extra, other_path) in [("", 200), ("redirect_https = 8443\n", 301)] {
+        let ports = Ports::bind().await;
+        let pebble = Pebble::start(ports.validation(Some(0))).await;
+        let cache = tempfile::tempdir().unwrap();
+        let toml = ports
+            .config(
+                &pebble.directory,
+                &pebble.ca,
+                cache.path(),
+                "challenge = \"http-01\"",
+                "",
+            )
+            .replace("[[routes]]", &format!("{extra}[[routes]]"));
+        let gw = ports.start(&toml).await;
+        let (serial, _) = issued(&gw, &pebble, NAME).await;
+        logs.wait_for_line(&["ACME challenge answered", "http-01"])
+            .await;
+        logs.wait_for_line(&["ACME certificate issued", NAME, &serial])
+            .await;
+        // A token that is not pending falls through to the routes (the
+        // built-in echo's page) or the redirect.
+        let request = format!(
+            "GET /.well-known/acme-challenge/unknown HTTP/1.1\r\nHost: {NAME}\r\nConnection: close\r\n\r\n"
+        );
+        let response = crate::support::client::raw_request(gw.addrs[1], &request).await;
+        assert_eq!(response.status, other_path, "{extra:?}: {}", response.head);
+        gw.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_external_account_binding_is_sent_to_a_ca_that_requires_one() {
+    let logs = logs::capture();
+    let (kid, key) = (
+        "kid-1",
+        "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W",
+    );
+    for binding in [false, true] {
+        let ports = Ports::bind().await;
+        let mut validation = ports.validation(Some(0));
+        validation.eab = Some((kid, key));
+        let pebble = Pebble::start(validation).await;
+        let cache = tempfile::tempdir().unwrap();
+        let eab = format!("external_account = {{ key_id = {kid:?}, hmac_key = {key:?} }}");
+        let acme = if binding { eab.as_str() } else { "" };
+        let toml = ports.config(&pebble.directory, &pebble.ca, cache.path(), acme, "");
+        let gw = ports.start(&toml).await;
+        if binding {
+            issued(&gw, &pebble, NAME).await;
+        } else {
+            let line = logs
+                .wait_for_line(&["ACME order failed", "externalAccountRequired"])
+                .await;
+            assert!(line.contains("the CA refused"), "{line}");
+        }
+        gw.stop().await;
+    }
 }
 
 #[tokio::test]

@@ -64,6 +64,9 @@ pub struct Validation {
     /// `PEBBLE_WFE_NONCEREJECT`: the percentage of good nonces Pebble
     /// rejects as bad; `None` keeps Pebble's default (5%).
     pub nonce_reject: Option<u8>,
+    /// An external account binding Pebble requires: key id and base64url
+    /// MAC key.
+    pub eab: Option<(&'static str, &'static str)>,
 }
 
 impl Pebble {
@@ -98,7 +101,9 @@ impl Pebble {
             "managementListenAddress": format!("127.0.0.1:{management}"),
             "certificate": cert.cert, "privateKey": cert.key,
             "httpPort": validation.http_port, "tlsPort": validation.tls_port,
-            "ocspResponderURL": "", "externalAccountBindingRequired": false,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": validation.eab.is_some(),
+            "externalAccountMACKeys": validation.eab.map(|(kid, key)| serde_json::json!({ kid: key })),
         }});
         let config_path = pki.dir.path().join("pebble.json");
         std::fs::write(&config_path, config.to_string()).unwrap();
