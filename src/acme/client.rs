@@ -77,7 +77,12 @@ impl HttpClient for CaClient {
             let what = format!("{} {}", req.method(), req.uri());
             match tokio::time::timeout(REQUEST_TIMEOUT, send(tls, req)).await {
                 Ok(Ok(response)) => Ok(BytesResponse::from(response)),
-                Ok(Err(e)) => Err(Error::Other(format!("{what}: {e}").into())),
+                Ok(Err(Failure::Unreachable(e))) => {
+                    Err(Error::Other(format!("{what}: {e}").into()))
+                }
+                Ok(Err(Failure::NotAcme(e))) => {
+                    Err(Error::Other(Box::new(NotAcme(format!("{what}: {e}")))))
+                }
                 Err(_) => Err(Error::Other(
                     format!("{what}: no answer within {REQUEST_TIMEOUT:?}").into(),
                 )),
@@ -86,11 +91,31 @@ impl HttpClient for CaClient {
     }
 }
 
+/// Why a request got no ACME answer.
+enum Failure {
+    /// No answer at all: connection, TLS, HTTP.
+    Unreachable(String),
+    /// An answer that is not ACME.
+    NotAcme(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Unreachable(message)
+    }
+}
+
+/// The CA answered, but not in ACME (an error page, a wrong URL); told
+/// apart from an unreachable CA in [`super::error`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct NotAcme(String);
+
 /// Sends one request on a new connection and reads the whole answer.
 async fn send(
     tls: TlsConnector,
     mut req: Request<BodyWrapper<Bytes>>,
-) -> Result<Response<Full<Bytes>>, String> {
+) -> Result<Response<Full<Bytes>>, Failure> {
     let uri = req.uri().clone();
     let (host, port) = target(&uri)?;
     let tcp = TcpStream::connect((host.as_str(), port))
@@ -118,7 +143,7 @@ async fn send(
         .await
         .map_err(|e| format!("reading the answer: {e}"))?
         .to_bytes();
-    judge(&method, &parts, &bytes)?;
+    judge(&method, &parts, &bytes).map_err(Failure::NotAcme)?;
     Ok(Response::from_parts(parts, Full::new(bytes)))
 }
 

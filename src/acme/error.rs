@@ -5,6 +5,8 @@
 
 use instant_acme::{Error, Problem};
 
+use super::client::NotAcme;
+
 /// A failed ACME attempt.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AcmeError {
@@ -43,6 +45,7 @@ impl From<Error> for AcmeError {
                 AcmeError::Refused("the order did not progress in time (still pending)".into())
             }
             Error::Unsupported(what) => AcmeError::Refused(format!("the CA does not support {what}")),
+            Error::Other(e) if e.is::<NotAcme>() => AcmeError::Refused(e.to_string()),
             Error::Other(e) => AcmeError::Unreachable(chain(e.as_ref())),
             e @ (Error::Http(_) | Error::InvalidUri(_)) => AcmeError::Local(e.to_string()),
             e => AcmeError::Refused(e.to_string()),

@@ -208,10 +208,7 @@ async fn a_directory_answering_5xx_or_garbage_is_reported_and_the_valid_certific
         let toml = ports.config(&directory, &pki.ca_path, cache.path(), "", "");
         let gw = ports.start(&toml).await;
         let line = logs.wait_for_line(&["ACME order failed", says]).await;
-        assert!(
-            line.contains(&format!("{}", &directory)),
-            "names the URL: {line}"
-        );
+        assert!(line.contains(directory.as_str()), "names the URL: {line}");
         assert!(
             !line.contains("no certificate yet"),
             "still serving: {line}"
