@@ -134,10 +134,16 @@ fn cached(cache: &Path, directory: &str, file: &str) -> PathBuf {
 /// A certificate for [`NAME`] valid from 20 days ago for 25 days: past two
 /// thirds of its life (due), not expired. Key and chain as the cache keeps them.
 fn due_certificate() -> (String, String) {
+    certificate(20, 5)
+}
+
+/// A self-signed certificate for [`NAME`] valid from `before` days ago to
+/// `after` days from now, as key + chain PEM, and its serial.
+fn certificate(before: i64, after: i64) -> (String, String) {
     let mut params = CertificateParams::new(vec![NAME.to_string()]).unwrap();
     let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(20);
-    params.not_after = now + time::Duration::days(5);
+    params.not_before = now - time::Duration::days(before);
+    params.not_after = now + time::Duration::days(after);
     let key = KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
     let serial = wsgate::tls::x509::facts(cert.der()).unwrap().serial;
@@ -327,5 +333,44 @@ async fn an_unwritable_cache_is_reported_and_the_issued_certificate_still_served
         )
     };
     assert_eq!((orders("issued"), orders("failed")), (1.0, 0.0));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_with_a_bad_acme_table_is_rejected_and_the_certificate_kept() {
+    let cache = tempfile::tempdir().unwrap();
+    // Nothing listens there: the gateway runs on its cached certificate.
+    let port = crate::support::ops::free_port().await;
+    let directory = &format!("https://127.0.0.1:{port}/dir");
+    let (pem, serial) = certificate(1, 80);
+    let file = cached(cache.path(), directory, &format!("{NAME}.pem"));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, pem).unwrap();
+    let good = acme_only(&format!(
+        "domains = [\"{NAME}\"]\ndirectory = {directory:?}\ncache = {:?}\n",
+        cache.path()
+    ));
+    let config = cache.path().join("wsgate.toml");
+    std::fs::write(&config, &good).unwrap();
+    let gw = crate::support::TestGateway::start_file(&config, std::time::Duration::ZERO).await;
+    let (first, _) = served(&gw, NAME, any_certificate()).await.unwrap();
+    assert_eq!(first, serial);
+    std::fs::write(
+        &config,
+        good.replace(&format!("\"{NAME}\""), "\"*.wsgate.test\""),
+    )
+    .unwrap();
+    let outcome = gw.reload.as_ref().unwrap().reload().await.unwrap();
+    let wsgate::run::reload::ReloadOutcome::Rejected(errors) = outcome else {
+        panic!("a wildcard must be refused: {outcome:?}");
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("listeners[0].tls.acme.domains[0]") && e.contains("wildcard")),
+        "{errors:#?}"
+    );
+    let (still, _) = served(&gw, NAME, any_certificate()).await.unwrap();
+    assert_eq!(still, serial, "the running config and its certificate stay");
     gw.stop().await;
 }
