@@ -19,8 +19,11 @@ COPY config ./config
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
+# /var/lib/wsgate/acme: the default ACME cache, owned by wsgate, mode 0700;
+# mount a volume there to keep certificates across container restarts.
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin wsgate \
-    && mkdir -p /etc/wsgate/certs
+    && mkdir -p /etc/wsgate/certs /var/lib/wsgate/acme \
+    && chown wsgate /var/lib/wsgate/acme && chmod 700 /var/lib/wsgate/acme
 COPY --from=build /src/target/release/wsgate /usr/local/bin/wsgate
 COPY config/container.toml /etc/wsgate/wsgate.toml
 USER wsgate

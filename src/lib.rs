@@ -15,6 +15,7 @@
 //! ws          admission (checks, handshake slot, dial), the 101, frames, relay
 //! upstream    reaching backends: balancing over live backend state (counts,
 //!             health checks), connector, backend TLS
+//! acme        automatic certificates: orders, challenges, cache, renewal
 //! tls         listener certificates: files, SNI, handshake, reload
 //! telemetry   metrics, live relays, request ids, logging (plain labels)
 //! shutdown    one handle, one method per drain stage
@@ -33,6 +34,7 @@
 //! request goes to `proxy`. Every request-path failure is an
 //! `http::error::ProxyError`, turned into a response by one function.
 
+pub mod acme;
 pub mod builtin;
 pub mod cluster;
 pub mod config;

@@ -85,6 +85,16 @@ pub(crate) mod defaults {
     pub(crate) const UNHEALTHY_AFTER: i64 = 2;
     /// `routes.health.healthy_after`: passed checks in a row.
     pub(crate) const HEALTHY_AFTER: i64 = 2;
+    /// `listeners.tls.acme.directory`: Let's Encrypt production.
+    pub(crate) const ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+    /// `listeners.tls.acme.challenge`: answered on the TLS listener itself,
+    /// so no plain listener is needed.
+    pub(crate) const ACME_CHALLENGE: &str = "tls-alpn-01";
+    /// `listeners.tls.acme.cache`: account key and certificates.
+    pub(crate) const ACME_CACHE: &str = "/var/lib/wsgate/acme";
+    /// `listeners.tls.acme.retry_backoff`: the first wait after a failed
+    /// order; it doubles with each further failure, up to an hour.
+    pub(crate) const ACME_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 }
 
 /// The whole file.
@@ -171,6 +181,33 @@ pub(crate) struct TlsFile {
     pub(crate) watch_interval: Option<String>,
     pub(crate) client_ca: Option<String>,
     pub(crate) client_subject_header: Option<String>,
+    pub(crate) acme: Option<AcmeFile>,
+}
+
+/// `[listeners.tls.acme]`: automatic certificates.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcmeFile {
+    /// Required, non-empty.
+    pub(crate) domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) contact: Vec<String>,
+    pub(crate) directory: Option<String>,
+    pub(crate) directory_ca: Option<String>,
+    pub(crate) challenge: Option<String>,
+    pub(crate) cache: Option<String>,
+    pub(crate) external_account: Option<ExternalAccountFile>,
+    pub(crate) retry_backoff: Option<String>,
+    /// Test only: see `docs/configuration.md`.
+    pub(crate) test_renew_after: Option<String>,
+}
+
+/// `external_account = { key_id, hmac_key }` of `[listeners.tls.acme]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExternalAccountFile {
+    pub(crate) key_id: String,
+    pub(crate) hmac_key: String,
 }
 
 /// One entry of `certs`.

@@ -6,6 +6,7 @@
 //! carry no `Option` that has a default and no string that still needs parsing.
 //! Every problem is collected with its key path and reported at once.
 
+mod acme;
 mod balance;
 pub mod cluster;
 mod file;
@@ -17,6 +18,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use acme::{
+    AcmeChallenge, AcmeSettings, ExternalAccount, LETS_ENCRYPT, LETS_ENCRYPT_STAGING,
+    MIN_RETRY_BACKOFF,
+};
 pub use balance::{Balance, HealthCheck, Probe};
 pub use tls::{BackendTls, ListenerTls};
 pub use units::{parse_duration, parse_size};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
-use super::CertPair;
+use super::{AcmeSettings, CertPair};
 
 /// TLS settings of a listener, `[listeners.tls]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +30,9 @@ pub struct ListenerTls {
     /// Header carrying the verified client certificate's subject to the
     /// backend; any copy the client sent is always removed.
     pub client_subject_header: Option<HeaderName>,
+    /// Automatic certificates for the names listed there, beside `certs`
+    /// and `self_signed` (SNI picks).
+    pub acme: Option<AcmeSettings>,
 }
 
 /// How a route dials TLS backends (`backend_ca`, `backend_sni`,

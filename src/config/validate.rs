@@ -2,6 +2,7 @@
 //! collects every problem with its key path, so one run of `wsgate check`
 //! shows them all.
 
+mod acme;
 mod balance;
 mod cluster;
 mod limits;
@@ -308,6 +309,7 @@ fn listeners(
             redirect_https,
         });
     }
+    acme::across_listeners(errors, &out);
     out
 }
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::acme::challenge::Challenges;
 use crate::cluster::Cluster;
 use crate::config::{Route, ServerSettings};
 use crate::fallback::open::Opener;
@@ -50,6 +51,8 @@ pub struct Gateway {
     /// `[cluster]`: who owns which session, and forwarding to the owner;
     /// `None` when every session stays with the instance that opened it.
     pub cluster: Option<Arc<Cluster>>,
+    /// Pending ACME challenges, answered on every listener.
+    pub acme_challenges: Arc<Challenges>,
 }
 
 /// Routes together with their balancers.
@@ -134,6 +137,7 @@ impl Gateway {
             fallback: Fallback::default(),
             backends,
             cluster: None,
+            acme_challenges: Arc::default(),
         }
     }
 

@@ -1,8 +1,9 @@
 //! A config validated in full: syntax and values (`config`), then every
 //! certificate, key and CA file it names, loaded exactly as start-up loads
-//! them. `wsgate check`, start-up and reload all use [`load_verified`], so
-//! they always give the same verdict. The files are loaded even when the
-//! values have errors, so one run reports everything.
+//! them, and every ACME cache directory (usable, judged without the CA).
+//! `wsgate check`, start-up and reload all use [`load_verified`], so they
+//! always give the same verdict. The files are loaded even when the values
+//! have errors, so one run reports everything.
 
 use std::path::Path;
 
@@ -57,9 +58,15 @@ pub fn check(config: &Config) -> Vec<String> {
 fn check_files(files: &FileRefs) -> Vec<String> {
     let mut errors = Vec::new();
     for (i, tls) in &files.listeners {
-        match TlsListener::load(tls, &format!("listeners[{i}].tls")) {
+        match TlsListener::load(tls, &format!("listeners[{i}].tls"), None) {
             Ok((_, warnings)) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
             Err(e) => errors.extend(e),
+        }
+        if let Some(acme) = &tls.acme {
+            errors.extend(crate::acme::check(
+                acme,
+                &format!("listeners[{i}].tls.acme"),
+            ));
         }
     }
     for route in &files.routes {

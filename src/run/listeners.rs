@@ -13,10 +13,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::acme::Acme;
 use crate::config::Listener;
 use crate::gateway::Gateway;
 use crate::server::{self, Frontend};
+use crate::telemetry::certificates::ServedCertificates;
 use crate::tls;
+use crate::tls::listener::TlsListener;
 
 /// One listener with its accept loop running.
 #[derive(Debug)]
@@ -52,8 +55,7 @@ impl ListenerSet {
             gateway,
             running: Vec::new(),
         };
-        let parent = set.gateway.shutdown.stopped().clone();
-        let prepared = prepare(configs.iter().enumerate().zip(bound), &parent)?;
+        let prepared = prepare(configs.iter().enumerate().zip(bound), &set.gateway)?;
         for (config, listener, frontend, stop) in prepared {
             set.running
                 .push(set.spawn(config, listener, frontend, stop));
@@ -78,10 +80,7 @@ impl ListenerSet {
             }
         }
         let sockets = self.sockets_for(&to_prepare).await?;
-        let prepared = prepare(
-            to_prepare.into_iter().zip(sockets),
-            self.gateway.shutdown.stopped(),
-        )?;
+        let prepared = prepare(to_prepare.into_iter().zip(sockets), &self.gateway)?;
         let mut old: Vec<Running> = std::mem::take(&mut self.running);
         let mut fresh = prepared.into_iter();
         for config in configs {
@@ -193,17 +192,17 @@ async fn close_on_drain(
 /// A listener ready to start: settings, socket, frontend, stop token.
 type Prepared<S> = (Listener, S, Frontend, CancellationToken);
 
-/// Builds the frontend (TLS loaded, certificate watcher started) of each
-/// listener; on any error, stops the watchers already started.
+/// Builds the frontend (TLS loaded, certificate watcher and ACME started)
+/// of each listener; on any error, stops the watchers already started.
 fn prepare<'a, S>(
     items: impl IntoIterator<Item = ((usize, &'a Listener), S)>,
-    parent: &CancellationToken,
+    gateway: &Gateway,
 ) -> Result<Vec<Prepared<S>>, Vec<String>> {
     let mut ready = Vec::new();
     let mut errors = Vec::new();
     for ((i, config), socket) in items {
-        let stop = parent.child_token();
-        match frontend(config, i, &stop) {
+        let stop = gateway.shutdown.stopped().child_token();
+        match frontend(config, i, &stop, gateway) {
             Ok(frontend) => ready.push((config.clone(), socket, frontend, stop)),
             Err(e) => errors.extend(e),
         }
@@ -216,21 +215,32 @@ fn prepare<'a, S>(
 }
 
 /// What a listener does with its connections; a TLS listener's certificate
-/// watcher runs until `stop` fires.
+/// watcher and ACME tasks run until `stop` fires.
 fn frontend(
     listener: &Listener,
     i: usize,
     stop: &CancellationToken,
+    gateway: &Gateway,
 ) -> Result<Frontend, Vec<String>> {
     let at = format!("listeners[{i}].tls");
     Ok(match (&listener.tls, listener.redirect_https) {
         (None, None) => Frontend::Plain,
         (None, Some(port)) => Frontend::RedirectHttps(port),
         (Some(tls), _) => {
-            let (loaded, warnings) = tls::listener::TlsListener::load(tls, &at)?;
+            // Every TLS listener answers TLS-ALPN-01 validations: the CA
+            // connects to port 443, whichever listener has the ACME table.
+            let challenges = gateway.acme_challenges.clone();
+            let (loaded, warnings) = TlsListener::load(tls, &at, Some(challenges.clone()))?;
             warnings.iter().for_each(|w| tracing::warn!("{w}"));
             let loaded = Arc::new(loaded);
             let resolver = loaded.resolver().clone();
+            let served: Arc<dyn ServedCertificates> = resolver.clone();
+            gateway.metrics.watch_certificates(Arc::downgrade(&served));
+            if let Some(settings) = &tls.acme {
+                let metrics = gateway.metrics.clone();
+                let acme = Acme::new(settings, &format!("{at}.acme"), challenges, metrics);
+                acme.start(resolver.clone(), stop.clone());
+            }
             tls::reload::spawn_watcher(tls.clone(), at, resolver, stop.clone());
             Frontend::Tls(loaded)
         }

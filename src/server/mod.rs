@@ -8,6 +8,10 @@
 //! admin listener is served here too ([`admin`]), and a cluster's peer
 //! listener ([`peer`]).
 //!
+//! Plain listeners answer pending ACME HTTP-01 challenges ahead of routes
+//! and redirects ([`http01`]); a TLS listener closes an ACME TLS-ALPN-01
+//! validation connection right after its handshake.
+//!
 //! A connection over a limit gets its 503/429 in the listener's own
 //! protocol: on a TLS listener after a TLS handshake, since a plain HTTP
 //! answer inside a TLS connection reaches no client. That handshake holds a
@@ -16,6 +20,7 @@
 //! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
 pub mod admin;
+pub mod http01;
 pub mod peer;
 mod plain_on_tls;
 pub mod redirect;
@@ -31,7 +36,7 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -39,12 +44,15 @@ use crate::gateway::{dispatch, Gateway};
 use crate::http::body::Body;
 use crate::http::client::ClientInfo;
 use crate::limits::{self, Admission, Answer, ConnectionPermit, Limit, Refusal, RefusalPermit};
-use crate::tls::listener::{HandshakeError, TlsListener};
+use crate::tls::listener::{Accepted, HandshakeError, TlsListener};
 use plain_on_tls::FirstByte;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long closing an ACME validation connection (close_notify) may take.
+const VALIDATION_CLOSE: Duration = Duration::from_secs(1);
 
 /// What a listener does with the connections it accepts.
 #[derive(Debug, Clone)]
@@ -148,8 +156,11 @@ async fn serve_connection(
             serve_proxy(stream, client, None, gateway, permit).await
         }
         Frontend::RedirectHttps(port) => {
-            let service = service_fn(move |req| async move {
-                Ok::<_, Infallible>(redirect::redirect(&req, port))
+            let challenges = gateway.acme_challenges.clone();
+            let service = service_fn(move |req| {
+                let response = http01::answer(&challenges, &req)
+                    .unwrap_or_else(|| redirect::redirect(&req, port));
+                async move { Ok::<_, Infallible>(response) }
             });
             serve_http(stream, service, peer, &gateway).await
         }
@@ -192,18 +203,36 @@ async fn serve_tls(
         _ = closing.cancelled() => return,
     };
     match handshake {
-        Ok(accepted) => {
-            let identity = tls.subject_header().map(|header| Identity {
-                header: header.clone(),
-                subject: accepted
-                    .subject
-                    .and_then(|s| HeaderValue::from_str(&s).ok()),
-            });
-            let client = ClientInfo { peer, tls: true };
-            serve_proxy(accepted.stream, client, identity, gateway, permit).await
-        }
+        Ok(accepted) => serve_accepted(accepted, peer, &tls, gateway, permit).await,
         Err(e) => handshake_failed(&gateway, peer, e),
     }
+}
+
+/// Serves a completed TLS handshake: an ACME TLS-ALPN-01 validation is
+/// only closed (the handshake itself was the answer); anything else is
+/// proxied, with the verified client certificate's subject when the
+/// listener asks for it.
+async fn serve_accepted(
+    accepted: Accepted,
+    peer: SocketAddr,
+    tls: &TlsListener,
+    gateway: Arc<Gateway>,
+    permit: ConnectionPermit,
+) {
+    if accepted.is_acme_validation() {
+        tracing::debug!(client = %peer, "ACME TLS-ALPN-01 validation handshake answered; closing");
+        let mut stream = accepted.stream;
+        let _ = tokio::time::timeout(VALIDATION_CLOSE, stream.shutdown()).await;
+        return;
+    }
+    let identity = tls.subject_header().map(|header| Identity {
+        header: header.clone(),
+        subject: accepted
+            .subject
+            .and_then(|s| HeaderValue::from_str(&s).ok()),
+    });
+    let client = ClientInfo { peer, tls: true };
+    serve_proxy(accepted.stream, client, identity, gateway, permit).await
 }
 
 /// Counts and logs a client TLS handshake that did not complete.
@@ -253,7 +282,16 @@ async fn serve_proxy<IO>(
         if let Some(identity) = &identity {
             identity.apply(req.headers_mut());
         }
-        dispatch::handle(svc_gateway.clone(), req, client)
+        let gateway = svc_gateway.clone();
+        let challenge = (!client.tls)
+            .then(|| http01::answer(&gateway.acme_challenges, &req))
+            .flatten();
+        async move {
+            match challenge {
+                Some(response) => Ok(response),
+                None => dispatch::handle(gateway, req, client).await,
+            }
+        }
     });
     serve_http(io, service, client.peer, &gateway).await
 }

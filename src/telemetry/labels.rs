@@ -97,6 +97,18 @@ pub(crate) struct LimitLabels {
     pub(crate) answer: &'static str,
 }
 
+/// `{name}` of a certificate: a name it serves.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NameLabel {
+    pub(crate) name: String,
+}
+
+/// `{result}` of an ACME order: `issued` or `failed`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct OrderLabels {
+    pub(crate) result: &'static str,
+}
+
 /// `{result}` of a config reload.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ReloadLabels {

@@ -19,10 +19,11 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use super::backends::{BackendGauges, BackendSample};
+use super::certificates::{CertificateGauges, ServedCertificates};
 use super::labels::{
     BackendLabel, BackendLabels, CloseLabels, DirectionLabels, EndLabels, FallbackLabels,
-    HandshakeLabels, HealthCheckLabels, LimitLabels, ReloadLabels, RouteLabel, StatusLabels,
-    TransportLabels,
+    HandshakeLabels, HealthCheckLabels, LimitLabels, OrderLabels, ReloadLabels, RouteLabel,
+    StatusLabels, TransportLabels,
 };
 use super::relays::LiveRelays;
 
@@ -72,6 +73,8 @@ pub struct Metrics {
     limit_refusals: Family<LimitLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     pub(crate) cluster: super::cluster::ClusterFamilies,
+    certificates: CertificateGauges,
+    acme_orders: Family<OrderLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -103,6 +106,8 @@ impl Default for Metrics {
             limit_refusals: Family::default(),
             reloads: Family::default(),
             cluster: Default::default(),
+            certificates: CertificateGauges::default(),
+            acme_orders: Family::default(),
         };
         metrics.register();
         metrics
@@ -115,6 +120,22 @@ impl Metrics {
         self.register_websocket();
         self.register_gateway();
         self.cluster.register(&mut self.registry);
+        self.register_certificates();
+    }
+
+    /// The families of certificates and ACME.
+    fn register_certificates(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "certificate_expiry_seconds",
+            "When each certificate served expires (notAfter, Unix seconds), by name",
+            self.certificates.family.clone(),
+        );
+        r.register(
+            "acme_orders",
+            "ACME orders placed, by result",
+            self.acme_orders.clone(),
+        );
     }
 
     /// The families of WebSocket upgrades and relays.
@@ -227,6 +248,7 @@ impl Metrics {
     /// scrapes), with live relays' counters folded in first.
     pub fn encode(&self) -> String {
         self.live.flush_all(&self.ws);
+        self.certificates.refresh();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -349,6 +371,18 @@ impl Metrics {
             result: result.to_owned(),
         };
         self.reloads.get_or_create(&labels).inc();
+    }
+
+    /// Reports the certificates `source` holds at every scrape, while it lives.
+    pub fn watch_certificates(&self, source: std::sync::Weak<dyn ServedCertificates>) {
+        self.certificates.watch(source);
+    }
+
+    /// Counts an ACME order: `issued` or `failed`.
+    pub fn acme_order(&self, result: &'static str) {
+        self.acme_orders
+            .get_or_create(&OrderLabels { result })
+            .inc();
     }
 
     /// The registry running relays register with.

@@ -5,6 +5,7 @@
 //! ```text
 //! metrics     every Prometheus metric (names in docs/metrics.md)
 //! backends    backend gauges, read from the upstream registry at scrape
+//! certificates  the expiry of every certificate served, read at each scrape
 //! labels      the label set of each metric family
 //! cluster     the cluster's families: forwards, peer requests, refusals
 //! relays      live accounting of relayed WebSockets
@@ -13,6 +14,7 @@
 //! ```
 
 pub mod backends;
+pub mod certificates;
 pub mod cluster;
 mod labels;
 pub mod logging;

@@ -1,7 +1,8 @@
 //! TLS termination for one listener: the rustls server config (TLS 1.2 and
-//! 1.3 only, rustls' default cipher suites, ALPN `http/1.1`, optional client
-//! certificates) and the handshake itself, bounded by `handshake_timeout` so
-//! a client that opens TCP and stalls cannot hold a task forever.
+//! 1.3 only, rustls' default cipher suites, ALPN `http/1.1` and ACME's
+//! `acme-tls/1`, optional client certificates) and the handshake itself,
+//! bounded by `handshake_timeout` so a client that opens TCP and stalls
+//! cannot hold a task forever.
 
 use std::io;
 use std::sync::Arc;
@@ -15,14 +16,15 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ListenerTls;
+use crate::tls::challenge::{ValidationCerts, ACME_TLS_ALPN};
 use crate::tls::load::load_certs;
 use crate::tls::pem::{provider, read_roots};
 use crate::tls::sni::SniResolver;
 use crate::tls::x509::subject;
 
-/// ALPN protocols offered, in preference order. Only HTTP/1.1 today: the
-/// WebSocket upgrade needs it (RFC 8441 over h2 would be added here first).
-const ALPN: [&[u8]; 1] = [b"http/1.1"];
+/// The application protocol of every ordinary connection: the WebSocket
+/// upgrade needs HTTP/1.1 (RFC 8441 over h2 would be added beside it).
+const HTTP_1_1: &[u8] = b"http/1.1";
 
 /// A listener's TLS state, shared by all its connections.
 #[derive(Debug)]
@@ -45,6 +47,14 @@ pub struct Accepted {
     pub subject: Option<String>,
 }
 
+impl Accepted {
+    /// Whether this was an ACME CA's TLS-ALPN-01 validation handshake,
+    /// which carries no application data: the connection is to be closed.
+    pub fn is_acme_validation(&self) -> bool {
+        self.stream.get_ref().1.alpn_protocol() == Some(ACME_TLS_ALPN)
+    }
+}
+
 /// Why a handshake did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
@@ -58,12 +68,18 @@ pub enum HandshakeError {
 
 impl TlsListener {
     /// Loads certificates and CA files; `at` is the key path for messages
-    /// (`listeners[0].tls`). Returns warnings beside the listener, or every
-    /// error.
-    pub fn load(tls: &ListenerTls, at: &str) -> Result<(TlsListener, Vec<String>), Vec<String>> {
+    /// (`listeners[0].tls`). With `validation`, ACME TLS-ALPN-01 validation
+    /// handshakes are answered from it. Returns warnings beside the
+    /// listener, or every error.
+    pub fn load(
+        tls: &ListenerTls,
+        at: &str,
+        validation: Option<Arc<dyn ValidationCerts>>,
+    ) -> Result<(TlsListener, Vec<String>), Vec<String>> {
         let loaded = load_certs(tls, at);
         let mut errors = loaded.errors;
-        let config = match server_config(tls, at) {
+        let alpn = alpn_protocols(validation.is_some());
+        let config = match server_config(tls, at, alpn) {
             Ok(builder) => Some(builder),
             Err(e) => {
                 errors.push(e);
@@ -73,7 +89,11 @@ impl TlsListener {
         let (Some(set), Some(build), true) = (loaded.set, config, errors.is_empty()) else {
             return Err(errors);
         };
-        let resolver = Arc::new(SniResolver::new(set));
+        let mut resolver = SniResolver::new(set);
+        if let Some(validation) = validation {
+            resolver = resolver.with_validation(validation);
+        }
+        let resolver = Arc::new(resolver);
         let listener = TlsListener {
             config: Arc::new(build(resolver.clone())),
             resolver,
@@ -119,8 +139,23 @@ impl TlsListener {
 /// the certificates loaded.
 type ConfigBuild = Box<dyn FnOnce(Arc<SniResolver>) -> ServerConfig>;
 
+/// The ALPN protocols a listener selects from, in preference order:
+/// HTTP/1.1, and `acme-tls/1` when the listener answers ACME TLS-ALPN-01
+/// validations (only a validating CA offers it, and offers nothing else).
+fn alpn_protocols(acme_validation: bool) -> Vec<Vec<u8>> {
+    let mut protocols = vec![HTTP_1_1.to_vec()];
+    if acme_validation {
+        protocols.push(ACME_TLS_ALPN.to_vec());
+    }
+    protocols
+}
+
 /// The rustls server config builder for a listener.
-fn server_config(tls: &ListenerTls, at: &str) -> Result<ConfigBuild, String> {
+fn server_config(
+    tls: &ListenerTls,
+    at: &str,
+    alpn_protocols: Vec<Vec<u8>>,
+) -> Result<ConfigBuild, String> {
     let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&versions)
@@ -137,7 +172,7 @@ fn server_config(tls: &ListenerTls, at: &str) -> Result<ConfigBuild, String> {
     };
     Ok(Box::new(move |resolver| {
         let mut config = builder.with_cert_resolver(resolver);
-        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        config.alpn_protocols = alpn_protocols;
         config
     }))
 }

@@ -1,4 +1,4 @@
-//! Builds a listener's certificate set from its config, judging every
+//! Builds a listener's file certificate set from its config, judging every
 //! certificate the same way at start-up, in `wsgate check` and on reload:
 //! unreadable files, mismatched keys, empty chains and expired certificates
 //! are errors; a certificate expiring within [`EXPIRY_WARNING`] is a warning.
@@ -42,19 +42,22 @@ pub fn load_certs(tls: &ListenerTls, at: &str) -> Loaded {
             Err(error) => loaded.errors.push(error),
         }
     }
+    let mut set = CertSet::new(entries);
     if tls.self_signed {
         match self_signed_entry() {
-            Ok(entry) => entries.push(entry),
+            Ok(entry) => set = set.with_self_signed(entry),
             Err(e) => loaded.errors.push(format!("{at}.self_signed: {e}")),
         }
     }
-    if entries.is_empty() && loaded.errors.is_empty() {
+    // An ACME-only listener starts with no certificate: its names are
+    // served as their certificates arrive.
+    if set.is_empty() && tls.acme.is_none() && loaded.errors.is_empty() {
         loaded.errors.push(format!(
-            "{at}.certs: at least one certificate (or self_signed = true) is required"
+            "{at}.certs: at least one certificate (or self_signed = true, or [listeners.tls.acme]) is required"
         ));
     }
     if loaded.errors.is_empty() {
-        loaded.set = CertSet::new(entries);
+        loaded.set = Some(set);
     }
     loaded
 }

@@ -17,8 +17,12 @@ pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 pub struct CertFacts {
     /// DNS names from the SAN extension, lower-cased (`*.example.com` kept).
     pub dns_names: Vec<String>,
+    /// Start of validity (notBefore).
+    pub not_before: SystemTime,
     /// End of validity (notAfter).
     pub not_after: SystemTime,
+    /// The serial number in hex, for logs (`openssl x509 -serial` prints the same).
+    pub serial: String,
 }
 
 /// How soon a certificate expires, judged at start-up and on reload.
@@ -44,17 +48,27 @@ pub fn facts(cert: &CertificateDer<'_>) -> Result<CertFacts, String> {
             }
         }
     }
-    let seconds = parsed.validity().not_after.timestamp();
-    let not_after = UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64);
+    let time = |t: x509_parser::time::ASN1Time| {
+        UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64)
+    };
+    let serial = parsed
+        .tbs_certificate
+        .raw_serial()
+        .iter()
+        .skip_while(|b| **b == 0)
+        .map(|b| format!("{b:02X}"))
+        .collect();
     Ok(CertFacts {
         dns_names,
-        not_after,
+        not_before: time(parsed.validity().not_before),
+        not_after: time(parsed.validity().not_after),
+        serial,
     })
 }
 
 /// Judges `not_after` against `now`.
 pub fn expiry(not_after: SystemTime, now: SystemTime) -> Expiry {
-    let date = httpdate(not_after);
+    let date = utc_date(not_after);
     match not_after.duration_since(now) {
         Err(_) => Expiry::Expired(format!("certificate expired on {date}")),
         Ok(left) if left < EXPIRY_WARNING => Expiry::Soon(format!(
@@ -71,8 +85,8 @@ pub fn subject(cert: &CertificateDer<'_>) -> Option<String> {
     Some(parsed.subject().to_string())
 }
 
-/// A UTC date for messages.
-fn httpdate(t: SystemTime) -> String {
+/// A UTC date for messages (`Dec  6 00:45:41 2026 +00:00`).
+pub fn utc_date(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     match x509_parser::time::ASN1Time::from_timestamp(secs) {
         Ok(time) => time.to_string(),

@@ -8,6 +8,8 @@
 
 mod support;
 
+mod acme;
+mod acme_bad_input;
 mod bad_input;
 mod balancing;
 mod browser_errors;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use http::HeaderName;
 
-use super::{defaults, file, Errors};
+use super::{acme, defaults, file, Errors};
 use crate::config::{BackendTls, CertPair, ListenerTls};
 
 /// `[listeners.tls]` at `at` (`listeners[0].tls`).
@@ -18,10 +18,10 @@ pub(super) fn listener_tls(
     base: &Path,
 ) -> ListenerTls {
     let self_signed = raw.self_signed.unwrap_or(defaults::SELF_SIGNED);
-    if raw.certs.is_empty() && !self_signed {
+    if raw.certs.is_empty() && !self_signed && raw.acme.is_none() {
         errors.push(
             format!("{at}.certs"),
-            "at least one { cert, key } pair is required (or self_signed = true)",
+            "at least one { cert, key } pair is required (or self_signed = true, or [listeners.tls.acme])",
         );
     }
     let certs = raw
@@ -62,6 +62,9 @@ pub(super) fn listener_tls(
             .client_ca
             .map(|p| file_path(errors, format!("{at}.client_ca"), &p, base)),
         client_subject_header: header,
+        acme: raw
+            .acme
+            .map(|raw| acme::acme(errors, &format!("{at}.acme"), raw, base)),
     }
 }
 

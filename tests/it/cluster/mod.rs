@@ -21,6 +21,9 @@ use crate::support::ops::{admin_get, eventually, free_port, metric};
 /// `openssl rand -hex 32` writes it).
 pub const SECRET: &str = "5f1d0c3b7a9e2d4c6b8a0f1e3d5c7b9a1f2e4d6c8b0a9f7e5d3c1b2a4f6e8d0c";
 
+/// How many times [`Node::start`] tries free ports before giving up.
+const START_TRIES: usize = 3;
+
 /// One `wsgate` process of a cluster.
 pub struct Node {
     child: Option<Child>,
@@ -53,11 +56,27 @@ impl Default for Setup {
 }
 
 impl Node {
-    /// Starts an instance and waits until it is ready.
+    /// Starts an instance and waits until it is ready. Ports from
+    /// [`free_port`] can be taken by a parallel test before the instance
+    /// binds them: one that exits because it cannot listen is started
+    /// again on new ports, up to [`START_TRIES`] times.
     pub async fn start(setup: &Setup) -> Node {
+        for _ in 0..START_TRIES {
+            let mut node = Node::on_free_ports(setup).await;
+            if node.spawn_once().await {
+                return node;
+            }
+            let log = std::fs::read_to_string(node.dir.path().join("stderr.log")).unwrap();
+            assert!(log.contains("cannot listen"), "the instance exited: {log}");
+        }
+        panic!("no instance could listen on free ports in {START_TRIES} tries");
+    }
+
+    /// A node on ports free right now, its config and secret written.
+    async fn on_free_ports(setup: &Setup) -> Node {
         let ports = (free_port().await, free_port().await, free_port().await);
         let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
-        let mut node = Node {
+        let node = Node {
             child: None,
             addr: at(ports.0),
             admin: at(ports.1),
@@ -70,7 +89,6 @@ impl Node {
         )
         .unwrap();
         std::fs::write(node.config_path(), node.config(setup)).unwrap();
-        node.spawn().await;
         node
     }
 
@@ -91,6 +109,11 @@ impl Node {
     /// Starts the process on this node's config and ports (again, after
     /// a kill: a restart).
     pub async fn spawn(&mut self) {
+        assert!(self.spawn_once().await, "the instance exited at start");
+    }
+
+    /// Starts the process and waits until it is ready (true) or exited.
+    async fn spawn_once(&mut self) -> bool {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -105,11 +128,21 @@ impl Node {
             .unwrap();
         self.child = Some(child);
         let admin = self.admin;
-        eventually("the instance to be ready", || async {
-            tokio::net::TcpStream::connect(admin).await.is_ok()
-                && admin_get(admin, "/readyz").await.status == 200
+        let mut exited = false;
+        eventually("the instance to be ready", || {
+            let child = self.child.as_mut().expect("just spawned");
+            exited = child.try_wait().unwrap().is_some();
+            async move {
+                exited
+                    || (tokio::net::TcpStream::connect(admin).await.is_ok()
+                        && admin_get(admin, "/readyz").await.status == 200)
+            }
         })
         .await;
+        if exited {
+            self.child = None;
+        }
+        !exited
     }
 
     /// Whether the process runs (it was not killed, or was spawned again).

@@ -7,6 +7,7 @@ pub mod fallback;
 pub mod logs;
 pub mod named;
 pub mod ops;
+pub mod pebble;
 pub mod raw_ws;
 pub mod tls;
 
@@ -42,6 +43,15 @@ impl TestGateway {
         Self::launch(config, None).await
     }
 
+    /// Starts a gateway on listeners the test bound already (one per
+    /// `[[listeners]]`, same order), e.g. because a CA must be told their
+    /// ports before the gateway starts.
+    pub async fn start_on(toml: &str, listeners: Vec<TcpListener>) -> TestGateway {
+        let config =
+            Config::parse(toml, Path::new(".")).unwrap_or_else(|e| panic!("test config: {e}"));
+        Self::launch_on(config, listeners, None).await
+    }
+
     /// Starts a gateway from a config file that `reload` (and, when `poll`
     /// is not zero, a change of the file) reloads.
     pub async fn start_file(path: &Path, poll: std::time::Duration) -> TestGateway {
@@ -61,6 +71,14 @@ impl TestGateway {
         for listener in &config.listeners {
             listeners.push(TcpListener::bind(listener.bind).await.unwrap());
         }
+        Self::launch_on(config, listeners, reload).await
+    }
+
+    async fn launch_on(
+        config: Config,
+        listeners: Vec<TcpListener>,
+        reload: Option<wsgate::run::reload::ReloadSource>,
+    ) -> TestGateway {
         let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_addr = admin.local_addr().unwrap();
