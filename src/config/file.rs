@@ -70,6 +70,10 @@ pub(crate) mod defaults {
     pub(crate) const MAX_HANDSHAKES: usize = 1_024;
     /// `limits.max_header_size`: a request head above this is refused (431/400).
     pub(crate) const MAX_HEADER_SIZE: u64 = 64 * 1024;
+    /// `listeners.proxy_protocol`: off; the socket peer is the client.
+    pub(crate) const PROXY_PROTOCOL: bool = false;
+    /// `routes.auth.timeout`: the whole auth subrequest, connect included.
+    pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 }
 
 /// The whole file.
@@ -117,6 +121,8 @@ pub(crate) struct ListenerFile {
     pub(crate) bind: Option<String>,
     pub(crate) tls: Option<TlsFile>,
     pub(crate) redirect_https: Option<RedirectValue>,
+    pub(crate) trusted_proxies: Option<Vec<String>>,
+    pub(crate) proxy_protocol: Option<bool>,
 }
 
 /// `redirect_https`: `true` (port 443) or a port number.
@@ -186,6 +192,20 @@ pub(crate) struct RouteFile {
     pub(crate) backend_ca: Option<String>,
     pub(crate) backend_sni: Option<String>,
     pub(crate) backend_client_cert: Option<CertFile>,
+    pub(crate) auth: Option<AuthFile>,
+    pub(crate) client_messages_per_second: Option<i64>,
+    pub(crate) client_bytes_per_second: Option<SizeValue>,
+    pub(crate) websockets_per_client: Option<i64>,
+}
+
+/// A route's `auth = { forward = URL, copy_headers = [...], timeout = "2s" }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthFile {
+    /// Required.
+    pub(crate) forward: Option<String>,
+    pub(crate) copy_headers: Option<Vec<String>>,
+    pub(crate) timeout: Option<String>,
 }
 
 /// A size as written: `"1MiB"`, or a bare integer meaning bytes.

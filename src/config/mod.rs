@@ -6,6 +6,7 @@
 //! carry no `Option` that has a default and no string that still needs parsing.
 //! Every problem is collected with its key path and reported at once.
 
+mod edge;
 mod file;
 mod tls;
 mod units;
@@ -15,6 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use edge::{EdgePolicy, ForwardAuth, MessageRate, TrustedProxies};
 pub use tls::{BackendTls, ListenerTls};
 pub use units::{parse_duration, parse_size};
 pub use validate::{ConfigError, ConfigErrors};
@@ -85,6 +87,11 @@ pub struct Listener {
     /// `redirect_https`: a plain listener answers every request with a
     /// redirect to `https://` on this port instead of proxying.
     pub redirect_https: Option<u16>,
+    /// Peers whose forwarding and PROXY headers say who the client is.
+    pub trusted_proxies: TrustedProxies,
+    /// Connections from `trusted_proxies` start with a PROXY protocol
+    /// (v1 or v2) header naming the client.
+    pub proxy_protocol: bool,
 }
 
 /// A certificate chain file and its private key file, resolved against the
@@ -137,6 +144,8 @@ pub struct Route {
     pub response_timeout: Duration,
     /// How `wss://` and `https://` backends are dialed.
     pub backend_tls: BackendTls,
+    /// Forward auth, client rate limits and the per-client WebSocket cap.
+    pub edge: EdgePolicy,
 }
 
 /// Limits and timers applied by the relay to every WebSocket on a route.

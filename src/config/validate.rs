@@ -2,6 +2,7 @@
 //! collects every problem with its key path, so one run of `wsgate check`
 //! shows them all.
 
+mod edge;
 mod limits;
 mod route;
 mod tls;
@@ -254,6 +255,12 @@ fn listeners(errors: &mut Errors, raw: Vec<file::ListenerFile>, base: &Path) -> 
             .tls
             .map(|raw| tls::listener_tls(errors, &format!("{path}.tls"), raw, base));
         let redirect_https = tls::redirect_https(errors, &path, listener.redirect_https, &tls);
+        let (trusted_proxies, proxy_protocol) = edge::listener(
+            errors,
+            &path,
+            listener.trusted_proxies,
+            listener.proxy_protocol,
+        );
         let Some(bind) = bind else { continue };
         if let Some(first) = out.iter().position(|l| l.bind == bind) {
             errors.push(
@@ -265,6 +272,8 @@ fn listeners(errors: &mut Errors, raw: Vec<file::ListenerFile>, base: &Path) -> 
             bind,
             tls,
             redirect_https,
+            trusted_proxies,
+            proxy_protocol,
         });
     }
     out

@@ -68,7 +68,7 @@ impl Opener<'_> {
             return Err(ProxyError::FallbackDisabled);
         }
         let cap = route.fallback_settings.sessions_per_client;
-        if self.fallback.store.count(route.index, client.peer.ip()) >= cap {
+        if self.fallback.store.count(route.index, client.addr.ip()) >= cap {
             return Err(ProxyError::TooManySessions { limit: cap });
         }
         let backend_req = backend_parts(&parts, ask.target.clone());
@@ -82,7 +82,7 @@ impl Opener<'_> {
             Admitted::Declined(response) => return Ok(response),
         };
         let session = self.start(route, &parts, &ask, &client, backend.io).await?;
-        tracing::info!(route = %route.name, client = %client.peer, session = %session.id, transport = ?ask.transport, backend = %backend.backend, "fallback session opened");
+        tracing::info!(route = %route.name, client = %client.addr, session = %session.id, transport = ?ask.transport, backend = %backend.backend, "fallback session opened");
         Ok(opened(
             &session,
             route,
@@ -104,7 +104,7 @@ impl Opener<'_> {
         let (session, inbox) = Session::new(SessionInit {
             id: SessionId::random(),
             origin: parts.headers.get(header::ORIGIN).cloned(),
-            client_ip: client.peer.ip(),
+            client_ip: client.addr.ip(),
             route_index: route.index,
             settings: route.fallback_settings.clone(),
             max_message: route.ws.max_message_size,

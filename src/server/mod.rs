@@ -15,6 +15,7 @@
 //! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
 pub mod admin;
+pub mod edge;
 pub mod redirect;
 mod refuse;
 
@@ -34,9 +35,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{dispatch, Gateway};
 use crate::http::body::Body;
-use crate::http::client::ClientInfo;
+use crate::http::client::{ClientInfo, Connection};
 use crate::limits::{self, Admission, Answer, ConnectionPermit, Limit, Refusal, RefusalPermit};
 use crate::tls::listener::{HandshakeError, TlsListener};
+pub use edge::Edge;
+use edge::Entry;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
@@ -58,16 +61,18 @@ pub enum Frontend {
 pub async fn accept_loop(
     listener: TcpListener,
     frontend: Frontend,
+    edge: Edge,
     gateway: Arc<Gateway>,
     stop: CancellationToken,
 ) -> TcpListener {
+    let edge = Arc::new(edge);
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return listener,
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => admit(stream, peer, &frontend, &gateway),
+            Ok((stream, peer)) => admit(stream, peer, &frontend, &edge, &gateway),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -77,23 +82,93 @@ pub async fn accept_loop(
 }
 
 /// Serves an accepted connection, or refuses it when it is over a limit.
-fn admit(stream: TcpStream, peer: SocketAddr, frontend: &Frontend, gateway: &Arc<Gateway>) {
+/// A trusted balancer's connection first reads its PROXY header, then is
+/// counted under the client that header names.
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    frontend: &Frontend,
+    edge: &Arc<Edge>,
+    gateway: &Arc<Gateway>,
+) {
+    let limits = &gateway.limits;
+    let connection = Connection {
+        peer,
+        proxied: None,
+        tls: matches!(frontend, Frontend::Tls(_)),
+    };
+    let entry = edge.entry(peer.ip());
+    let admission = match entry {
+        Entry::Direct | Entry::Sniffed => limits.admit(peer.ip()),
+        Entry::Proxy => limits.admit_proxy(),
+        Entry::ProxyHeader => {
+            let (frontend, edge, shared) = (frontend.clone(), edge.clone(), gateway.clone());
+            let task = async move {
+                let gateway = shared;
+                let mut stream = stream;
+                let Some(proxied) = edge::read_proxy_header(&mut stream, peer, &gateway).await
+                else {
+                    return;
+                };
+                let admission = match proxied {
+                    Some(client) => gateway.limits.admit(client.ip()),
+                    None => gateway.limits.admit_proxy(),
+                };
+                let connection = Connection {
+                    proxied,
+                    ..connection
+                };
+                let entered = Entered {
+                    connection,
+                    entry,
+                    frontend,
+                    edge,
+                };
+                enter(stream, entered, admission, &gateway);
+            };
+            return gateway.shutdown.track_connection(task);
+        }
+    };
+    let entered = Entered {
+        connection,
+        entry,
+        frontend: frontend.clone(),
+        edge: edge.clone(),
+    };
+    enter(stream, entered, admission, gateway);
+}
+
+/// An accepted connection whose peer (and client, if a PROXY header named
+/// one) is known.
+struct Entered {
+    connection: Connection,
+    entry: Entry,
+    frontend: Frontend,
+    edge: Arc<Edge>,
+}
+
+/// Serves or refuses a connection as its admission says.
+fn enter(stream: TcpStream, entered: Entered, admission: Admission, gateway: &Arc<Gateway>) {
     let metrics = &gateway.metrics;
-    match gateway.limits.admit(peer.ip()) {
+    let client = entered
+        .connection
+        .proxied
+        .unwrap_or(entered.connection.peer);
+    match admission {
         Admission::Admit(permit) => {
-            let task = serve_connection(stream, peer, frontend.clone(), gateway.clone(), permit);
+            let task = serve_connection(stream, entered, gateway.clone(), permit);
             gateway.shutdown.track_connection(task);
         }
         Admission::Refuse(refusal, permit) => {
             metrics.limit_refused(refusal.reason(), Answer::Answered.label());
-            tracing::warn!(client = %peer, reason = refusal.reason(), "connection refused: over limit");
-            let task = refuse(stream, frontend.clone(), refusal, permit, gateway.clone());
+            tracing::warn!(%client, reason = refusal.reason(), "connection refused: over limit");
+            let task = refuse(stream, entered.frontend, refusal, permit, gateway.clone());
             gateway.shutdown.track_connection(task);
         }
         Admission::Drop(refusal) => {
             drop(stream);
             metrics.limit_refused(refusal.reason(), Answer::Closed.label());
-            tracing::debug!(client = %peer, reason = refusal.reason(), "connection closed: over limit, refusal slots full");
+            tracing::debug!(%client, reason = refusal.reason(), "connection closed: over limit, refusal slots full");
         }
     }
 }
@@ -132,17 +207,28 @@ async fn refuse(
 /// relay keeps the connection's slot after hyper lets go.
 async fn serve_connection(
     stream: TcpStream,
-    peer: SocketAddr,
-    frontend: Frontend,
+    entered: Entered,
     gateway: Arc<Gateway>,
     permit: ConnectionPermit,
 ) {
     stream.set_nodelay(true).ok();
+    let Entered {
+        connection,
+        entry,
+        frontend,
+        edge,
+    } = entered;
+    let peer = connection.peer;
+    if entry == Entry::Sniffed && !edge::untrusted_may_proceed(&stream, peer, &gateway).await {
+        return;
+    }
+    let served = Served {
+        connection,
+        edge,
+        identity: None,
+    };
     match frontend {
-        Frontend::Plain => {
-            let client = ClientInfo { peer, tls: false };
-            serve_proxy(stream, client, None, gateway, permit).await
-        }
+        Frontend::Plain => serve_proxy(stream, served, gateway, permit).await,
         Frontend::RedirectHttps(port) => {
             let service = service_fn(move |req| async move {
                 Ok::<_, Infallible>(redirect::redirect(&req, port))
@@ -162,8 +248,8 @@ async fn serve_connection(
                             .subject
                             .and_then(|s| HeaderValue::from_str(&s).ok()),
                     });
-                    let client = ClientInfo { peer, tls: true };
-                    serve_proxy(accepted.stream, client, identity, gateway, permit).await
+                    let served = Served { identity, ..served };
+                    serve_proxy(accepted.stream, served, gateway, permit).await
                 }
                 Err(e) => {
                     gateway.metrics.tls_handshake_failed();
@@ -176,6 +262,16 @@ async fn serve_connection(
             }
         }
     }
+}
+
+/// What every request on a served connection shares.
+struct Served {
+    /// The peer, and the client a PROXY header named.
+    connection: Connection,
+    /// Whose forwarding headers to believe.
+    edge: Arc<Edge>,
+    /// The verified client certificate, on a TLS listener that asks.
+    identity: Option<Identity>,
 }
 
 /// The verified client certificate subject, and the header it travels in.
@@ -198,26 +294,24 @@ impl Identity {
     }
 }
 
-/// Serves the proxy on a (plain or decrypted) connection.
-async fn serve_proxy<IO>(
-    io: IO,
-    client: ClientInfo,
-    identity: Option<Identity>,
-    gateway: Arc<Gateway>,
-    permit: ConnectionPermit,
-) where
+/// Serves the proxy on a (plain or decrypted) connection; each request's
+/// client is established from the connection and its own headers.
+async fn serve_proxy<IO>(io: IO, served: Served, gateway: Arc<Gateway>, permit: ConnectionPermit)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc_gateway = gateway.clone();
     let permit = Arc::new(permit);
+    let peer = served.connection.peer;
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(permit.clone());
-        if let Some(identity) = &identity {
+        if let Some(identity) = &served.identity {
             identity.apply(req.headers_mut());
         }
+        let client = ClientInfo::resolve(&served.connection, req.headers(), &served.edge.trusted);
         dispatch::handle(svc_gateway.clone(), req, client)
     });
-    serve_http(io, service, client.peer, &gateway).await
+    serve_http(io, service, peer, &gateway).await
 }
 
 /// Runs hyper's HTTP/1.1 server with upgrades on one connection, and

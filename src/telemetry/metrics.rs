@@ -17,6 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use super::edge::EdgeFamilies;
 use super::labels::{
     BackendLabel, BackendLabels, CloseLabels, DirectionLabels, EndLabels, FallbackLabels,
     HandshakeLabels, LimitLabels, ReloadLabels, RouteLabel, StatusLabels, TransportLabels,
@@ -65,6 +66,7 @@ pub struct Metrics {
     fallback_messages: Family<FallbackLabels, Counter>,
     limit_refusals: Family<LimitLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    edge: EdgeFamilies,
 }
 
 impl Default for Metrics {
@@ -92,6 +94,7 @@ impl Default for Metrics {
             fallback_messages: Family::default(),
             limit_refusals: Family::default(),
             reloads: Family::default(),
+            edge: EdgeFamilies::default(),
         };
         metrics.register();
         metrics
@@ -103,6 +106,7 @@ impl Metrics {
     fn register(&mut self) {
         self.register_websocket();
         self.register_gateway();
+        self.edge.register(&mut self.registry);
     }
 
     /// The families of WebSocket upgrades and relays.
@@ -304,6 +308,11 @@ impl Metrics {
             result: result.to_owned(),
         };
         self.reloads.get_or_create(&labels).inc();
+    }
+
+    /// The edge families ([`super::edge`]).
+    pub(crate) fn edge(&self) -> &EdgeFamilies {
+        &self.edge
     }
 
     /// The registry running relays register with.

@@ -117,7 +117,7 @@ fn check<'a>(
 
 /// The backend refused the upgrade: its status, headers and body go back.
 fn declined(response: Response<Incoming>, route: &Route, client: &ClientInfo) -> Response<Body> {
-    tracing::info!(route = %route.name, client = %client.peer, status = response.status().as_u16(), reason = "backend_status", "backend declined WebSocket upgrade");
+    tracing::info!(route = %route.name, client = %client.addr, status = response.status().as_u16(), reason = "backend_status", "backend declined WebSocket upgrade");
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, boxed(body))

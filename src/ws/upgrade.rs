@@ -108,7 +108,7 @@ impl Relays<'_> {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(e) => {
-                    let (route, client) = (&context.route.name, context.client.peer);
+                    let (route, client) = (&context.route.name, context.client.addr);
                     tracing::info!(%route, %client, error = %e, "client left before the upgrade completed");
                     return;
                 }
@@ -130,7 +130,7 @@ impl Relays<'_> {
                     meter.finish(&report.ended());
                 }
                 None => {
-                    let client = context.client.peer;
+                    let client = context.client.addr;
                     tracing::warn!(%route, %client, "websocket cut: shutdown grace ran out")
                 }
             }
@@ -173,7 +173,7 @@ fn log_relay_end(context: &RelayContext, backend: &str, stats: &RelayStats, repo
     let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     tracing::info!(
         route = %context.route.name,
-        client = %context.client.peer,
+        client = %context.client.addr,
         request_id = %context.request_id,
         backend,
         duration_ms = report.duration.as_millis() as u64,
