@@ -12,6 +12,7 @@
 //! fallback    long-poll / SSE sessions bridged to a backend WebSocket
 //! proxy       plain HTTP forwarding
 //! ws          admission (checks, handshake slot, dial), the 101, frames, relay
+//! auth        forward auth: the subrequest that admits a request first
 //! upstream    reaching backends: connector, balancing, backend TLS
 //! tls         listener certificates: files, SNI, handshake, reload
 //! telemetry   metrics, live relays, request ids, logging (plain labels)
@@ -31,6 +32,7 @@
 //! request goes to `proxy`. Every request-path failure is an
 //! `http::error::ProxyError`, turned into a response by one function.
 
+pub mod auth;
 pub mod builtin;
 pub mod config;
 pub mod fallback;

@@ -62,11 +62,13 @@ pub enum Limit {
     HeaderReadTimeout,
     /// A TLS listener's `handshake_timeout` → closed.
     TlsHandshakeTimeout,
+    /// A route's `websockets_per_client` → 429.
+    WebSocketsPerClient,
 }
 
 impl Limit {
     /// Every limit, in the order of `docs/security.md`.
-    pub const ALL: [Limit; 7] = [
+    pub const ALL: [Limit; 8] = [
         Limit::Connections,
         Limit::PerIp,
         Limit::Handshakes,
@@ -74,6 +76,7 @@ impl Limit {
         Limit::HeaderSize,
         Limit::HeaderReadTimeout,
         Limit::TlsHandshakeTimeout,
+        Limit::WebSocketsPerClient,
     ];
 
     /// The one name of this limit in logs and metric labels.
@@ -86,6 +89,7 @@ impl Limit {
             Limit::HeaderSize => "max_header_size",
             Limit::HeaderReadTimeout => "header_read_timeout",
             Limit::TlsHandshakeTimeout => "tls_handshake_timeout",
+            Limit::WebSocketsPerClient => "websockets_per_client",
         }
     }
 }

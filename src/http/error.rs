@@ -7,10 +7,22 @@
 use std::io;
 use std::time::Duration;
 
-use http::{header, HeaderValue, Response, StatusCode};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::http::body::{full, Body};
 use crate::limits::{Limit, Refusal, RETRY_AFTER_SECS};
+
+/// An auth service's 401 or 403, for the client as is.
+#[derive(Debug)]
+pub struct AuthDenial {
+    /// The auth service's status.
+    pub status: StatusCode,
+    /// Its end-to-end headers (`WWW-Authenticate`, `Set-Cookie`, ...).
+    pub headers: HeaderMap,
+    /// Its body, bounded.
+    pub body: Bytes,
+}
 
 /// Which side of the gateway caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +136,50 @@ pub enum ProxyError {
     /// A connection or handshake limit is reached (503/429, `Retry-After`).
     #[error("over limit: {}", .0.reason())]
     OverLimit(Refusal),
+    /// The route's forward-auth service refused the request (401 or 403):
+    /// its answer goes back to the client as is.
+    #[error("refused by the auth service ({})", .0.status)]
+    AuthDenied(Box<AuthDenial>),
+    /// The forward-auth service could not be reached (refused, name not
+    /// resolved, TLS failed).
+    #[error("auth service {service} unreachable: {reason}")]
+    AuthUnreachable {
+        /// The auth URL as configured.
+        service: String,
+        /// Why.
+        reason: String,
+    },
+    /// The forward-auth service did not answer within the route's
+    /// `auth.timeout`.
+    #[error("auth service {service} did not answer within {timeout:?}")]
+    AuthTimeout {
+        /// The auth URL as configured.
+        service: String,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// The forward-auth service answered something that neither admits
+    /// nor refuses: a redirect, another status, garbage, a body too large.
+    #[error("auth service {service} answered badly: {reason}")]
+    AuthBadAnswer {
+        /// The auth URL as configured.
+        service: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A fallback POST carried more messages than the route's
+    /// `client_messages_per_second` allows now (429; the session stays).
+    #[error("message rate over {per_second} per second; retry later")]
+    MessageRate {
+        /// The route's `client_messages_per_second`.
+        per_second: u32,
+    },
+    /// The client holds as many WebSockets on the route as allowed.
+    #[error("too many WebSockets from this client (limit {limit})")]
+    TooManyWebSockets {
+        /// The route's `websockets_per_client`.
+        limit: u64,
+    },
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -166,7 +222,12 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             SessionClosed => StatusCode::GONE,
-            TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
+            TooManySessions { .. } | MessageRate { .. } | TooManyWebSockets { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            AuthDenied(denial) => denial.status,
+            AuthTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            AuthUnreachable { .. } | AuthBadAnswer { .. } => StatusCode::BAD_GATEWAY,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedVersion(_) => StatusCode::UPGRADE_REQUIRED,
             ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -205,6 +266,12 @@ impl ProxyError {
             SessionUnknown => "session_unknown",
             SessionClosed => "session_closed",
             TooManySessions { .. } => "session_cap",
+            TooManyWebSockets { .. } => "websockets_per_client",
+            MessageRate { .. } => "client_messages_per_second",
+            AuthDenied(_) => "auth_denied",
+            AuthUnreachable { .. } => "auth_unreachable",
+            AuthTimeout { .. } => "auth_timeout",
+            AuthBadAnswer { .. } => "auth_bad_answer",
             BodyTooLarge { .. } => "too_large",
             BadFallbackRequest(_) => "bad_request",
             OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => "origin",
@@ -225,6 +292,7 @@ impl ProxyError {
         match self {
             ProxyError::OverLimit(refusal) => Some(refusal.limit()),
             ProxyError::TooManySessions { .. } => Some(Limit::FallbackSessions),
+            ProxyError::TooManyWebSockets { .. } => Some(Limit::WebSocketsPerClient),
             _ => None,
         }
     }
@@ -232,6 +300,12 @@ impl ProxyError {
     /// The response the client gets. Backend details stay in the log: the
     /// client learns the kind of failure, not our internal addresses.
     pub fn to_response(&self) -> Response<Body> {
+        if let ProxyError::AuthDenied(denial) = self {
+            let mut response = Response::new(full(denial.body.clone()));
+            *response.status_mut() = denial.status;
+            *response.headers_mut() = denial.headers.clone();
+            return response;
+        }
         let body = match self {
             ProxyError::OverLimit(refusal) => format!("over limit: {}\n", refusal.reason()),
             _ => match self.side() {
@@ -254,7 +328,10 @@ impl ProxyError {
                 );
             }
             // Limits: say when to try again.
-            ProxyError::TooManySessions { .. } | ProxyError::OverLimit(_) => {
+            ProxyError::TooManySessions { .. }
+            | ProxyError::TooManyWebSockets { .. }
+            | ProxyError::MessageRate { .. }
+            | ProxyError::OverLimit(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
             }
             _ => {}

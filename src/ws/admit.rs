@@ -3,17 +3,20 @@
 //!
 //! Admission runs, in order: the drain check (503), the request's own checks
 //! (an upgrade's shape, version and key), the route's policy (Origin 403,
-//! subprotocol 400), a handshake slot (`limits.max_handshakes`, 503), and the
-//! gateway's own handshake with a backend. It ends with either the backend's
+//! subprotocol 400), the edge policy ([`Admission::edge`]: the client's
+//! WebSocket cap, 429, and forward auth, its 401/403 or 502/504), a
+//! handshake slot (`limits.max_handshakes`, 503), and the gateway's own
+//! handshake with a backend. It ends with either the backend's
 //! accepted upgrade or the backend's refusal to relay; every other outcome
 //! is a [`ProxyError`], answered in the one place that turns errors into
 //! responses. Nothing here knows how the client's side continues (a 101 and
 //! a relay, or a fallback session).
 
-use http::request;
 use http::Response;
+use http::{request, HeaderMap};
 use hyper::body::Incoming;
 
+use crate::auth::authorize;
 use crate::config::Route;
 use crate::http::body::{boxed, Body};
 use crate::http::client::ClientInfo;
@@ -78,7 +81,8 @@ impl Admission<'_> {
         if self.shutdown.is_draining() {
             return Err(ProxyError::ShuttingDown);
         }
-        let (request, checked) = check(route, opening, client)?;
+        let (request, mut checked) = check(route, opening, client)?;
+        checked.vouched = self.edge(route, request, client).await?.map(Box::new);
         // Held until the answer goes out: upgrades in progress are bounded.
         let _slot = self
             .limits
@@ -91,6 +95,24 @@ impl Admission<'_> {
                 Admitted::Declined(declined(response, route, client))
             }
         })
+    }
+}
+
+impl Admission<'_> {
+    /// The route's edge policy, before anything is dialled: forward auth.
+    /// Returns the headers the auth service vouched for.
+    async fn edge(
+        &self,
+        route: &Route,
+        request: &request::Parts,
+        client: &ClientInfo,
+    ) -> Result<Option<HeaderMap>, ProxyError> {
+        match &route.edge.auth {
+            Some(auth) => Ok(Some(
+                authorize(self.connector, route, auth, request, client).await?,
+            )),
+            None => Ok(None),
+        }
     }
 }
 
@@ -109,6 +131,7 @@ fn check<'a>(
                 key: String::new(),
                 protocols,
                 extensions: None,
+                vouched: None,
             };
             Ok((request, checked))
         }

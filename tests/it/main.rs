@@ -8,6 +8,7 @@
 
 mod support;
 
+mod auth;
 mod bad_input;
 mod browser_fallback;
 mod cli;

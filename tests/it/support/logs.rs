@@ -44,6 +44,12 @@ pub struct Logs {
     lines: Arc<Mutex<Vec<u8>>>,
     /// Keeps the subscriber this thread's default.
     _default: DefaultGuard,
+    /// A second registered dispatcher, never used: while tracing knows of
+    /// only one, it computes a new callsite's interest from the default of
+    /// whichever thread hits it first, so a callsite first reached by
+    /// another test's thread (no subscriber) stayed disabled here too.
+    /// With two, every callsite asks every live dispatcher.
+    _second: tracing::Dispatch,
 }
 
 /// Captures this thread's log lines (level `info`, no colours) until the
@@ -57,6 +63,7 @@ pub fn capture() -> Logs {
         ),
         "logs::capture() sees only the test's own thread: use a current-thread runtime"
     );
+    let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -67,6 +74,7 @@ pub fn capture() -> Logs {
     Logs {
         lines,
         _default: tracing::subscriber::set_default(subscriber),
+        _second: second,
     }
 }
 
