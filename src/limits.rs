@@ -19,6 +19,9 @@
 //! accept loop, the request service, the connection's end), so the counts
 //! live in the metrics registry and nowhere else.
 
+pub mod rate;
+pub mod websockets;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -155,6 +158,8 @@ pub struct Limits {
     /// The configured bounds.
     pub settings: LimitSettings,
     state: Arc<State>,
+    /// Routes' `websockets_per_client`, with their live counts.
+    pub websockets: websockets::WebSocketCaps,
 }
 
 /// Slots in use; permits hold an `Arc` so they outlive nothing they need.
@@ -185,6 +190,7 @@ impl Limits {
         Limits {
             settings,
             state: Arc::default(),
+            websockets: Default::default(),
         }
     }
 

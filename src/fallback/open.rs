@@ -113,7 +113,8 @@ impl Opener<'_> {
                 Some(self.metrics.clone()),
                 &route.name,
                 ask.transport,
-            ),
+            )
+            .with_message_rate(route.edge.messages_per_second),
         });
         let store = self.fallback.store.clone();
         store.insert(session.clone(), route.fallback_settings.sessions_per_client)?;

@@ -22,6 +22,7 @@ use crate::http::body::{boxed, Body};
 use crate::http::client::ClientInfo;
 use crate::http::error::ProxyError;
 use crate::http::headers::strip_hop_by_hop;
+use crate::limits::websockets::WebSocketSlot;
 use crate::limits::Limits;
 use crate::shutdown::Shutdown;
 use crate::upstream::{Balancer, Connector};
@@ -64,6 +65,9 @@ pub enum Admitted {
         checked: CheckedUpgrade,
         /// The backend connection, ready for frames.
         backend: BackendUpgrade,
+        /// Its place under the route's `websockets_per_client`, for the
+        /// relay to hold (`None` without a cap, and for the fallback).
+        slot: Option<WebSocketSlot>,
     },
     /// The backend refused the upgrade: its answer, for the client as is.
     Declined(Response<Body>),
@@ -81,7 +85,12 @@ impl Admission<'_> {
         if self.shutdown.is_draining() {
             return Err(ProxyError::ShuttingDown);
         }
+        let upgrade = matches!(opening, Opening::Upgrade(_));
         let (request, mut checked) = check(route, opening, client)?;
+        let slot = match upgrade {
+            true => self.websocket_slot(route, client)?,
+            false => None,
+        };
         checked.vouched = self.edge(route, request, client).await?.map(Box::new);
         // Held until the answer goes out: upgrades in progress are bounded.
         let _slot = self
@@ -90,7 +99,11 @@ impl Admission<'_> {
             .map_err(ProxyError::OverLimit)?;
         let outcome = dial::open(self.connector, route, balancer, request, &checked, client);
         Ok(match outcome.await? {
-            DialOutcome::Upgraded(backend) => Admitted::Upgraded { checked, backend },
+            DialOutcome::Upgraded(backend) => Admitted::Upgraded {
+                checked,
+                backend,
+                slot,
+            },
             DialOutcome::Declined(response) => {
                 Admitted::Declined(declined(response, route, client))
             }
@@ -99,6 +112,24 @@ impl Admission<'_> {
 }
 
 impl Admission<'_> {
+    /// A place under the route's `websockets_per_client` for a relayed
+    /// WebSocket (the fallback's sessions have their own cap), 429 when the
+    /// client holds them all.
+    fn websocket_slot(
+        &self,
+        route: &Route,
+        client: &ClientInfo,
+    ) -> Result<Option<WebSocketSlot>, ProxyError> {
+        let Some(limit) = route.edge.websockets_per_client else {
+            return Ok(None);
+        };
+        let caps = &self.limits.websockets;
+        match caps.take(route.index, client.addr.ip(), limit) {
+            Some(slot) => Ok(Some(slot)),
+            None => Err(ProxyError::TooManyWebSockets { limit }),
+        }
+    }
+
     /// The route's edge policy, before anything is dialled: forward auth.
     /// Returns the headers the auth service vouched for.
     async fn edge(

@@ -14,6 +14,7 @@ use crate::config::Route;
 use crate::http::body::{empty, Body};
 use crate::http::client::ClientInfo;
 use crate::http::error::ProxyError;
+use crate::limits::websockets::WebSocketSlot;
 use crate::limits::ConnectionPermit;
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::Metrics;
@@ -24,7 +25,7 @@ use crate::ws::admit::{Admission, Admitted, Opening};
 use crate::ws::close::CLOSE_TIMEOUT;
 use crate::ws::dial::BackendUpgrade;
 use crate::ws::handshake::accept_key;
-use crate::ws::relay::{relay, Leg, RelayConfig, RelayReport, RelayStats};
+use crate::ws::relay::{relay, Leg, RelayConfig, RelayEnd, RelayReport, RelayStats};
 
 /// What starting a relay needs from the gateway.
 #[derive(Debug, Clone, Copy)]
@@ -48,8 +49,13 @@ pub async fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
     let opening = Opening::Upgrade(&parts);
-    let (checked, backend) = match admission.admit(route, balancer, opening, &client).await? {
-        Admitted::Upgraded { checked, backend } => (checked, backend),
+    let admitted = admission.admit(route, balancer, opening, &client).await?;
+    let (checked, backend, slot) = match admitted {
+        Admitted::Upgraded {
+            checked,
+            backend,
+            slot,
+        } => (checked, backend, slot),
         Admitted::Declined(response) => return Ok(response),
     };
     let response = switching_protocols(&checked.key, &backend);
@@ -59,6 +65,7 @@ pub async fn upgrade(
         client,
         request_id: request_id.unwrap_or_default().into(),
         _permit: parts.extensions.get::<Arc<ConnectionPermit>>().cloned(),
+        _slot: slot,
     };
     relays.spawn(context, on_upgrade, backend);
     Ok(response)
@@ -128,6 +135,7 @@ impl Relays<'_> {
                 Some(report) => {
                     log_relay_end(&context, &backend_label, &stats, &report);
                     meter.finish(&report.ended());
+                    count_rate_limits(&metrics, route, &report);
                 }
                 None => {
                     let client = context.client.addr;
@@ -151,6 +159,8 @@ fn relay_config(route: &Route, backend: &BackendUpgrade, shutdown: &Shutdown) ->
         drain_delay: shutdown.drain_delay(),
         deflate: backend.deflate,
         validate_utf8: route.ws.validate_utf8,
+        client_messages: route.edge.messages_per_second,
+        client_bytes_per_second: route.edge.bytes_per_second,
     }
 }
 
@@ -166,6 +176,20 @@ struct RelayContext {
     request_id: Box<str>,
     /// The client connection's limit slot, held as long as the relay.
     _permit: Option<Arc<ConnectionPermit>>,
+    /// Its place under the route's `websockets_per_client`.
+    _slot: Option<WebSocketSlot>,
+}
+
+/// Counts, on `/metrics`, a relay closed for its message rate and the
+/// pauses its byte rate imposed.
+fn count_rate_limits(metrics: &Metrics, route: &str, report: &RelayReport) {
+    if report.end == RelayEnd::RateLimited {
+        metrics.rate_limited(route, "client_messages_per_second", "closed");
+    }
+    if report.client_pauses > 0 {
+        let limit = "client_bytes_per_second";
+        metrics.rate_limited_by(route, limit, "paused", report.client_pauses);
+    }
 }
 
 /// The one log line per finished relay.
