@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod browser_fallback;
 mod cli;
+mod client_address;
 mod deploy;
 mod drain;
 mod extensions;
