@@ -28,6 +28,7 @@ mod layers;
 mod limits;
 mod logs;
 mod metrics;
+mod rate_limits;
 mod relay;
 mod reload;
 mod tls;
