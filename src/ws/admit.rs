@@ -67,7 +67,7 @@ pub enum Admitted {
         backend: BackendUpgrade,
         /// Its place under the route's `websockets_per_client`, for the
         /// relay to hold (`None` without a cap, and for the fallback).
-        slot: Option<WebSocketSlot>,
+        slot: Option<Box<WebSocketSlot>>,
     },
     /// The backend refused the upgrade: its answer, for the client as is.
     Declined(Response<Body>),
@@ -119,13 +119,13 @@ impl Admission<'_> {
         &self,
         route: &Route,
         client: &ClientInfo,
-    ) -> Result<Option<WebSocketSlot>, ProxyError> {
+    ) -> Result<Option<Box<WebSocketSlot>>, ProxyError> {
         let Some(limit) = route.edge.websockets_per_client else {
             return Ok(None);
         };
         let caps = &self.limits.websockets;
         match caps.take(route.index, client.addr.ip(), limit) {
-            Some(slot) => Ok(Some(slot)),
+            Some(slot) => Ok(Some(Box::new(slot))),
             None => Err(ProxyError::TooManyWebSockets { limit }),
         }
     }

@@ -177,7 +177,7 @@ struct RelayContext {
     /// The client connection's limit slot, held as long as the relay.
     _permit: Option<Arc<ConnectionPermit>>,
     /// Its place under the route's `websockets_per_client`.
-    _slot: Option<WebSocketSlot>,
+    _slot: Option<Box<WebSocketSlot>>,
 }
 
 /// Counts, on `/metrics`, a relay closed for its message rate and the
