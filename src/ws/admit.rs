@@ -85,9 +85,11 @@ impl Admission<'_> {
         if self.shutdown.is_draining() {
             return Err(ProxyError::ShuttingDown);
         }
-        let upgrade = matches!(opening, Opening::Upgrade(_));
+        // Every way into a relayed WebSocket is capped; the fallback's
+        // sessions have their own cap.
+        let relayed = !matches!(opening, Opening::Fallback { .. });
         let (request, mut checked) = check(route, opening, client)?;
-        let slot = match upgrade {
+        let slot = match relayed {
             true => self.websocket_slot(route, client)?,
             false => None,
         };

@@ -198,3 +198,6 @@ fn copy_headers(errors: &mut Errors, path: &str, raw: &[String]) -> Vec<HeaderNa
     }
     names
 }
+
+#[cfg(test)]
+mod tests;
