@@ -288,6 +288,14 @@ async fn a_slow_down_or_broken_service_never_admits() {
     // A name that does not resolve: refused fast, or cut by the timeout.
     let (status, _, _) = upgrade(&gw, "/nowhere", "good", &[]).await;
     assert!(status == 502 || status == 504, "{status}");
+    logs.wait_for_line(&["rejected", "*/nowhere", "reason=\"auth_"])
+        .await;
+    let mut counted = 0.0;
+    for result in ["auth_unreachable", "auth_timeout"] {
+        let labels = [("route", "*/nowhere"), ("result", result)];
+        counted += metric(gw.admin, "wsgate_auth_requests_total", &labels).await;
+    }
+    assert_eq!(counted, 1.0, "the unresolvable service is counted");
     assert_eq!(ws.connection_count(), 0, "no backend was dialled");
     let timeouts = [("route", "*/ws"), ("result", "auth_timeout")];
     assert_eq!(
@@ -319,4 +327,29 @@ fn hop_by_hop_copy_headers_are_a_config_error() {
             "missing {expected:?} in:\n{errors}"
         );
     }
+}
+
+/// An `https://` auth service is verified as `https://` backends are: a
+/// certificate from the route's `backend_ca` admits (the service answers
+/// 200 to everything), one the public roots do not know is a 502 and
+/// never admits.
+#[tokio::test]
+async fn an_https_auth_service_is_verified_as_backends_are() {
+    let pki = crate::support::tls::Pki::new("auth");
+    let service =
+        crate::support::tls::https_echo_backend(&pki.server("auth", &["127.0.0.1"])).await;
+    let ws = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let auth = format!("auth = {{ forward = \"https://{service}/verify\" }}");
+    let trusted = format!("{auth}\nbackend_ca = {:?}", pki.ca_path);
+    for (route, want) in [(trusted.as_str(), 101), (auth.as_str(), 502)] {
+        let toml = crate::support::one_route(&[ws.url()], route);
+        let gw = TestGateway::start(&toml).await;
+        let (status, head, _) = upgrade(&gw, "/", "any", &[]).await;
+        assert_eq!(status, want, "{route}: {head}");
+    }
+    assert_eq!(
+        ws.connection_count(),
+        1,
+        "only the verified service admitted"
+    );
 }
