@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-120}
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz@0.13.2
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frame_header relay handshake config fallback_batch)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(frame_header relay handshake config fallback_batch proxy_header)
 
 export RUSTC_BOOTSTRAP=1
 for target in "${TARGETS[@]}"; do

@@ -13,6 +13,7 @@
 //! fallback    long-poll / SSE sessions bridged to a backend WebSocket
 //! proxy       plain HTTP forwarding
 //! ws          admission (checks, handshake slot, dial), the 101, frames, relay
+//! auth        forward auth: the subrequest that admits a request first
 //! upstream    reaching backends: balancing over live backend state (counts,
 //!             health checks), connector, backend TLS
 //! acme        automatic certificates: orders, challenges, cache, renewal
@@ -35,6 +36,7 @@
 //! `http::error::ProxyError`, turned into a response by one function.
 
 pub mod acme;
+pub mod auth;
 pub mod builtin;
 pub mod cluster;
 pub mod config;

@@ -19,6 +19,9 @@
 //! accept loop, the request service, the connection's end), so the counts
 //! live in the metrics registry and nowhere else.
 
+pub mod rate;
+pub mod websockets;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,11 +65,13 @@ pub enum Limit {
     HeaderReadTimeout,
     /// A TLS listener's `handshake_timeout` → closed.
     TlsHandshakeTimeout,
+    /// A route's `websockets_per_client` → 429.
+    WebSocketsPerClient,
 }
 
 impl Limit {
     /// Every limit, in the order of `docs/security.md`.
-    pub const ALL: [Limit; 7] = [
+    pub const ALL: [Limit; 8] = [
         Limit::Connections,
         Limit::PerIp,
         Limit::Handshakes,
@@ -74,6 +79,7 @@ impl Limit {
         Limit::HeaderSize,
         Limit::HeaderReadTimeout,
         Limit::TlsHandshakeTimeout,
+        Limit::WebSocketsPerClient,
     ];
 
     /// The one name of this limit in logs and metric labels.
@@ -86,6 +92,7 @@ impl Limit {
             Limit::HeaderSize => "max_header_size",
             Limit::HeaderReadTimeout => "header_read_timeout",
             Limit::TlsHandshakeTimeout => "tls_handshake_timeout",
+            Limit::WebSocketsPerClient => "websockets_per_client",
         }
     }
 }
@@ -151,6 +158,8 @@ pub struct Limits {
     /// The configured bounds.
     pub settings: LimitSettings,
     state: Arc<State>,
+    /// Routes' `websockets_per_client`, with their live counts.
+    pub websockets: websockets::WebSocketCaps,
 }
 
 /// Slots in use; permits hold an `Arc` so they outlive nothing they need.
@@ -181,11 +190,23 @@ impl Limits {
         Limits {
             settings,
             state: Arc::default(),
+            websockets: Default::default(),
         }
     }
 
     /// Admits a connection from `ip`, or says how to refuse it.
     pub fn admit(&self, ip: IpAddr) -> Admission {
+        self.admit_keyed(Some(ip))
+    }
+
+    /// Admits a connection from a trusted proxy: it counts towards
+    /// `max_connections` but not towards any address's share, since it
+    /// carries many clients (their addresses are known per request).
+    pub fn admit_proxy(&self) -> Admission {
+        self.admit_keyed(None)
+    }
+
+    fn admit_keyed(&self, ip: Option<IpAddr>) -> Admission {
         let refusal = match self.take_connection(ip) {
             Ok(permit) => return Admission::Admit(permit),
             Err(refusal) => refusal,
@@ -201,8 +222,16 @@ impl Limits {
         }
     }
 
-    fn take_connection(&self, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
-        let key = ip_key(ip);
+    fn take_connection(&self, ip: Option<IpAddr>) -> Result<ConnectionPermit, Refusal> {
+        let Some(key) = ip.map(ip_key) else {
+            if !take_slot(&self.state.connections, self.settings.max_connections) {
+                return Err(Refusal::Connections);
+            }
+            return Ok(ConnectionPermit {
+                state: self.state.clone(),
+                key: None,
+            });
+        };
         let mut per_ip = self.state.per_ip.lock().unwrap_or_else(|e| e.into_inner());
         let held = per_ip.get(&key).copied().unwrap_or(0);
         if under(held, self.settings.max_connections_per_ip).is_none() {
@@ -214,7 +243,7 @@ impl Limits {
         per_ip.insert(key, held + 1);
         Ok(ConnectionPermit {
             state: self.state.clone(),
-            key,
+            key: Some(key),
         })
     }
 
@@ -296,20 +325,22 @@ pub fn ip_key(ip: IpAddr) -> IpAddr {
 #[derive(Debug)]
 pub struct ConnectionPermit {
     state: Arc<State>,
-    key: IpAddr,
+    /// The address share it holds; `None` for a trusted proxy's connection.
+    key: Option<IpAddr>,
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         self.state.connections.fetch_sub(1, Ordering::AcqRel);
-        let mut per_ip = self.state.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(held) = per_ip.get_mut(&self.key) {
-            *held -= 1;
-            if *held == 0 {
-                per_ip.remove(&self.key);
+        if let Some(key) = self.key {
+            let mut per_ip = self.state.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(held) = per_ip.get_mut(&key) {
+                *held -= 1;
+                if *held == 0 {
+                    per_ip.remove(&key);
+                }
             }
         }
-        drop(per_ip);
         self.state.released.notify_waiters();
     }
 }

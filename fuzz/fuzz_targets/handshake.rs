@@ -72,10 +72,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let (parts, ()) = request.into_parts();
-    let client = ClientInfo {
-        peer: "127.0.0.1:40000".parse().unwrap(),
-        tls: selector & 0x80 != 0,
-    };
+    let client = ClientInfo::direct("127.0.0.1:40000".parse().unwrap(), selector & 0x80 != 0);
     let _ = is_websocket_request(&parts.headers);
     if let Ok(checked) = check(&parts, route, &client) {
         assert_eq!(parts.method, Method::GET);

@@ -49,6 +49,8 @@ async fn run(flags: u8, client_in: Vec<u8>, backend_in: Vec<u8>) {
         drain_delay: Duration::ZERO,
         deflate: flags & 1 != 0,
         validate_utf8: flags & 32 == 0,
+        client_messages: None,
+        client_bytes_per_second: None,
     };
     let (client, client_peer) = tokio::io::duplex(4096);
     let (backend, backend_peer) = tokio::io::duplex(4096);

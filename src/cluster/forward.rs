@@ -112,7 +112,7 @@ impl Cluster {
             Err(failure) => failure,
         };
         self.metrics.cluster_forwarded(to.owner, failure.label());
-        tracing::warn!(owner = to.owner, session = %to.session, action = ?to.action, client = %to.client.peer, took_ms, failure = failure.label(), "fallback request not forwarded: its owner failed");
+        tracing::warn!(owner = to.owner, session = %to.session, action = ?to.action, client = %to.client.addr, took_ms, failure = failure.label(), "fallback request not forwarded: its owner failed");
         lost::answer(
             to.action,
             &parts,
@@ -131,7 +131,7 @@ impl Cluster {
         let status = response.status().as_u16();
         self.metrics
             .cluster_forwarded(to.owner, &format!("{}xx", status / 100));
-        tracing::info!(owner = to.owner, session = %to.session, action = ?to.action, client = %to.client.peer, status, took_ms, "fallback request forwarded to its owner");
+        tracing::info!(owner = to.owner, session = %to.session, action = ?to.action, client = %to.client.addr, status, took_ms, "fallback request forwarded to its owner");
         response.map(|body| Body::new(Bounded::new(body, self.closing.clone())))
     }
 
@@ -182,7 +182,7 @@ impl Cluster {
             target,
             from: &self.advertise,
             time: unix_ms(),
-            client: to.client.peer,
+            client: to.client.addr.socket(),
             body: &hash,
         };
         let headers = auth::sign(&self.key, &signing, &parts.headers);
@@ -226,10 +226,7 @@ mod tests {
             owner,
             session: SessionId::random(),
             action: Action::Poll,
-            client: ClientInfo {
-                peer: "192.0.2.1:1000".parse().unwrap(),
-                tls: false,
-            },
+            client: ClientInfo::direct("192.0.2.1:1000".parse().unwrap(), false),
             bounds: Bounds {
                 answer_within,
                 max_body: 1024,

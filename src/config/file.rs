@@ -95,6 +95,10 @@ pub(crate) mod defaults {
     /// `listeners.tls.acme.retry_backoff`: the first wait after a failed
     /// order; it doubles with each further failure, up to an hour.
     pub(crate) const ACME_RETRY_BACKOFF: Duration = Duration::from_secs(60);
+    /// `listeners.proxy_protocol`: off; the socket peer is the client.
+    pub(crate) const PROXY_PROTOCOL: bool = false;
+    /// `routes.auth.timeout`: the whole auth subrequest, connect included.
+    pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
 }
 
 /// The whole file.
@@ -157,6 +161,8 @@ pub(crate) struct ListenerFile {
     pub(crate) bind: Option<String>,
     pub(crate) tls: Option<TlsFile>,
     pub(crate) redirect_https: Option<RedirectValue>,
+    pub(crate) trusted_proxies: Option<Vec<String>>,
+    pub(crate) proxy_protocol: Option<bool>,
 }
 
 /// `redirect_https`: `true` (port 443) or a port number.
@@ -256,6 +262,10 @@ pub(crate) struct RouteFile {
     pub(crate) balance: Option<String>,
     pub(crate) sticky_cookie: Option<String>,
     pub(crate) health: Option<HealthFile>,
+    pub(crate) auth: Option<AuthFile>,
+    pub(crate) client_messages_per_second: Option<i64>,
+    pub(crate) client_bytes_per_second: Option<SizeValue>,
+    pub(crate) websockets_per_client: Option<i64>,
 }
 
 /// `[routes.health]`: active health checks of the route's backends.
@@ -269,6 +279,16 @@ pub(crate) struct HealthFile {
     pub(crate) healthy_after: Option<i64>,
     pub(crate) expect_status: Option<i64>,
     pub(crate) websocket: Option<bool>,
+}
+
+/// A route's `auth = { forward = URL, copy_headers = [...], timeout = "2s" }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthFile {
+    /// Required.
+    pub(crate) forward: Option<String>,
+    pub(crate) copy_headers: Option<Vec<String>>,
+    pub(crate) timeout: Option<String>,
 }
 
 /// A size as written: `"1MiB"`, or a bare integer meaning bytes.

@@ -9,6 +9,7 @@
 mod acme;
 mod balance;
 pub mod cluster;
+mod edge;
 mod file;
 mod tls;
 mod units;
@@ -23,6 +24,7 @@ pub use acme::{
     MIN_RETRY_BACKOFF,
 };
 pub use balance::{Balance, HealthCheck, Probe};
+pub use edge::{EdgePolicy, ForwardAuth, MessageRate, TrustedProxies};
 pub use tls::{BackendTls, ListenerTls};
 pub use units::{parse_duration, parse_size};
 pub use validate::{ConfigError, ConfigErrors};
@@ -96,6 +98,11 @@ pub struct Listener {
     /// `redirect_https`: a plain listener answers every request with a
     /// redirect to `https://` on this port instead of proxying.
     pub redirect_https: Option<u16>,
+    /// Peers whose forwarding and PROXY headers say who the client is.
+    pub trusted_proxies: TrustedProxies,
+    /// Connections from `trusted_proxies` start with a PROXY protocol
+    /// (v1 or v2) header naming the client.
+    pub proxy_protocol: bool,
 }
 
 /// A certificate chain file and its private key file, resolved against the
@@ -154,6 +161,8 @@ pub struct Route {
     pub response_timeout: Duration,
     /// How `wss://` and `https://` backends are dialed.
     pub backend_tls: BackendTls,
+    /// Forward auth, client rate limits and the per-client WebSocket cap.
+    pub edge: EdgePolicy,
 }
 
 /// Limits and timers applied by the relay to every WebSocket on a route.

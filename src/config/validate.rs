@@ -5,6 +5,7 @@
 mod acme;
 mod balance;
 mod cluster;
+mod edge;
 mod limits;
 mod route;
 mod suggest;
@@ -296,6 +297,12 @@ fn listeners(
         if let Some(tls) = &tls {
             files.listeners.push((i, tls.clone()));
         }
+        let (trusted_proxies, proxy_protocol) = edge::listener(
+            errors,
+            &path,
+            listener.trusted_proxies,
+            listener.proxy_protocol,
+        );
         let Some(bind) = bind else { continue };
         if let Some(first) = out.iter().position(|l| l.bind == bind) {
             errors.push(
@@ -307,6 +314,8 @@ fn listeners(
             bind,
             tls,
             redirect_https,
+            trusted_proxies,
+            proxy_protocol,
         });
     }
     acme::across_listeners(errors, &out);

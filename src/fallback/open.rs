@@ -69,7 +69,7 @@ impl Opener<'_> {
             return Err(ProxyError::FallbackDisabled);
         }
         let cap = route.fallback_settings.sessions_per_client;
-        if self.fallback.store.count(route.index, client.peer.ip()) >= cap {
+        if self.fallback.store.count(route.index, client.addr.ip()) >= cap {
             return Err(ProxyError::TooManySessions { limit: cap });
         }
         let backend_req = backend_parts(&parts, ask.target.clone());
@@ -85,7 +85,7 @@ impl Opener<'_> {
         let session = self
             .start(route, &parts, &ask, &client, (backend.io, backend.lease))
             .await?;
-        tracing::info!(route = %route.name, client = %client.peer, session = %session.id, transport = ask.transport.label(), backend = %backend.backend, "fallback session opened");
+        tracing::info!(route = %route.name, client = %client.addr, session = %session.id, transport = ask.transport.label(), backend = %backend.backend, "fallback session opened");
         let spelled = self.fallback.spelling.spell(&session.id);
         Ok(opened(
             &session,
@@ -109,7 +109,7 @@ impl Opener<'_> {
         let (session, inbox) = Session::new(SessionInit {
             id: SessionId::random(),
             origin: parts.headers.get(header::ORIGIN).cloned(),
-            client_ip: client.peer.ip(),
+            client_ip: client.addr.ip(),
             route_index: route.index,
             settings: route.fallback_settings.clone(),
             max_message: route.ws.max_message_size,
@@ -118,7 +118,8 @@ impl Opener<'_> {
                 Some(self.metrics.clone()),
                 &route.name,
                 ask.transport,
-            ),
+            )
+            .with_message_rate(route.edge.messages_per_second),
         });
         let store = self.fallback.store.clone();
         store.insert(session.clone(), route.fallback_settings.sessions_per_client)?;

@@ -2,8 +2,9 @@
 //! SSE clients) and `POST …/close` (abandon the session now).
 //!
 //! The body is bounded by `Session::post_limit` (413), malformed batches are a
-//! 400 that leaves the session as it was, and sequence numbers make a
-//! retried POST apply nothing twice.
+//! 400 that leaves the session as it was, a batch over the route's
+//! `client_messages_per_second` a 429 that applies nothing, and sequence
+//! numbers make a retried POST apply nothing twice.
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ pub async fn send(session: Arc<Session>, req: Request<Body>) -> Result<Response<
     let (parts, body) = req.into_parts();
     let body = read_body(body, &parts.headers, session.post_limit()).await?;
     let batch = parse_batch(&body).map_err(ProxyError::BadFallbackRequest)?;
+    session.stats.admit_messages(batch.messages.len())?;
     if let Some(ack) = batch.ack {
         session.ack(ack)?;
     }

@@ -3,9 +3,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::time::Instant;
 
 use super::Transport;
+use crate::config::MessageRate;
+use crate::http::error::ProxyError;
+use crate::limits::rate::Rate;
 use crate::telemetry::metrics::Metrics;
 
 /// Fallback counters, shared by every session of a gateway.
@@ -98,6 +103,8 @@ pub struct SessionMeter {
     route: Arc<str>,
     /// The transport the session was opened for, a metric label.
     transport: Transport,
+    /// The route's `client_messages_per_second`, as this session's bucket.
+    rate: Option<Arc<Mutex<Rate>>>,
 }
 
 impl SessionMeter {
@@ -113,6 +120,7 @@ impl SessionMeter {
             metrics,
             route: route.into(),
             transport,
+            rate: None,
         }
     }
 
@@ -124,6 +132,37 @@ impl SessionMeter {
     /// The session's transport, for log lines.
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// Holds the client's POSTed messages to `rate` (its burst available
+    /// at once).
+    pub fn with_message_rate(self, rate: Option<MessageRate>) -> Self {
+        let bucket = rate.map(|r| {
+            let bucket = Rate::new(u64::from(r.per_second), u64::from(r.burst), Instant::now());
+            Arc::new(Mutex::new(bucket))
+        });
+        SessionMeter {
+            rate: bucket,
+            ..self
+        }
+    }
+
+    /// Takes `n` messages from the session's bucket, or refuses the POST
+    /// (429, nothing applied, the session stays open) and counts it.
+    pub fn admit_messages(&self, n: usize) -> Result<(), ProxyError> {
+        let Some(rate) = &self.rate else {
+            return Ok(());
+        };
+        let mut bucket = rate.lock().unwrap_or_else(|e| e.into_inner());
+        if bucket.try_take(n as u64, Instant::now()) {
+            return Ok(());
+        }
+        if let Some(m) = &self.metrics {
+            m.rate_limited(&self.route, "client_messages_per_second", "refused");
+        }
+        Err(ProxyError::MessageRate {
+            per_second: bucket.per_second() as u32,
+        })
     }
 
     /// The session was opened.

@@ -195,7 +195,7 @@ fn log_rejection(error: &ProxyError, client: &ClientInfo, request: &RequestLine<
         "http request"
     };
     tracing::warn!(
-        client = %client.peer,
+        client = %client.addr,
         route = request.route,
         method = %request.method,
         path = request.path,

@@ -1,17 +1,28 @@
 //! Request-path errors and the one function that turns them into responses.
 //!
 //! Every failure a client can see is a [`ProxyError`]. Each variant knows its
-//! status, its short body, which side caused it (for logs and metric labels)
-//! and its rejection reason label, so no other code builds error responses.
+//! status, which side caused it (for logs and metric labels) and its reason
+//! label ([`class`]), and [`response`] holds the one function that turns it
+//! into the client's answer, so no other code builds error responses.
 
 use std::io;
 use std::time::Duration;
 
-use http::{header, HeaderValue, Response, StatusCode};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
 
-use crate::http::body::{full, Body};
-use crate::http::cors;
-use crate::limits::{Limit, Refusal, RETRY_AFTER_SECS};
+use crate::limits::Refusal;
+
+/// An auth service's 401 or 403, for the client as is.
+#[derive(Debug)]
+pub struct AuthDenial {
+    /// The auth service's status.
+    pub status: StatusCode,
+    /// Its end-to-end headers (`WWW-Authenticate`, `Set-Cookie`, ...).
+    pub headers: HeaderMap,
+    /// Its body, bounded.
+    pub body: Bytes,
+}
 
 /// Which side of the gateway caused a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +164,50 @@ pub enum ProxyError {
     /// says why (`peer_bad_mac`, `peer_stale`, …).
     #[error("peer request refused: {0}")]
     PeerRefused(&'static str),
+    /// The route's forward-auth service refused the request (401 or 403):
+    /// its answer goes back to the client as is.
+    #[error("refused by the auth service ({})", .0.status)]
+    AuthDenied(Box<AuthDenial>),
+    /// The forward-auth service could not be reached (refused, name not
+    /// resolved, TLS failed).
+    #[error("auth service {service} unreachable: {reason}")]
+    AuthUnreachable {
+        /// The auth URL as configured.
+        service: String,
+        /// Why.
+        reason: String,
+    },
+    /// The forward-auth service did not answer within the route's
+    /// `auth.timeout`.
+    #[error("auth service {service} did not answer within {timeout:?}")]
+    AuthTimeout {
+        /// The auth URL as configured.
+        service: String,
+        /// The timeout that passed.
+        timeout: Duration,
+    },
+    /// The forward-auth service answered something that neither admits
+    /// nor refuses: a redirect, another status, garbage, a body too large.
+    #[error("auth service {service} answered badly: {reason}")]
+    AuthBadAnswer {
+        /// The auth URL as configured.
+        service: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A fallback POST carried more messages than the route's
+    /// `client_messages_per_second` allows now (429; the session stays).
+    #[error("message rate over {per_second} per second; retry later")]
+    MessageRate {
+        /// The route's `client_messages_per_second`.
+        per_second: u32,
+    },
+    /// The client holds as many WebSockets on the route as allowed.
+    #[error("too many WebSockets from this client (limit {limit})")]
+    TooManyWebSockets {
+        /// The route's `websockets_per_client`.
+        limit: u64,
+    },
     /// The TLS handshake with a `wss://` / `https://` backend failed
     /// (certificate not trusted, wrong name, no common protocol, ...).
     #[error("TLS with backend {backend} failed: {reason}")]
@@ -213,137 +268,6 @@ impl ProxyError {
             },
         }
     }
-
-    /// The HTTP status this error answers with.
-    pub fn status(&self) -> StatusCode {
-        use ProxyError::*;
-        match self {
-            NoRoute | FallbackEndpoint | FallbackDisabled | SessionUnknown => StatusCode::NOT_FOUND,
-            OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => {
-                StatusCode::FORBIDDEN
-            }
-            SubprotocolNotOffered { .. }
-            | BadHandshake(_)
-            | BadFallbackRequest(_)
-            | H2cUpgrade
-            | PlainHttpOnTls { .. } => StatusCode::BAD_REQUEST,
-            SessionClosed => StatusCode::GONE,
-            Owner(OwnerFailure::Timeout) => StatusCode::GATEWAY_TIMEOUT,
-            Owner(_) => StatusCode::BAD_GATEWAY,
-            NotSessionOwner => StatusCode::MISDIRECTED_REQUEST,
-            PeerRefused(_) => StatusCode::UNAUTHORIZED,
-            TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
-            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            UnsupportedVersion(_) => StatusCode::UPGRADE_REQUIRED,
-            ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            OverLimit(refusal) => refusal.status(),
-            BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => {
-                StatusCode::GATEWAY_TIMEOUT
-            }
-            NoBackend | BackendConnect { .. } | BackendProtocol { .. } | BackendTls { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
-        }
-    }
-
-    /// Which side caused the error.
-    pub fn side(&self) -> Side {
-        if matches!(self, ProxyError::ShuttingDown | ProxyError::Owner(_)) {
-            return Side::Gateway;
-        }
-        // Load comes from clients, however the gateway answers it.
-        if let ProxyError::OverLimit(_) = self {
-            return Side::Client;
-        }
-        if self.status().is_server_error() {
-            Side::Backend
-        } else {
-            Side::Client
-        }
-    }
-
-    /// The rejection reason, as used in logs and metric labels.
-    pub fn reason(&self) -> &'static str {
-        use ProxyError::*;
-        match self {
-            NoRoute | FallbackEndpoint => "no_route",
-            FallbackDisabled => "fallback_disabled",
-            SessionUnknown => "session_unknown",
-            SessionClosed => "session_closed",
-            TooManySessions { .. } => "session_cap",
-            BodyTooLarge { .. } => "too_large",
-            BadFallbackRequest(_) => "bad_request",
-            OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => "origin",
-            SubprotocolNotOffered { .. } => "subprotocol",
-            UnsupportedVersion(_) => "version",
-            BadHandshake(_) | H2cUpgrade => "bad_request",
-            PlainHttpOnTls { .. } => "plain_http_on_tls",
-            OverLimit(refusal) => refusal.reason(),
-            NoBackend | BackendConnect { .. } => "backend_refused",
-            BackendTls { .. } => "backend_tls",
-            BackendConnectTimeout { .. } | BackendResponseTimeout { .. } => "backend_timeout",
-            BackendProtocol { .. } => "backend_protocol",
-            ShuttingDown => "draining",
-            Owner(OwnerFailure::Timeout) => "owner_timeout",
-            Owner(OwnerFailure::Refused) => "owner_refused",
-            Owner(_) => "owner_unreachable",
-            NotSessionOwner => "not_owner",
-            PeerRefused(reason) => reason,
-        }
-    }
-
-    /// The limit this refusal enforces, for `wsgate_limit_refusals_total`.
-    pub fn limit(&self) -> Option<Limit> {
-        match self {
-            ProxyError::OverLimit(refusal) => Some(refusal.limit()),
-            ProxyError::TooManySessions { .. } => Some(Limit::FallbackSessions),
-            _ => None,
-        }
-    }
-
-    /// The response the client gets. Backend details stay in the log: the
-    /// client learns the kind of failure, not our internal addresses.
-    pub fn to_response(&self) -> Response<Body> {
-        let body = match self {
-            ProxyError::OverLimit(refusal) => format!("over limit: {}\n", refusal.reason()),
-            _ => match self.side() {
-                Side::Client | Side::Gateway => format!("{self}\n"),
-                Side::Backend => format!("{}\n", self.status().canonical_reason().unwrap_or("")),
-            },
-        };
-        let mut response = Response::new(full(body));
-        *response.status_mut() = self.status();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        match self {
-            ProxyError::UnsupportedVersion(_) => {
-                headers.insert(
-                    header::SEC_WEBSOCKET_VERSION,
-                    HeaderValue::from_static("13"),
-                );
-            }
-            // Limits: say when to try again.
-            ProxyError::TooManySessions { .. } | ProxyError::OverLimit(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-            }
-            _ => {}
-        }
-        response
-    }
-
-    /// [`ProxyError::to_response`] for a request of the fallback's
-    /// endpoints, readable by the page at `origin` (CORS): the page sees the
-    /// status and the short reason of the refusal, which carry no data.
-    pub fn to_readable_response(&self, origin: Option<&HeaderValue>) -> Response<Body> {
-        let mut response = self.to_response();
-        if let Some(origin) = origin {
-            cors::allow_origin(response.headers_mut(), origin);
-        }
-        response
-    }
 }
 
 /// The rustls error somewhere in `error`'s chain of causes, if any.
@@ -366,5 +290,7 @@ fn tls_cause<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rus
     None
 }
 
+pub mod class;
+pub mod response;
 #[cfg(test)]
 mod tests;

@@ -38,28 +38,35 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::UPGRADE);
 }
 
-/// Adds `X-Forwarded-For` (appended to any the client sent, as nginx's
-/// `$proxy_add_x_forwarded_for` does), `X-Forwarded-Proto`,
-/// `X-Forwarded-Host` and an appended RFC 7239 `Forwarded` element.
+/// Sets the forwarding headers. From an untrusted hop, every
+/// `X-Forwarded-*`, `Forwarded` and `X-Real-IP` the client sent is dropped
+/// and set afresh, so a client cannot pass itself off as someone else.
+/// From a trusted proxy, `X-Forwarded-For` and `Forwarded` are appended to
+/// (as nginx's `$proxy_add_x_forwarded_for` does) and its
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` kept. `X-Real-IP` is always
+/// the client as established.
 pub fn add_forwarding(headers: &mut HeaderMap, client: &ClientInfo) {
-    let ip = client.peer.ip();
+    if !client.trusted {
+        drop_forwarding(headers);
+    }
+    let hop = client.hop;
     let xff = match joined(headers, "x-forwarded-for") {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip.to_string(),
+        Some(prior) => format!("{prior}, {hop}"),
+        None => hop.to_string(),
     };
     set(headers, "x-forwarded-for", &xff);
-    set(headers, "x-forwarded-proto", client.proto());
+    set(headers, "x-real-ip", &client.addr.ip().to_string());
+    if !headers.contains_key("x-forwarded-proto") {
+        set(headers, "x-forwarded-proto", client.proto());
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
-    match &host {
-        Some(host) => set(headers, "x-forwarded-host", host),
-        None => {
-            headers.remove("x-forwarded-host");
-        }
+    if let (Some(host), false) = (&host, headers.contains_key("x-forwarded-host")) {
+        set(headers, "x-forwarded-host", host);
     }
-    let mut element = format!("for={};proto={}", forwarded_node(ip), client.proto());
+    let mut element = format!("for={};proto={}", forwarded_node(hop), client.proto());
     if let Some(host) = host {
         element.push_str(&format!(";host=\"{}\"", host.replace(['"', '\\'], "")));
     }
@@ -68,6 +75,22 @@ pub fn add_forwarding(headers: &mut HeaderMap, client: &ClientInfo) {
         None => element,
     };
     set(headers, "forwarded", &forwarded);
+}
+
+/// Removes every header that tells who the client was: `Forwarded`,
+/// `X-Real-IP` and all `X-Forwarded-*`.
+pub fn drop_forwarding(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            name.starts_with("x-forwarded-") || name == "forwarded" || name == "x-real-ip"
+        })
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
 }
 
 /// An IP as RFC 7239 wants it: IPv6 quoted and bracketed.
@@ -100,9 +123,13 @@ mod tests {
     use super::*;
 
     fn client(addr: &str, tls: bool) -> ClientInfo {
+        ClientInfo::direct(addr.parse().unwrap(), tls)
+    }
+
+    fn trusted(addr: &str) -> ClientInfo {
         ClientInfo {
-            peer: addr.parse().unwrap(),
-            tls,
+            trusted: true,
+            ..client(addr, true)
         }
     }
 
@@ -125,13 +152,53 @@ mod tests {
         assert_eq!(left, ["authorization", "cookie"]);
     }
 
-    #[test]
-    fn forwarding_headers_are_added_and_appended() {
+    /// What a forger sends: the issue's measured case.
+    fn forged() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("chat.example.com"));
-        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("gopher"));
+        h.insert("x-forwarded-uri", HeaderValue::from_static("/admin"));
+        h.insert(
+            "forwarded",
+            HeaderValue::from_static("for=6.6.6.6;proto=https"),
+        );
+        h
+    }
+
+    #[test]
+    fn an_untrusted_clients_forwarding_headers_are_replaced() {
+        let mut h = forged();
         add_forwarding(&mut h, &client("192.0.2.1:5555", true));
-        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 192.0.2.1");
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["x-real-ip"], "192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(h.get("x-forwarded-uri").is_none());
+        assert_eq!(
+            h["forwarded"],
+            "for=192.0.2.1;proto=https;host=\"chat.example.com\""
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxys_chain_is_appended_to() {
+        let mut h = forged();
+        add_forwarding(&mut h, &trusted("10.0.0.1:5555"));
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 10.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "gopher");
+        assert_eq!(
+            h["forwarded"],
+            "for=6.6.6.6;proto=https, for=10.0.0.1;proto=https;host=\"chat.example.com\""
+        );
+    }
+
+    #[test]
+    fn forwarding_headers_are_added() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("chat.example.com"));
+        add_forwarding(&mut h, &client("192.0.2.1:5555", true));
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "chat.example.com");
         assert_eq!(

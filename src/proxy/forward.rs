@@ -1,6 +1,7 @@
 //! Forwards a non-upgrade request to a route's backend and streams the
 //! response back; bodies stream in both directions without buffering.
 //!
+//! A route with `auth` asks its auth service first ([`crate::auth`]).
 //! Each request dials its own backend connection (as nginx does by default);
 //! a backend that refuses is skipped for the next, exactly as for WebSockets.
 //! A backend cannot switch protocols on a forwarded request: its 101 is 502.
@@ -8,9 +9,10 @@
 //! has been sent, and its answer carries the sticky cookie when the route
 //! balances by cookie.
 
-use http::{Request, Response, StatusCode, Version};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 
+use crate::auth::{apply, authorize};
 use crate::config::Route;
 use crate::http::body::{boxed, Body};
 use crate::http::client::ClientInfo;
@@ -26,11 +28,17 @@ pub async fn forward(
     req: Request<Incoming>,
     client: ClientInfo,
 ) -> Result<Response<Body>, ProxyError> {
-    let plan = balancer.plan(req.headers(), &client);
+    let (parts, body) = req.into_parts();
+    let vouched = match &route.edge.auth {
+        Some(auth) => authorize(connector, route, auth, &parts, &client).await?,
+        None => HeaderMap::new(),
+    };
+    let plan = balancer.plan(&parts.headers, &client);
     let (stream, lease) = connector.connect_any(route, &plan).await?;
     let backend = lease.state().label.clone();
     let mut sender = http1_sender(stream, &backend).await?;
-    let request = backend_request(req, &client);
+    let mut request = backend_request(Request::from_parts(parts, body), &client);
+    apply(request.headers_mut(), route.edge.auth.as_ref(), &vouched);
     let response = tokio::time::timeout(route.response_timeout, sender.send_request(request))
         .await
         .map_err(|_| ProxyError::BackendResponseTimeout {

@@ -166,7 +166,9 @@ impl ListenerSet {
                 () = drained.cancelled() => {}
             }
         });
-        let accept = server::accept_loop(listener, frontend, self.gateway.clone(), accept_stop);
+        let edge = server::Edge::new(&config);
+        let gateway = self.gateway.clone();
+        let accept = server::accept_loop(listener, frontend, edge, gateway, accept_stop);
         let task = tokio::spawn(close_on_drain(accept, stop_accepting.clone()));
         Running {
             config,

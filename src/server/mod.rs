@@ -1,12 +1,13 @@
 //! Accept loops and per-connection HTTP/1.1 serving.
 //!
 //! Each accepted connection is one task the drain tracks: for a TLS listener
-//! it first runs the handshake (bounded by `handshake_timeout`), then hyper
-//! with upgrades enabled; a WebSocket leaves hyper at its 101 and continues
-//! as a relay task the drain tracks separately. A plain listener with
-//! `redirect_https` answers every request with a redirect instead. The
+//! it first runs the handshake ([`tls`], bounded by `handshake_timeout`),
+//! then hyper with upgrades enabled; a WebSocket leaves hyper at its 101 and
+//! continues as a relay task the drain tracks separately. A plain listener
+//! with `redirect_https` answers every request with a redirect instead. The
 //! admin listener is served here too ([`admin`]), and a cluster's peer
-//! listener ([`peer`]).
+//! listener ([`peer`]). Who the client is — the socket peer, or the client a
+//! trusted proxy names — is settled per connection and request ([`edge`]).
 //!
 //! Plain listeners answer pending ACME HTTP-01 challenges ahead of routes
 //! and redirects ([`http01`]); a TLS listener closes an ACME TLS-ALPN-01
@@ -20,11 +21,13 @@
 //! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
 pub mod admin;
+pub mod edge;
 pub mod http01;
 pub mod peer;
 mod plain_on_tls;
 pub mod redirect;
 mod refuse;
+mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -36,23 +39,21 @@ use http::{HeaderName, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::{service_fn, Service};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{dispatch, Gateway};
 use crate::http::body::Body;
-use crate::http::client::ClientInfo;
-use crate::limits::{self, Admission, Answer, ConnectionPermit, Limit, Refusal, RefusalPermit};
-use crate::tls::listener::{Accepted, HandshakeError, TlsListener};
-use plain_on_tls::FirstByte;
+use crate::http::client::{ClientInfo, Connection};
+use crate::limits::{Admission, Answer, ConnectionPermit, Limit};
+use crate::tls::listener::TlsListener;
+pub use edge::Edge;
+use edge::Entry;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
-
-/// How long closing an ACME validation connection (close_notify) may take.
-const VALIDATION_CLOSE: Duration = Duration::from_secs(1);
 
 /// What a listener does with the connections it accepts.
 #[derive(Debug, Clone)]
@@ -70,16 +71,18 @@ pub enum Frontend {
 pub async fn accept_loop(
     listener: TcpListener,
     frontend: Frontend,
+    edge: Edge,
     gateway: Arc<Gateway>,
     stop: CancellationToken,
 ) -> TcpListener {
+    let edge = Arc::new(edge);
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return listener,
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => admit(stream, peer, &frontend, &gateway),
+            Ok((stream, peer)) => admit(stream, peer, &frontend, &edge, &gateway),
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -89,51 +92,94 @@ pub async fn accept_loop(
 }
 
 /// Serves an accepted connection, or refuses it when it is over a limit.
-fn admit(stream: TcpStream, peer: SocketAddr, frontend: &Frontend, gateway: &Arc<Gateway>) {
+/// A trusted balancer's connection first reads its PROXY header, then is
+/// counted under the client that header names.
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    frontend: &Frontend,
+    edge: &Arc<Edge>,
+    gateway: &Arc<Gateway>,
+) {
+    let limits = &gateway.limits;
+    let connection = Connection {
+        peer,
+        proxied: None,
+        tls: matches!(frontend, Frontend::Tls(_)),
+    };
+    let entry = edge.entry(peer.ip());
+    let admission = match entry {
+        Entry::Direct | Entry::Sniffed => limits.admit(peer.ip()),
+        Entry::Proxy => limits.admit_proxy(),
+        Entry::ProxyHeader => {
+            let (frontend, edge, shared) = (frontend.clone(), edge.clone(), gateway.clone());
+            let task = async move {
+                let gateway = shared;
+                let mut stream = stream;
+                let Some(proxied) = edge::read_proxy_header(&mut stream, peer, &gateway).await
+                else {
+                    return;
+                };
+                let admission = match proxied {
+                    Some(client) => gateway.limits.admit(client.ip()),
+                    None => gateway.limits.admit_proxy(),
+                };
+                let connection = Connection {
+                    proxied,
+                    ..connection
+                };
+                let entered = Entered {
+                    connection,
+                    entry,
+                    frontend,
+                    edge,
+                };
+                enter(stream, entered, admission, &gateway);
+            };
+            return gateway.shutdown.track_connection(task);
+        }
+    };
+    let entered = Entered {
+        connection,
+        entry,
+        frontend: frontend.clone(),
+        edge: edge.clone(),
+    };
+    enter(stream, entered, admission, gateway);
+}
+
+/// An accepted connection whose peer (and client, if a PROXY header named
+/// one) is known.
+struct Entered {
+    connection: Connection,
+    entry: Entry,
+    frontend: Frontend,
+    edge: Arc<Edge>,
+}
+
+/// Serves or refuses a connection as its admission says.
+fn enter(stream: TcpStream, entered: Entered, admission: Admission, gateway: &Arc<Gateway>) {
     let metrics = &gateway.metrics;
-    match gateway.limits.admit(peer.ip()) {
+    let client = entered
+        .connection
+        .proxied
+        .unwrap_or(entered.connection.peer);
+    match admission {
         Admission::Admit(permit) => {
-            let task = serve_connection(stream, peer, frontend.clone(), gateway.clone(), permit);
+            let task = serve_connection(stream, entered, gateway.clone(), permit);
             gateway.shutdown.track_connection(task);
         }
         Admission::Refuse(refusal, permit) => {
             metrics.limit_refused(refusal.reason(), Answer::Answered.label());
-            tracing::warn!(client = %peer, reason = refusal.reason(), "connection refused: over limit");
-            let task = refuse(stream, frontend.clone(), refusal, permit, gateway.clone());
+            tracing::warn!(%client, reason = refusal.reason(), "connection refused: over limit");
+            let task =
+                refuse::connection(stream, entered.frontend, refusal, permit, gateway.clone());
             gateway.shutdown.track_connection(task);
         }
         Admission::Drop(refusal) => {
             drop(stream);
             metrics.limit_refused(refusal.reason(), Answer::Closed.label());
-            tracing::debug!(client = %peer, reason = refusal.reason(), "connection closed: over limit, refusal slots full");
-        }
-    }
-}
-
-/// Answers an over-limit connection with its refusal, inside TLS on a TLS
-/// listener. The TLS handshake is held to [`limits::REFUSAL_READ_TIMEOUT`]
-/// (or the listener's shorter `handshake_timeout`) and to the refusal slot
-/// `permit`, like the answer itself.
-async fn refuse(
-    stream: TcpStream,
-    frontend: Frontend,
-    refusal: Refusal,
-    permit: RefusalPermit,
-    gateway: Arc<Gateway>,
-) {
-    let Frontend::Tls(tls) = frontend else {
-        return refuse::answer(TokioIo::new(stream), refusal, permit).await;
-    };
-    let handshake = tokio::time::timeout(limits::REFUSAL_READ_TIMEOUT, tls.handshake(stream));
-    match handshake.await {
-        Ok(Ok(accepted)) => refuse::answer(TokioIo::new(accepted.stream), refusal, permit).await,
-        Ok(Err(e)) => {
-            gateway.metrics.tls_handshake_failed();
-            tracing::debug!(error = %e, "refused connection: TLS handshake failed");
-        }
-        Err(_) => {
-            gateway.metrics.tls_handshake_failed();
-            tracing::debug!("refused connection: TLS handshake not completed in time");
+            tracing::debug!(%client, reason = refusal.reason(), "connection closed: over limit, refusal slots full");
         }
     }
 }
@@ -144,17 +190,28 @@ async fn refuse(
 /// relay keeps the connection's slot after hyper lets go.
 async fn serve_connection(
     stream: TcpStream,
-    peer: SocketAddr,
-    frontend: Frontend,
+    entered: Entered,
     gateway: Arc<Gateway>,
     permit: ConnectionPermit,
 ) {
     stream.set_nodelay(true).ok();
+    let Entered {
+        connection,
+        entry,
+        frontend,
+        edge,
+    } = entered;
+    let peer = connection.peer;
+    if entry == Entry::Sniffed && !edge::untrusted_may_proceed(&stream, peer, &gateway).await {
+        return;
+    }
+    let served = Served {
+        connection,
+        edge,
+        identity: None,
+    };
     match frontend {
-        Frontend::Plain => {
-            let client = ClientInfo { peer, tls: false };
-            serve_proxy(stream, client, None, gateway, permit).await
-        }
+        Frontend::Plain => serve_proxy(stream, served, gateway, permit).await,
         Frontend::RedirectHttps(port) => {
             let challenges = gateway.acme_challenges.clone();
             let service = service_fn(move |req| {
@@ -164,85 +221,18 @@ async fn serve_connection(
             });
             serve_http(stream, service, peer, &gateway).await
         }
-        Frontend::Tls(tls) => serve_tls(stream, peer, tls, gateway, permit).await,
+        Frontend::Tls(listener) => tls::serve(stream, listener, served, gateway, permit).await,
     }
 }
 
-/// A TLS connection: its first byte checked (plain HTTP gets a 400 naming
-/// https://), then the handshake, then the proxy. Everything before the
-/// proxy is bounded by the listener's `handshake_timeout`.
-async fn serve_tls(
-    stream: TcpStream,
-    peer: SocketAddr,
-    tls: Arc<TlsListener>,
-    gateway: Arc<Gateway>,
-    permit: ConnectionPermit,
-) {
-    let timeout = tls.handshake_timeout();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let closing = gateway.shutdown.closing().clone();
-    let sniffed = tokio::select! {
-        sniffed = tokio::time::timeout_at(deadline, plain_on_tls::first_byte(&stream)) => sniffed,
-        _ = closing.cancelled() => return,
-    };
-    match sniffed {
-        Err(_) => return handshake_failed(&gateway, peer, HandshakeError::Timeout(timeout)),
-        Ok(Ok(FirstByte::Other)) => {
-            tracing::info!(client = %peer, "plain HTTP on a TLS port; answered 400");
-            let local = stream.local_addr().unwrap_or(peer);
-            let metrics = gateway.metrics.clone();
-            return plain_on_tls::answer(stream, local, metrics, deadline).await;
-        }
-        // A read error or an early close: the handshake reports it.
-        Ok(_) => {}
-    }
-    let handshake = tokio::select! {
-        result = tokio::time::timeout_at(deadline, tls.handshake(stream)) => {
-            result.unwrap_or(Err(HandshakeError::Timeout(timeout)))
-        }
-        _ = closing.cancelled() => return,
-    };
-    match handshake {
-        Ok(accepted) => serve_accepted(accepted, peer, &tls, gateway, permit).await,
-        Err(e) => handshake_failed(&gateway, peer, e),
-    }
-}
-
-/// Serves a completed TLS handshake: an ACME TLS-ALPN-01 validation is
-/// only closed (the handshake itself was the answer); anything else is
-/// proxied, with the verified client certificate's subject when the
-/// listener asks for it.
-async fn serve_accepted(
-    accepted: Accepted,
-    peer: SocketAddr,
-    tls: &TlsListener,
-    gateway: Arc<Gateway>,
-    permit: ConnectionPermit,
-) {
-    if accepted.is_acme_validation() {
-        tracing::debug!(client = %peer, "ACME TLS-ALPN-01 validation handshake answered; closing");
-        let mut stream = accepted.stream;
-        let _ = tokio::time::timeout(VALIDATION_CLOSE, stream.shutdown()).await;
-        return;
-    }
-    let identity = tls.subject_header().map(|header| Identity {
-        header: header.clone(),
-        subject: accepted
-            .subject
-            .and_then(|s| HeaderValue::from_str(&s).ok()),
-    });
-    let client = ClientInfo { peer, tls: true };
-    serve_proxy(accepted.stream, client, identity, gateway, permit).await
-}
-
-/// Counts and logs a client TLS handshake that did not complete.
-fn handshake_failed(gateway: &Gateway, peer: SocketAddr, error: HandshakeError) {
-    gateway.metrics.tls_handshake_failed();
-    if let HandshakeError::Timeout(_) = error {
-        let limit = Limit::TlsHandshakeTimeout.label();
-        gateway.metrics.limit_refused(limit, Answer::Closed.label());
-    }
-    tracing::info!(client = %peer, error = %error, "TLS handshake failed; connection closed")
+/// What every request on a served connection shares.
+struct Served {
+    /// The peer, and the client a PROXY header named.
+    connection: Connection,
+    /// Whose forwarding headers to believe.
+    edge: Arc<Edge>,
+    /// The verified client certificate, on a TLS listener that asks.
+    identity: Option<Identity>,
 }
 
 /// The verified client certificate subject, and the header it travels in.
@@ -265,23 +255,21 @@ impl Identity {
     }
 }
 
-/// Serves the proxy on a (plain or decrypted) connection.
-async fn serve_proxy<IO>(
-    io: IO,
-    client: ClientInfo,
-    identity: Option<Identity>,
-    gateway: Arc<Gateway>,
-    permit: ConnectionPermit,
-) where
+/// Serves the proxy on a (plain or decrypted) connection; each request's
+/// client is established from the connection and its own headers.
+async fn serve_proxy<IO>(io: IO, served: Served, gateway: Arc<Gateway>, permit: ConnectionPermit)
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc_gateway = gateway.clone();
     let permit = Arc::new(permit);
+    let peer = served.connection.peer;
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(permit.clone());
-        if let Some(identity) = &identity {
+        if let Some(identity) = &served.identity {
             identity.apply(req.headers_mut());
         }
+        let client = ClientInfo::resolve(&served.connection, req.headers(), &served.edge.trusted);
         let gateway = svc_gateway.clone();
         let challenge = (!client.tls)
             .then(|| http01::answer(&gateway.acme_challenges, &req))
@@ -293,7 +281,7 @@ async fn serve_proxy<IO>(
             }
         }
     });
-    serve_http(io, service, client.peer, &gateway).await
+    serve_http(io, service, peer, &gateway).await
 }
 
 /// Runs hyper's HTTP/1.1 server with upgrades on one connection, and

@@ -11,9 +11,44 @@ use hyper::body::Incoming;
 use hyper::rt::{Read, Write};
 use hyper_util::rt::TokioTimer;
 
+use std::sync::Arc;
+
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::Frontend;
 use crate::config::MIN_HEADER_BUF;
+use crate::gateway::Gateway;
 use crate::http::error::ProxyError;
 use crate::limits::{Refusal, RefusalPermit, REFUSAL_READ_TIMEOUT};
+
+/// Answers an over-limit connection with its refusal, inside TLS on a TLS
+/// listener. The TLS handshake is held to [`REFUSAL_READ_TIMEOUT`]
+/// (or the listener's shorter `handshake_timeout`) and to the refusal slot
+/// `permit`, like the answer itself.
+pub(super) async fn connection(
+    stream: TcpStream,
+    frontend: Frontend,
+    refusal: Refusal,
+    permit: RefusalPermit,
+    gateway: Arc<Gateway>,
+) {
+    let Frontend::Tls(tls) = frontend else {
+        return answer(TokioIo::new(stream), refusal, permit).await;
+    };
+    let handshake = tokio::time::timeout(REFUSAL_READ_TIMEOUT, tls.handshake(stream));
+    match handshake.await {
+        Ok(Ok(accepted)) => answer(TokioIo::new(accepted.stream), refusal, permit).await,
+        Ok(Err(e)) => {
+            gateway.metrics.tls_handshake_failed();
+            tracing::debug!(error = %e, "refused connection: TLS handshake failed");
+        }
+        Err(_) => {
+            gateway.metrics.tls_handshake_failed();
+            tracing::debug!("refused connection: TLS handshake not completed in time");
+        }
+    }
+}
 
 /// Answers every request on `io` with `refusal` and closes: keep-alive off,
 /// a short head deadline, a small head buffer. The refusal slot `permit` is

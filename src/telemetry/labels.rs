@@ -133,3 +133,24 @@ pub(crate) struct PeerResultLabels {
 pub(crate) struct ReasonLabel {
     pub(crate) reason: &'static str,
 }
+
+/// `{result}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ResultLabel {
+    pub(crate) result: &'static str,
+}
+
+/// `{route, result}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RouteResultLabels {
+    pub(crate) route: String,
+    pub(crate) result: &'static str,
+}
+
+/// `{route, limit, action}` of a client held to a rate limit.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RateLabels {
+    pub(crate) route: String,
+    pub(crate) limit: &'static str,
+    pub(crate) action: &'static str,
+}

@@ -8,6 +8,8 @@
 //! metric names keep their `websocket_session` wording: they are a contract.)
 //! Names and labels are documented in `docs/metrics.md`.
 
+mod register;
+
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use prometheus_client::registry::Registry;
 
 use super::backends::{BackendGauges, BackendSample};
 use super::certificates::{CertificateGauges, ServedCertificates};
+use super::edge::EdgeFamilies;
 use super::labels::{
     BackendLabel, BackendLabels, CloseLabels, DirectionLabels, EndLabels, FallbackLabels,
     HandshakeLabels, HealthCheckLabels, LimitLabels, OrderLabels, ReloadLabels, RouteLabel,
@@ -75,6 +78,7 @@ pub struct Metrics {
     pub(crate) cluster: super::cluster::ClusterFamilies,
     certificates: CertificateGauges,
     acme_orders: Family<OrderLabels, Counter>,
+    edge: EdgeFamilies,
 }
 
 impl Default for Metrics {
@@ -108,6 +112,7 @@ impl Default for Metrics {
             cluster: Default::default(),
             certificates: CertificateGauges::default(),
             acme_orders: Family::default(),
+            edge: EdgeFamilies::default(),
         };
         metrics.register();
         metrics
@@ -115,135 +120,6 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Puts every family in the registry under its documented name.
-    fn register(&mut self) {
-        self.register_websocket();
-        self.register_gateway();
-        self.cluster.register(&mut self.registry);
-        self.register_certificates();
-    }
-
-    /// The families of certificates and ACME.
-    fn register_certificates(&mut self) {
-        let r = &mut self.registry;
-        r.register(
-            "certificate_expiry_seconds",
-            "When each certificate served expires (notAfter, Unix seconds), by name",
-            self.certificates.family.clone(),
-        );
-        r.register(
-            "acme_orders",
-            "ACME orders placed, by result",
-            self.acme_orders.clone(),
-        );
-    }
-
-    /// The families of WebSocket upgrades and relays.
-    fn register_websocket(&mut self) {
-        let r = &mut self.registry;
-        r.register(
-            "websocket_handshakes",
-            "WebSocket upgrade requests by outcome and rejection reason",
-            self.handshakes.clone(),
-        );
-        r.register(
-            "websocket_connections_active",
-            "WebSockets being relayed now",
-            self.ws.active.clone(),
-        );
-        r.register(
-            "websocket_messages",
-            "Messages relayed, by direction",
-            self.ws.messages.clone(),
-        );
-        r.register(
-            "websocket_bytes",
-            "Payload bytes relayed, by direction",
-            self.ws.bytes.clone(),
-        );
-        r.register(
-            "websocket_close_codes",
-            "Close codes sent by clients and backends",
-            self.ws.closes.clone(),
-        );
-        r.register(
-            "websocket_gateway_close_codes",
-            "Close codes the gateway itself sent, by receiving side",
-            self.ws.gateway_closes.clone(),
-        );
-        r.register(
-            "websocket_sessions_ended",
-            "Relayed sessions ended, by why",
-            self.ws.ended.clone(),
-        );
-        r.register(
-            "websocket_session_duration_seconds",
-            "How long relayed sessions lasted",
-            self.ws.duration.clone(),
-        );
-    }
-
-    /// The families of backends, HTTP, TLS, the fallback, limits and reloads.
-    fn register_gateway(&mut self) {
-        let r = &mut self.registry;
-        r.register(
-            "backend_connect_duration_seconds",
-            "Time to connect to a backend (TLS included), successful connects",
-            self.connect_latency.clone(),
-        );
-        r.register(
-            "backend_connect_errors",
-            "Failed backend connects, by backend and reason",
-            self.connect_errors.clone(),
-        );
-        r.register_collector(Box::new(self.backends.clone()));
-        r.register(
-            "backend_health_checks",
-            "Active health checks of backends, by outcome",
-            self.health_checks.clone(),
-        );
-        r.register(
-            "http_requests",
-            "Requests answered, by route and status class",
-            self.http.clone(),
-        );
-        r.register(
-            "tls_handshake_failures",
-            "Client TLS handshakes that failed",
-            self.tls_failures.clone(),
-        );
-        r.register(
-            "tls_plain_http_requests",
-            "Plain HTTP requests on a TLS listener, answered 400",
-            self.tls_plain_http.clone(),
-        );
-        r.register(
-            "fallback_sessions",
-            "Fallback sessions opened, by transport",
-            self.fallback_sessions.clone(),
-        );
-        r.register(
-            "fallback_sessions_active",
-            "Fallback sessions open now, by transport",
-            self.fallback_active.clone(),
-        );
-        r.register(
-            "fallback_messages",
-            "Messages carried by fallback sessions, by transport and direction",
-            self.fallback_messages.clone(),
-        );
-        r.register(
-            "limit_refusals",
-            "Clients refused or cut by a limit, by limit and answer",
-            self.limit_refusals.clone(),
-        );
-        r.register(
-            "config_reloads",
-            "Config reload attempts, by result",
-            self.reloads.clone(),
-        );
-    }
-
     /// The whole exposition in the OpenMetrics text format (which Prometheus
     /// scrapes), with live relays' counters folded in first.
     pub fn encode(&self) -> String {
@@ -383,6 +259,11 @@ impl Metrics {
         self.acme_orders
             .get_or_create(&OrderLabels { result })
             .inc();
+    }
+
+    /// The edge families ([`super::edge`]).
+    pub(crate) fn edge(&self) -> &EdgeFamilies {
+        &self.edge
     }
 
     /// The registry running relays register with.

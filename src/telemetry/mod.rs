@@ -6,6 +6,7 @@
 //! metrics     every Prometheus metric (names in docs/metrics.md)
 //! backends    backend gauges, read from the upstream registry at scrape
 //! certificates  the expiry of every certificate served, read at each scrape
+//! edge        PROXY headers, forward auth, client rate limits
 //! labels      the label set of each metric family
 //! cluster     the cluster's families: forwards, peer requests, refusals
 //! relays      live accounting of relayed WebSockets
@@ -16,6 +17,7 @@
 pub mod backends;
 pub mod certificates;
 pub mod cluster;
+mod edge;
 mod labels;
 pub mod logging;
 pub mod metrics;

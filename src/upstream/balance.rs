@@ -154,7 +154,7 @@ impl Balancer {
 
 /// Highest rendezvous score for this client first.
 fn by_score(mut candidates: Vec<Arc<BackendState>>, client: &ClientInfo) -> Vec<Arc<BackendState>> {
-    let address = client.peer.ip();
+    let address = client.addr.ip();
     candidates.sort_by_cached_key(|b| std::cmp::Reverse(sticky::score(address, &b.label)));
     candidates
 }

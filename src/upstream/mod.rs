@@ -119,8 +119,20 @@ impl Connector {
         backend: &Backend,
         route: &Route,
     ) -> Result<BackendStream, ProxyError> {
+        self.connect_to(backend, route.connect_timeout, &route.backend_tls)
+            .await
+    }
+
+    /// Connects to `backend` within `timeout`, TLS handshake included,
+    /// verified as `tls_settings` says; counts nothing. What dialling a
+    /// route's backend and its forward-auth service have in common.
+    pub async fn connect_to(
+        &self,
+        backend: &Backend,
+        timeout: std::time::Duration,
+        tls_settings: &BackendTls,
+    ) -> Result<BackendStream, ProxyError> {
         let label = backend_label(backend);
-        let timeout = route.connect_timeout;
         let (host, port, tls) = match backend {
             Backend::BuiltinEcho => {
                 let addr = self
@@ -144,7 +156,7 @@ impl Connector {
             match tls {
                 false => Ok(BackendStream::Plain(stream)),
                 true => {
-                    self.tls_handshake(stream, &host, &route.backend_tls, &label)
+                    self.tls_handshake(stream, &host, tls_settings, &label)
                         .await
                 }
             }

@@ -3,22 +3,26 @@
 //!
 //! Admission runs, in order: the drain check (503), the request's own checks
 //! (an upgrade's shape, version and key), the route's policy (Origin 403,
-//! subprotocol 400), a handshake slot (`limits.max_handshakes`, 503), and the
-//! gateway's own handshake with a backend. It ends with either the backend's
+//! subprotocol 400), the edge policy ([`Admission::edge`]: the client's
+//! WebSocket cap, 429, and forward auth, its 401/403 or 502/504), a
+//! handshake slot (`limits.max_handshakes`, 503), and the gateway's own
+//! handshake with a backend. It ends with either the backend's
 //! accepted upgrade or the backend's refusal to relay; every other outcome
 //! is a [`ProxyError`], answered in the one place that turns errors into
 //! responses. Nothing here knows how the client's side continues (a 101 and
 //! a relay, or a fallback session).
 
-use http::request;
 use http::Response;
+use http::{request, HeaderMap};
 use hyper::body::Incoming;
 
+use crate::auth::authorize;
 use crate::config::Route;
 use crate::http::body::{boxed, Body};
 use crate::http::client::ClientInfo;
 use crate::http::error::ProxyError;
 use crate::http::headers::strip_hop_by_hop;
+use crate::limits::websockets::WebSocketSlot;
 use crate::limits::Limits;
 use crate::shutdown::Shutdown;
 use crate::upstream::{Balancer, Connector};
@@ -59,8 +63,12 @@ pub enum Admitted {
     Upgraded {
         /// What survived the checks (the client's key, the subprotocols).
         checked: CheckedUpgrade,
-        /// The backend connection, ready for frames.
-        backend: BackendUpgrade,
+        /// The backend connection, ready for frames (boxed: it is large,
+        /// and most admissions that fail never build it).
+        backend: Box<BackendUpgrade>,
+        /// Its place under the route's `websockets_per_client`, for the
+        /// relay to hold (`None` without a cap, and for the fallback).
+        slot: Option<Box<WebSocketSlot>>,
     },
     /// The backend refused the upgrade: its answer, for the client as is.
     Declined(Response<Body>),
@@ -78,7 +86,15 @@ impl Admission<'_> {
         if self.shutdown.is_draining() {
             return Err(ProxyError::ShuttingDown);
         }
-        let (request, checked) = check(route, opening, client)?;
+        // Every way into a relayed WebSocket is capped; the fallback's
+        // sessions have their own cap.
+        let relayed = !matches!(opening, Opening::Fallback { .. });
+        let (request, mut checked) = check(route, opening, client)?;
+        let slot = match relayed {
+            true => self.websocket_slot(route, client)?,
+            false => None,
+        };
+        checked.vouched = self.edge(route, request, client).await?.map(Box::new);
         // Held until the answer goes out: upgrades in progress are bounded.
         let _slot = self
             .limits
@@ -87,11 +103,51 @@ impl Admission<'_> {
         let plan = balancer.plan(&request.headers, client);
         let outcome = dial::open(self.connector, route, &plan, request, &checked, client);
         Ok(match outcome.await? {
-            DialOutcome::Upgraded(backend) => Admitted::Upgraded { checked, backend },
+            DialOutcome::Upgraded(backend) => Admitted::Upgraded {
+                checked,
+                backend: Box::new(backend),
+                slot,
+            },
             DialOutcome::Declined(response) => {
                 Admitted::Declined(declined(response, route, client))
             }
         })
+    }
+}
+
+impl Admission<'_> {
+    /// A place under the route's `websockets_per_client` for a relayed
+    /// WebSocket (the fallback's sessions have their own cap), 429 when the
+    /// client holds them all.
+    fn websocket_slot(
+        &self,
+        route: &Route,
+        client: &ClientInfo,
+    ) -> Result<Option<Box<WebSocketSlot>>, ProxyError> {
+        let Some(limit) = route.edge.websockets_per_client else {
+            return Ok(None);
+        };
+        let caps = &self.limits.websockets;
+        match caps.take(route.index, client.addr.ip(), limit) {
+            Some(slot) => Ok(Some(Box::new(slot))),
+            None => Err(ProxyError::TooManyWebSockets { limit }),
+        }
+    }
+
+    /// The route's edge policy, before anything is dialled: forward auth.
+    /// Returns the headers the auth service vouched for.
+    async fn edge(
+        &self,
+        route: &Route,
+        request: &request::Parts,
+        client: &ClientInfo,
+    ) -> Result<Option<HeaderMap>, ProxyError> {
+        match &route.edge.auth {
+            Some(auth) => Ok(Some(
+                authorize(self.connector, route, auth, request, client).await?,
+            )),
+            None => Ok(None),
+        }
     }
 }
 
@@ -110,6 +166,7 @@ fn check<'a>(
                 key: String::new(),
                 protocols,
                 extensions: None,
+                vouched: None,
             };
             Ok((request, checked))
         }
@@ -118,7 +175,7 @@ fn check<'a>(
 
 /// The backend refused the upgrade: its status, headers and body go back.
 fn declined(response: Response<Incoming>, route: &Route, client: &ClientInfo) -> Response<Body> {
-    tracing::info!(route = %route.name, client = %client.peer, status = response.status().as_u16(), reason = "backend_status", "backend declined WebSocket upgrade");
+    tracing::info!(route = %route.name, client = %client.addr, status = response.status().as_u16(), reason = "backend_status", "backend declined WebSocket upgrade");
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, boxed(body))

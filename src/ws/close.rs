@@ -12,6 +12,8 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 pub const NO_STATUS: u16 = 1005;
 /// A text message that is not UTF-8.
 pub const INVALID_PAYLOAD: u16 = 1007;
+/// A policy the client broke: its message rate.
+pub const POLICY_VIOLATION: u16 = 1008;
 /// A message over `max_message_size`.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// The backend vanished mid-connection.

@@ -153,7 +153,10 @@ async fn exchange(
     client: &ClientInfo,
 ) -> Result<Answer, Failed> {
     let key = new_key();
-    let request = backend_request(client_req, checked, client, &key);
+    let mut request = backend_request(client_req, checked, client, &key);
+    if let Some(vouched) = &checked.vouched {
+        crate::auth::apply(request.headers_mut(), route.edge.auth.as_ref(), vouched);
+    }
     let exchange = send(stream, request, &backend);
     let response = tokio::time::timeout(route.response_timeout, exchange)
         .await

@@ -30,6 +30,9 @@ pub struct CheckedUpgrade {
     pub protocols: Vec<String>,
     /// The `permessage-deflate` offers to forward, if any.
     pub extensions: Option<String>,
+    /// Headers the route's auth service vouched for, for the backend
+    /// request (`None` without `auth`).
+    pub vouched: Option<Box<HeaderMap>>,
 }
 
 /// Whether the request asks for a WebSocket (an `Upgrade` header naming
@@ -64,6 +67,7 @@ pub fn check(
         key,
         protocols,
         extensions: deflate_offers(&req.headers),
+        vouched: None,
     })
 }
 

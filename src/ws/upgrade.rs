@@ -14,6 +14,7 @@ use crate::config::Route;
 use crate::http::body::{empty, Body};
 use crate::http::client::ClientInfo;
 use crate::http::error::ProxyError;
+use crate::limits::websockets::WebSocketSlot;
 use crate::limits::ConnectionPermit;
 use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::Metrics;
@@ -24,7 +25,7 @@ use crate::ws::admit::{Admission, Admitted, Opening};
 use crate::ws::close::CLOSE_TIMEOUT;
 use crate::ws::dial::BackendUpgrade;
 use crate::ws::handshake::accept_key;
-use crate::ws::relay::{relay, Leg, RelayConfig, RelayReport, RelayStats};
+use crate::ws::relay::{relay, Leg, RelayConfig, RelayEnd, RelayReport, RelayStats};
 
 /// What starting a relay needs from the gateway.
 #[derive(Debug, Clone, Copy)]
@@ -48,8 +49,13 @@ pub async fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
     let opening = Opening::Upgrade(&parts);
-    let (checked, backend) = match admission.admit(route, balancer, opening, &client).await? {
-        Admitted::Upgraded { checked, backend } => (checked, backend),
+    let admitted = admission.admit(route, balancer, opening, &client).await?;
+    let (checked, backend, slot) = match admitted {
+        Admitted::Upgraded {
+            checked,
+            backend,
+            slot,
+        } => (checked, backend, slot),
         Admitted::Declined(response) => return Ok(response),
     };
     let response = switching_protocols(&checked.key, &backend);
@@ -60,8 +66,9 @@ pub async fn upgrade(
         request_id: request_id.unwrap_or_default().into(),
         _permit: parts.extensions.get::<Arc<ConnectionPermit>>().cloned(),
         _lease: None,
+        _slot: slot,
     };
-    relays.spawn(context, on_upgrade, backend);
+    relays.spawn(context, on_upgrade, *backend);
     Ok(response)
 }
 
@@ -114,7 +121,7 @@ impl Relays<'_> {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(e) => {
-                    let (route, client) = (&context.route.name, context.client.peer);
+                    let (route, client) = (&context.route.name, context.client.addr);
                     tracing::info!(%route, %client, error = %e, "client left before the upgrade completed");
                     return;
                 }
@@ -134,9 +141,10 @@ impl Relays<'_> {
                 Some(report) => {
                     log_relay_end(&context, &backend_label, &stats, &report);
                     meter.finish(&report.ended());
+                    count_rate_limits(&metrics, route, &report);
                 }
                 None => {
-                    let client = context.client.peer;
+                    let client = context.client.addr;
                     tracing::warn!(%route, %client, "websocket cut: shutdown grace ran out")
                 }
             }
@@ -157,6 +165,8 @@ fn relay_config(route: &Route, backend: &BackendUpgrade, shutdown: &Shutdown) ->
         drain_delay: shutdown.drain_delay(),
         deflate: backend.deflate,
         validate_utf8: route.ws.validate_utf8,
+        client_messages: route.edge.messages_per_second,
+        client_bytes_per_second: route.edge.bytes_per_second,
     }
 }
 
@@ -175,6 +185,20 @@ struct RelayContext {
     /// Counts the relay on its backend (`least_conn`) while it runs; set
     /// when the relay starts.
     _lease: Option<Lease>,
+    /// Its place under the route's `websockets_per_client`.
+    _slot: Option<Box<WebSocketSlot>>,
+}
+
+/// Counts, on `/metrics`, a relay closed for its message rate and the
+/// pauses its byte rate imposed.
+fn count_rate_limits(metrics: &Metrics, route: &str, report: &RelayReport) {
+    if report.end == RelayEnd::RateLimited {
+        metrics.rate_limited(route, "client_messages_per_second", "closed");
+    }
+    if report.client_pauses > 0 {
+        let limit = "client_bytes_per_second";
+        metrics.rate_limited_by(route, limit, "paused", report.client_pauses);
+    }
 }
 
 /// The one log line per finished relay.
@@ -182,7 +206,7 @@ fn log_relay_end(context: &RelayContext, backend: &str, stats: &RelayStats, repo
     let count = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     tracing::info!(
         route = %context.route.name,
-        client = %context.client.peer,
+        client = %context.client.addr,
         request_id = %context.request_id,
         backend,
         duration_ms = report.duration.as_millis() as u64,

@@ -305,7 +305,10 @@ async fn backend_gets_path_query_credentials_and_forwarding_headers() {
     assert_eq!(uri, "/chat/room?id=7&x=y");
     assert_eq!(h["cookie"], "sid=s3cr3t");
     assert_eq!(h["authorization"], "Bearer tok");
-    assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    // The client is not a trusted proxy: its X-Forwarded-For is replaced,
+    // not appended to (issue 17; the trusted case is in client_address.rs).
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-real-ip"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], gw.addr().to_string());
     assert_eq!(

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::super::file::{self, defaults};
-use super::{balance, tls, values, Errors};
+use super::{balance, edge, tls, values, Errors};
 use crate::config::{Backend, FallbackSettings, HostPattern, OriginPolicy, Route, WsSettings};
 
 /// Validates every route, and that no two share a host and path or a name.
@@ -60,6 +60,7 @@ fn route(errors: &mut Errors, index: usize, raw: file::RouteFile, base: &Path) -
         raw.subprotocols.clone().unwrap_or_default(),
     );
     let ws = ws_settings(errors, &at, &raw);
+    let edge = edge::route(errors, &at, &raw);
     let mut duration = |key: &str, raw: Option<&str>, default: Duration| {
         errors.duration(at(key), raw, default, false)
     };
@@ -99,6 +100,7 @@ fn route(errors: &mut Errors, index: usize, raw: file::RouteFile, base: &Path) -
         connect_timeout,
         response_timeout,
         backend_tls,
+        edge,
     };
     (route, key_valid)
 }

@@ -1,4 +1,7 @@
+use http::header;
+
 use super::*;
+use crate::limits::Limit;
 
 #[test]
 fn statuses_and_reasons() {

@@ -33,10 +33,10 @@ fn balancer(balance: Balance, n: u8) -> Balancer {
 }
 
 fn client(last: u8) -> ClientInfo {
-    ClientInfo {
-        peer: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)), 40000),
-        tls: false,
-    }
+    ClientInfo::direct(
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)), 40000),
+        false,
+    )
 }
 
 /// The labels of a plan's order (taking and dropping a lease for each).

@@ -10,10 +10,7 @@ fn route(origins: OriginPolicy, subprotocols: &[&str]) -> Route {
 }
 
 fn client(tls: bool) -> ClientInfo {
-    ClientInfo {
-        peer: "127.0.0.1:1000".parse().unwrap(),
-        tls,
-    }
+    ClientInfo::direct("127.0.0.1:1000".parse().unwrap(), tls)
 }
 
 fn request(extra: &[(&str, &str)]) -> request::Parts {

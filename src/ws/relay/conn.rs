@@ -10,15 +10,15 @@
 //! fires early and is re-armed. A relayed frame therefore never touches the
 //! timer wheel, and shutdown is one long-lived waiter, not one per event.
 
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::pump::{Event, Injected, Pump, Then, Violation};
 use super::{RelayConfig, RelayEnd, RelayReport, Side};
-use crate::ws::close::{
-    reason, GOING_AWAY, INTERNAL_ERROR, INVALID_PAYLOAD, MESSAGE_TOO_BIG, PROTOCOL_ERROR,
-};
+use crate::ws::close::{reason, GOING_AWAY, INTERNAL_ERROR};
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy)]
@@ -29,11 +29,23 @@ enum Phase {
     Closing { end: RelayEnd, deadline: Instant },
 }
 
+/// The connection's timers, as in [`RelayConfig`].
+#[derive(Debug, Clone, Copy)]
+struct Timers {
+    idle_timeout: Duration,
+    ping_interval: Duration,
+    pong_timeout: Duration,
+    close_timeout: Duration,
+    drain_delay: Duration,
+}
+
 /// Both directions of one relayed connection.
 pub(super) struct Conn<CR, CW, BR, BW> {
     c2b: Pump<CR, BW>,
     b2c: Pump<BR, CW>,
-    cfg: RelayConfig,
+    /// The timers of the config (the rest went into the pumps): kept
+    /// apart so that every open WebSocket stores no more than it uses.
+    cfg: Timers,
     phase: Phase,
     started: Instant,
     /// When the next gateway ping is due.
@@ -64,7 +76,13 @@ where
             c2b,
             b2c,
             next_ping: now + cfg.ping_interval,
-            cfg,
+            cfg: Timers {
+                idle_timeout: cfg.idle_timeout,
+                ping_interval: cfg.ping_interval,
+                pong_timeout: cfg.pong_timeout,
+                close_timeout: cfg.close_timeout,
+                drain_delay: cfg.drain_delay,
+            },
             phase: Phase::Open,
             started: now,
             ping_counter: 0,
@@ -91,6 +109,7 @@ where
             end,
             sent_to_client: self.sent_to_client,
             sent_to_backend: self.sent_to_backend,
+            client_pauses: self.c2b.pauses(),
         }
     }
 
@@ -134,8 +153,17 @@ where
         }
     }
 
-    /// The earliest deadline of the current phase, if any.
+    /// The earliest deadline of the current phase, if any; in either
+    /// phase, when a client paused for its byte rate may be read again.
     fn next_deadline(&self) -> Option<Instant> {
+        let phase = self.phase_deadline();
+        match self.c2b.resume_at() {
+            Some(resume) => Some(phase.map_or(resume, |d| d.min(resume))),
+            None => phase,
+        }
+    }
+
+    fn phase_deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Closing { deadline, .. } => Some(deadline),
             Phase::Open => {
@@ -211,7 +239,8 @@ where
             Event::Violation(violation) => self.on_violation(from, violation),
             Event::SrcGone => self.side_gone(from),
             Event::DstGone => self.side_gone(from.other()),
-            Event::Idle => {}
+            // The loop re-arms the timer for the pause's end.
+            Event::Idle | Event::Paused => {}
         }
     }
 
@@ -238,39 +267,7 @@ where
     /// what the other side sent before it still arrives, as it would without
     /// the gateway in between.
     fn on_violation(&mut self, from: Side, violation: Violation) {
-        let (code, end, reason) = match (violation, from) {
-            (Violation::Protocol(error), side) => {
-                let reason = match side {
-                    Side::Client => "protocol error by client",
-                    Side::Backend => "protocol error by backend",
-                };
-                (
-                    PROTOCOL_ERROR,
-                    RelayEnd::ProtocolError { side, error },
-                    reason,
-                )
-            }
-            (Violation::TooBig, Side::Client) => (
-                MESSAGE_TOO_BIG,
-                RelayEnd::MessageTooBig { side: from },
-                "message too big from client",
-            ),
-            (Violation::TooBig, Side::Backend) => (
-                MESSAGE_TOO_BIG,
-                RelayEnd::MessageTooBig { side: from },
-                "message too big from backend",
-            ),
-            (Violation::InvalidUtf8, Side::Client) => (
-                INVALID_PAYLOAD,
-                RelayEnd::InvalidUtf8 { side: from },
-                "invalid UTF-8 from client",
-            ),
-            (Violation::InvalidUtf8, Side::Backend) => (
-                INVALID_PAYLOAD,
-                RelayEnd::InvalidUtf8 { side: from },
-                "invalid UTF-8 from backend",
-            ),
-        };
+        let (code, end, reason) = violation.close(from);
         self.enter_closing(end);
         match from {
             Side::Client => {

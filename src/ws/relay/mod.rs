@@ -72,6 +72,12 @@ pub struct RelayConfig {
     /// Text messages must be UTF-8 (compressed ones cannot be checked
     /// without inflating them and pass as they are); otherwise close 1007.
     pub validate_utf8: bool,
+    /// `client_messages_per_second`: a message from the client beyond it
+    /// closes both sides with 1008.
+    pub client_messages: Option<crate::config::MessageRate>,
+    /// `client_bytes_per_second`: beyond it the client is not read until
+    /// it is back under (backpressure).
+    pub client_bytes_per_second: Option<u64>,
 }
 
 /// Which end of the relay.
@@ -157,6 +163,9 @@ pub enum RelayEnd {
         /// The side that sent it.
         side: Side,
     },
+    /// The client sent messages faster than `client_messages_per_second`;
+    /// both sides got 1008.
+    RateLimited,
     /// Nothing was relayed for `idle_timeout`; both sides got 1001.
     IdleTimeout,
     /// The client did not answer a gateway ping in time; the backend got 1001.
@@ -180,6 +189,7 @@ impl RelayEnd {
             Self::ProtocolError { .. } => "protocol_error",
             Self::MessageTooBig { .. } => "message_too_big",
             Self::InvalidUtf8 { .. } => "invalid_utf8",
+            Self::RateLimited => "rate_limited",
             Self::IdleTimeout => "idle_timeout",
             Self::PongTimeout => "pong_timeout",
             Self::Shutdown => "shutdown",
@@ -199,6 +209,7 @@ impl fmt::Display for RelayEnd {
             Self::ProtocolError { side, error } => write!(f, "protocol error from {side}: {error}"),
             Self::MessageTooBig { side } => write!(f, "message too big from {side}"),
             Self::InvalidUtf8 { side } => write!(f, "text that is not UTF-8 from {side}"),
+            Self::RateLimited => f.write_str("client over its message rate"),
             Self::IdleTimeout => f.write_str("idle timeout"),
             Self::PongTimeout => f.write_str("client did not answer ping"),
             Self::Shutdown => f.write_str("gateway shutdown"),
@@ -224,6 +235,8 @@ pub struct RelayReport {
     pub sent_to_client: Option<u16>,
     /// Status code of a close frame the gateway itself sent to the backend.
     pub sent_to_backend: Option<u16>,
+    /// Times reading the client paused for its `client_bytes_per_second`.
+    pub client_pauses: u64,
 }
 
 impl RelayReport {

@@ -19,12 +19,15 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::pool::Buf;
-use super::{RelayConfig, RelayStats, Side};
+use super::{RelayConfig, RelayEnd, RelayStats, Side};
+use crate::ws::close::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, POLICY_VIOLATION, PROTOCOL_ERROR};
 use crate::ws::frame::{FrameError, MAX_CONTROL_PAYLOAD};
 use crate::ws::utf8::Utf8Stream;
 use inject::Injection;
+use rates::ClientRates;
 
 mod inject;
+mod rates;
 mod transfer;
 mod walk;
 
@@ -48,6 +51,8 @@ pub(super) enum Event {
     DstGone,
     /// The pump has stopped and has nothing left to write.
     Idle,
+    /// The source is not read until the pump's `resume_at` (byte rate).
+    Paused,
 }
 
 /// Kinds of frames the gateway injects.
@@ -68,6 +73,53 @@ pub(super) enum Violation {
     TooBig,
     /// Text message that is not UTF-8 → 1007.
     InvalidUtf8,
+    /// A message over the client's `client_messages_per_second` → 1008.
+    RateLimited,
+}
+
+impl Violation {
+    /// How the connection fails for it: the code both sides get, the end,
+    /// and the close reason.
+    pub(super) fn close(self, from: Side) -> (u16, RelayEnd, &'static str) {
+        let side = from;
+        match (self, from) {
+            (Violation::Protocol(error), Side::Client) => (
+                PROTOCOL_ERROR,
+                RelayEnd::ProtocolError { side, error },
+                "protocol error by client",
+            ),
+            (Violation::Protocol(error), Side::Backend) => (
+                PROTOCOL_ERROR,
+                RelayEnd::ProtocolError { side, error },
+                "protocol error by backend",
+            ),
+            (Violation::TooBig, Side::Client) => (
+                MESSAGE_TOO_BIG,
+                RelayEnd::MessageTooBig { side },
+                "message too big from client",
+            ),
+            (Violation::TooBig, Side::Backend) => (
+                MESSAGE_TOO_BIG,
+                RelayEnd::MessageTooBig { side },
+                "message too big from backend",
+            ),
+            (Violation::InvalidUtf8, Side::Client) => (
+                INVALID_PAYLOAD,
+                RelayEnd::InvalidUtf8 { side },
+                "invalid UTF-8 from client",
+            ),
+            (Violation::InvalidUtf8, Side::Backend) => (
+                INVALID_PAYLOAD,
+                RelayEnd::InvalidUtf8 { side },
+                "invalid UTF-8 from backend",
+            ),
+            (Violation::RateLimited, _) => (
+                POLICY_VIOLATION,
+                RelayEnd::RateLimited,
+                "message rate exceeded",
+            ),
+        }
+    }
 }
 
 /// Where the source stream is relative to frame boundaries.
@@ -192,6 +244,9 @@ pub(super) struct Pump<R, W> {
     deflate: bool,
     validate_utf8: bool,
     stats: Arc<RelayStats>,
+    /// The client's rate limits (client → backend only; boxed, as most
+    /// routes have none).
+    rates: Option<Box<ClientRates>>,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
@@ -232,6 +287,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             deflate: cfg.deflate,
             validate_utf8: cfg.validate_utf8,
             stats,
+            rates: match from {
+                Side::Client => ClientRates::new(cfg),
+                Side::Backend => None,
+            },
         }
     }
 
@@ -273,6 +332,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 return std::future::pending().await;
             }
             self.park();
+            match self.paused() {
+                Some(true) => return Event::Paused,
+                // The connection's timer ends the pause.
+                Some(false) => return std::future::pending().await,
+                None => {}
+            }
             if !self.read().await {
                 self.mode = if self.at_boundary() && self.mode != Mode::Discard {
                     Mode::Finish { then: Then::Done }

@@ -29,6 +29,8 @@ fn cfg() -> RelayConfig {
         drain_delay: Duration::ZERO,
         deflate: false,
         validate_utf8: true,
+        client_messages: None,
+        client_bytes_per_second: None,
     }
 }
 
@@ -935,4 +937,132 @@ async fn unchecked_text_passes_when_validation_is_off_or_compressed() {
     let compressed = client_frame(0xC1, b"\xff\x00");
     h.client.write_all(&compressed).await.unwrap();
     assert_eq!(read_frame(&mut h.backend).await.unwrap().2, compressed);
+}
+
+fn rate(per_second: u32, burst: u32) -> RelayConfig {
+    RelayConfig {
+        client_messages: Some(crate::config::MessageRate { per_second, burst }),
+        ..cfg()
+    }
+}
+
+/// Reads the backend's frames up to the gateway's close: the text
+/// messages before it, and its code.
+async fn messages_until_close(backend: &mut DuplexStream) -> (usize, u16) {
+    let mut texts = 0;
+    loop {
+        let (header, payload, _) = read_frame(backend).await.expect("a close comes");
+        if header.opcode == OpCode::Close {
+            return (texts, u16::from_be_bytes([payload[0], payload[1]]));
+        }
+        texts += 1;
+    }
+}
+
+/// The bad-input case: 10,000 tiny frames in one write. The burst goes
+/// through, the next message closes both sides 1008 and is never
+/// forwarded, nor is anything after it.
+#[tokio::test(start_paused = true)]
+async fn ten_thousand_tiny_frames_at_once_stop_at_the_burst_with_1008() {
+    let mut h = start(rate(50, 50));
+    let flood: Vec<u8> = (0..10_000).flat_map(|_| client_frame(0x81, b"x")).collect();
+    let mut client = h.client;
+    let writer = tokio::spawn(async move {
+        let _ = client.write_all(&flood).await;
+        client
+    });
+    let (forwarded, code) = messages_until_close(&mut h.backend).await;
+    assert_eq!((forwarded, code), (50, 1008));
+    answer_close(&mut h.backend, Side::Backend, 1008).await;
+    let mut client = writer.await.unwrap();
+    let (code, reason) = read_close(&mut client).await.expect("the client's close");
+    assert_eq!((code, reason.as_str()), (1008, "message rate exceeded"));
+    let report = h.relay.await.unwrap();
+    assert_eq!(report.end, RelayEnd::RateLimited);
+    assert_eq!(
+        h.stats.client_to_backend_messages.load(Ordering::Relaxed),
+        50
+    );
+}
+
+/// Messages at twice the rate, one every 50 ms against 10 per second with
+/// a burst of 10: the bucket (GCRA) admits message k while
+/// 100 ms * (k + 1) - 50 ms * k <= 1 s, i.e. k <= 18, so 19 messages pass
+/// and the 20th closes. Tolerance: exactly 19 under paused time (±0);
+/// the integration test allows ±1 on a real clock.
+#[tokio::test(start_paused = true)]
+async fn a_steady_flood_closes_at_the_expected_count() {
+    let mut h = start(rate(10, 10));
+    let mut client = h.client;
+    let writer = tokio::spawn(async move {
+        for _ in 0..100 {
+            if client.write_all(&client_frame(0x81, b"hi")).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        client
+    });
+    let (forwarded, code) = messages_until_close(&mut h.backend).await;
+    assert_eq!((forwarded, code), (19, 1008));
+    drop(writer);
+}
+
+/// Messages at the rate never close: one every 100 ms against 10/s.
+#[tokio::test(start_paused = true)]
+async fn messages_at_the_rate_pass() {
+    let mut h = start(rate(10, 1));
+    for i in 0..30u8 {
+        h.client.write_all(&client_frame(0x82, &[i])).await.unwrap();
+        let (_, payload, _) = read_frame(&mut h.backend).await.unwrap();
+        assert_eq!(payload, [i]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Over `client_bytes_per_second` the relay stops reading: with 16 KiB/s
+/// and a 1 MiB message written as fast as the pipe takes it, the backend
+/// has after t seconds no more than the burst plus t seconds' worth, and
+/// the client's writes stall (nothing is buffered for it), yet every byte
+/// arrives in the end.
+#[tokio::test(start_paused = true)]
+async fn a_byte_rate_paces_the_client_and_drops_nothing() {
+    const RATE: u64 = 16 * 1024;
+    let cfg = RelayConfig {
+        client_bytes_per_second: Some(RATE),
+        ..cfg()
+    };
+    let mut h = start_with_capacity(cfg, 4096);
+    let payload: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let frame = client_frame(0x82, &payload);
+    let mut client = h.client;
+    let writer = tokio::spawn({
+        let frame = frame.clone();
+        async move { client.write_all(&frame).await.map(|()| client) }
+    });
+    let started = tokio::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < frame.len() {
+        let n = h.backend.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+        let allowed = RATE as f64 * (1.0 + started.elapsed().as_secs_f64());
+        assert!(
+            got.len() as f64 <= allowed + BUF_SIZE as f64,
+            "{} bytes after {:?}",
+            got.len(),
+            started.elapsed()
+        );
+    }
+    assert_eq!(got, frame, "nothing dropped");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "paced: {:?}",
+        started.elapsed()
+    );
+    writer.await.unwrap().unwrap();
+    h.shutdown.cancel();
+    let report = h.relay.await.unwrap();
+    assert!(report.client_pauses > 0);
 }

@@ -202,6 +202,11 @@ impl Binary {
         None
     }
 
+    /// The process id (to read its memory from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a signal (`"TERM"`, `"INT"`, `"HUP"`) to the process.
     pub fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")

@@ -137,7 +137,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             }
         };
         (self.out, self.pos, self.end) = (0, 0, kept);
-        let mut read_buf = ReadBuf::new(&mut buf[kept..]);
+        let room = self.read_allowance(buf.len() - kept);
+        let mut read_buf = ReadBuf::new(&mut buf[kept..kept + room]);
         let n = match Pin::new(&mut self.src).poll_read(cx, &mut read_buf) {
             Poll::Ready(Ok(())) => read_buf.filled().len(),
             Poll::Ready(Err(_)) => 0,
@@ -150,6 +151,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 return Poll::Pending;
             }
         };
+        if n > 0 {
+            self.charge_read(n);
+        }
         if held || n > 0 {
             self.carry.len = 0;
             self.end = kept + n;

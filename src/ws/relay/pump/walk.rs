@@ -185,6 +185,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 return Err(Violation::Protocol(FrameError::InterleavedMessage))
             }
             (Message::Fragmented { size }, _) => size,
+            (Message::Idle, _) if !self.take_message() => return Err(Violation::RateLimited),
             (Message::Idle, _) => 0,
         };
         let size = so_far.saturating_add(header.payload_len);
