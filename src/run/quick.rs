@@ -19,7 +19,7 @@ pub struct QuickStart {
     pub fallback: bool,
     /// `--origin`, repeatable: the Origin allowlist (default same-origin).
     pub origins: Vec<String>,
-    /// `--tls`: `self-signed`, or `acme:DOMAIN` (not available yet).
+    /// `--tls`: `self-signed`, or `acme:DOMAIN[,DOMAIN...]`.
     pub tls: Option<String>,
     /// The command as typed, for the generated file's first comment.
     pub command_line: String,
@@ -32,21 +32,7 @@ pub fn config_text(quick: &QuickStart) -> Result<String, String> {
     if quick.to.is_empty() {
         return Err("--to is required (e.g. --to ws://127.0.0.1:9000)".into());
     }
-    let tls = match quick.tls.as_deref() {
-        None => "",
-        Some("self-signed") => "[listeners.tls]\nself_signed = true\n",
-        Some(acme) if acme.starts_with("acme:") => {
-            return Err(format!(
-                "--tls {acme}: ACME certificates are not available yet in this build; \
-                 use --tls self-signed, or a config file with certificate files (docs/tls.md)"
-            ))
-        }
-        Some(other) => {
-            return Err(format!(
-                "--tls {other:?}: expected \"self-signed\" or \"acme:DOMAIN\""
-            ))
-        }
-    };
+    let tls = tls_table(quick.tls.as_deref())?;
     let backends = quick
         .to
         .iter()
@@ -69,6 +55,60 @@ pub fn config_text(quick: &QuickStart) -> Result<String, String> {
         text.push_str("fallback = true\n");
     }
     Ok(text)
+}
+
+/// The `[listeners.tls]` table `--tls` asks for: a self-signed certificate,
+/// or certificates from Let's Encrypt for the listed domains, cached where
+/// the user running the command can write ([`acme_cache`]).
+fn tls_table(tls: Option<&str>) -> Result<String, String> {
+    match tls {
+        None => Ok(String::new()),
+        Some("self-signed") => Ok("[listeners.tls]\nself_signed = true\n".into()),
+        Some(acme) if acme.starts_with("acme:") => {
+            let domains: Vec<String> = acme["acme:".len()..]
+                .split(',')
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty())
+                .collect();
+            if domains.is_empty() {
+                return Err("--tls acme: needs a domain, e.g. --tls acme:chat.example.com".into());
+            }
+            Ok(format!(
+                "[listeners.tls.acme]\ndomains = {}\ncache = {}\n",
+                array(&domains),
+                quoted(&acme_cache())
+            ))
+        }
+        Some(other) => Err(format!(
+            "--tls {other:?}: expected \"self-signed\" or \"acme:DOMAIN\""
+        )),
+    }
+}
+
+/// Where a quick start keeps its ACME account and certificates: the
+/// system's state directory for root (as the packaged service does), else
+/// the user's own data directory, so that `wsgate proxy` works unprivileged.
+fn acme_cache() -> String {
+    const SYSTEM: &str = "/var/lib/wsgate/acme";
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    let data = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty());
+    match (data, home) {
+        _ if is_root() => SYSTEM.to_string(),
+        (Some(data), _) => format!("{}/wsgate/acme", data.to_string_lossy()),
+        (None, Some(home)) => format!("{}/.local/share/wsgate/acme", home.to_string_lossy()),
+        (None, None) => SYSTEM.to_string(),
+    }
+}
+
+/// Whether the process runs as root (its real user id, from procfs).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            == Some("0")
+    })
 }
 
 /// A config error about the generated text, told in the flag's words:

@@ -93,15 +93,19 @@ fn bad_flags_are_reported_in_the_flags_words() {
             "--origin #1: ",
         ),
         (
+            &["--from", ":8080", "--to", ":9000", "--tls", "acme:"],
+            "needs a domain",
+        ),
+        (
             &[
                 "--from",
                 ":8080",
                 "--to",
                 ":9000",
                 "--tls",
-                "acme:example.com",
+                "acme:not a name",
             ],
-            "not available yet",
+            "--tls",
         ),
         (
             &["--from", ":8080", "--to", ":9000", "--tls", "yes"],
@@ -121,6 +125,39 @@ fn bad_flags_are_reported_in_the_flags_words() {
     let out = wsgate(&["--config", "x.toml", "proxy", "--from", ":1", "--to", ":2"]);
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("drop --config"));
+}
+
+#[test]
+fn tls_acme_asks_lets_encrypt_for_the_domains_with_a_writable_cache() {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["proxy", "--from", ":8443", "--to", ":9000"])
+        .args([
+            "--tls",
+            "acme:chat.example.com,www.example.com",
+            "--print-config",
+        ])
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let config: toml::Value = text(&out.stdout).parse().unwrap();
+    let acme = &config["listeners"][0]["tls"]["acme"];
+    assert_eq!(
+        acme["domains"],
+        toml::Value::Array(vec!["chat.example.com".into(), "www.example.com".into()])
+    );
+    // Root keeps the packaged service's cache; anyone else their own.
+    let cache = acme["cache"].as_str().unwrap();
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    match root {
+        true => assert_eq!(cache, "/var/lib/wsgate/acme"),
+        false => assert!(cache.starts_with(home.path().to_str().unwrap()), "{cache}"),
+    }
 }
 
 /// The binary running `wsgate proxy`, killed on drop.
