@@ -13,8 +13,9 @@ use std::net::IpAddr;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use http::header::{self, HeaderMap, HeaderValue};
-use ring::{digest, hmac};
+use sha2::{Digest, Sha256};
 
 /// The HMAC key of sticky-cookie values; fixed, see the module docs.
 const COOKIE_KEY: &[u8] = b"wsgate sticky backend cookie v1";
@@ -24,13 +25,13 @@ const TOKEN_BYTES: usize = 12;
 
 /// The cookie value that names `backend` (its label) on `route`.
 pub fn token(route: &str, backend: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, COOKIE_KEY);
-    let mut context = hmac::Context::with_key(&key);
-    context.update(route.as_bytes());
-    context.update(b"\n");
-    context.update(backend.as_bytes());
-    let tag = context.sign();
-    URL_SAFE_NO_PAD.encode(&tag.as_ref()[..TOKEN_BYTES])
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(COOKIE_KEY).expect("HMAC takes keys of any length");
+    mac.update(route.as_bytes());
+    mac.update(b"\n");
+    mac.update(backend.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    URL_SAFE_NO_PAD.encode(&tag[..TOKEN_BYTES])
 }
 
 /// Every value the request sends for the cookie `name`, in order (a
@@ -58,16 +59,16 @@ pub fn set_cookie(name: &str, token: &str, path: &str, secure: bool) -> Option<H
 /// each client ranks every backend by it, so adding a backend moves only
 /// the clients that rank it first, about 1/N of them.
 pub fn score(client: IpAddr, backend: &str) -> u64 {
-    let mut context = digest::Context::new(&digest::SHA256);
-    context.update(backend.as_bytes());
-    context.update(b"\n");
+    let mut hash = Sha256::new();
+    hash.update(backend.as_bytes());
+    hash.update(b"\n");
     match client {
-        IpAddr::V4(v4) => context.update(&v4.octets()),
-        IpAddr::V6(v6) => context.update(&v6.octets()),
+        IpAddr::V4(v4) => hash.update(v4.octets()),
+        IpAddr::V6(v6) => hash.update(v6.octets()),
     }
-    let digest = context.finish();
+    let digest = hash.finalize();
     let mut first = [0u8; 8];
-    first.copy_from_slice(&digest.as_ref()[..8]);
+    first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
 }
 
