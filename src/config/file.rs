@@ -70,6 +70,11 @@ pub(crate) mod defaults {
     pub(crate) const MAX_HANDSHAKES: usize = 1_024;
     /// `limits.max_header_size`: a request head above this is refused (431/400).
     pub(crate) const MAX_HEADER_SIZE: u64 = 64 * 1024;
+    /// `listeners.tls.http2`: TLS listeners offer h2 beside http/1.1.
+    pub(crate) const HTTP2: bool = true;
+    /// `limits.http2_max_streams`: streams one HTTP/2 connection may have
+    /// open at once (nginx's default is 128, HAProxy's 100).
+    pub(crate) const HTTP2_MAX_STREAMS: u32 = 128;
 }
 
 /// The whole file.
@@ -97,6 +102,7 @@ pub(crate) struct LimitsFile {
     pub(crate) max_connections_per_ip: Option<i64>,
     pub(crate) max_handshakes: Option<i64>,
     pub(crate) max_header_size: Option<SizeValue>,
+    pub(crate) http2_max_streams: Option<i64>,
 }
 
 /// `[server]`.
@@ -141,6 +147,7 @@ pub(crate) struct TlsFile {
     pub(crate) watch_interval: Option<String>,
     pub(crate) client_ca: Option<String>,
     pub(crate) client_subject_header: Option<String>,
+    pub(crate) http2: Option<bool>,
 }
 
 /// One entry of `certs`.

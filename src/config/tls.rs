@@ -30,6 +30,9 @@ pub struct ListenerTls {
     /// Header carrying the verified client certificate's subject to the
     /// backend; any copy the client sent is always removed.
     pub client_subject_header: Option<HeaderName>,
+    /// Offer HTTP/2 (ALPN `h2`) beside HTTP/1.1, with WebSocket over
+    /// HTTP/2 (RFC 8441).
+    pub http2: bool,
 }
 
 /// How a route dials TLS backends (`backend_ca`, `backend_sni`,

@@ -2,6 +2,7 @@
 //! collects every problem with its key path, so one run of `wsgate check`
 //! shows them all.
 
+mod http2;
 mod limits;
 mod route;
 mod tls;

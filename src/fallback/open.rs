@@ -82,7 +82,7 @@ impl Opener<'_> {
             Admitted::Declined(response) => return Ok(response),
         };
         let session = self.start(route, &parts, &ask, &client, backend.io).await?;
-        tracing::info!(route = %route.name, client = %client.peer, session = %session.id, transport = ?ask.transport, backend = %backend.backend, "fallback session opened");
+        tracing::info!(route = %route.name, client = %client.peer, session = %session.id, transport = ?ask.transport, backend = %backend.backend, http_version = client.http.label(), "fallback session opened");
         Ok(opened(
             &session,
             route,
@@ -117,7 +117,7 @@ impl Opener<'_> {
         });
         let store = self.fallback.store.clone();
         store.insert(session.clone(), route.fallback_settings.sessions_per_client)?;
-        session.stats.opened();
+        session.stats.opened(client.http.label());
         let ws = WebSocketStream::from_raw_socket(io, Role::Client, Some(ws_config(route)));
         bridge::spawn(self.shutdown, store, session.clone(), ws.await, inbox);
         Ok(session)

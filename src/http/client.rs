@@ -13,6 +13,28 @@ pub struct ClientInfo {
     pub peer: SocketAddr,
     /// Whether the client connected over TLS (`X-Forwarded-Proto: https`).
     pub tls: bool,
+    /// The HTTP the client's connection speaks.
+    pub http: HttpVersion,
+}
+
+/// The HTTP of a client connection. Backends are always spoken to in
+/// HTTP/1.1; this is the client's side only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 (or 1.0).
+    Http1,
+    /// HTTP/2, over TLS with ALPN `h2`.
+    Http2,
+}
+
+impl HttpVersion {
+    /// The `http_version` label and log field: `1.1` or `2`.
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpVersion::Http1 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
 }
 
 impl ClientInfo {

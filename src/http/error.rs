@@ -10,6 +10,7 @@ use std::time::Duration;
 use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::http::body::{full, Body};
+use crate::http::h2::ConnectFault;
 use crate::limits::{Limit, Refusal, RETRY_AFTER_SECS};
 
 /// Which side of the gateway caused a failure.
@@ -53,6 +54,19 @@ pub enum ProxyError {
     /// The upgrade request is malformed (method, HTTP version, key, headers).
     #[error("bad WebSocket handshake: {0}")]
     BadHandshake(&'static str),
+    /// `Sec-WebSocket-Version` is not a version number at all (RFC 6455
+    /// §4.2.1: a grammar violation is a 400, unlike an unknown version).
+    #[error("malformed Sec-WebSocket-Version {0:?}")]
+    MalformedVersion(String),
+    /// An extended CONNECT (RFC 8441) failed its own checks.
+    #[error("bad extended CONNECT: {0}")]
+    ExtendedConnect(ConnectFault),
+    /// A CONNECT without `:protocol`: a tunnel, which the gateway never opens.
+    #[error("CONNECT tunnels are not supported; only WebSocket over HTTP/2 (RFC 8441) is")]
+    Tunnel,
+    /// An HTTP/2 request's `Host` names another host than its `:authority`.
+    #[error("Host does not match :authority")]
+    AuthorityMismatch,
     /// The route has no backends (a validated config never does this).
     #[error("no backend configured")]
     NoBackend,
@@ -162,9 +176,14 @@ impl ProxyError {
             OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => {
                 StatusCode::FORBIDDEN
             }
-            SubprotocolNotOffered { .. } | BadHandshake(_) | BadFallbackRequest(_) | H2cUpgrade => {
-                StatusCode::BAD_REQUEST
-            }
+            SubprotocolNotOffered { .. }
+            | BadHandshake(_)
+            | BadFallbackRequest(_)
+            | H2cUpgrade
+            | MalformedVersion(_)
+            | AuthorityMismatch => StatusCode::BAD_REQUEST,
+            ExtendedConnect(fault) => fault.status(),
+            Tunnel => StatusCode::NOT_IMPLEMENTED,
             SessionClosed => StatusCode::GONE,
             TooManySessions { .. } => StatusCode::TOO_MANY_REQUESTS,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -184,6 +203,10 @@ impl ProxyError {
     pub fn side(&self) -> Side {
         if matches!(self, ProxyError::ShuttingDown) {
             return Side::Gateway;
+        }
+        // A 501 answers what the client asked for, not a backend failure.
+        if matches!(self, ProxyError::Tunnel | ProxyError::ExtendedConnect(_)) {
+            return Side::Client;
         }
         // Load comes from clients, however the gateway answers it.
         if let ProxyError::OverLimit(_) = self {
@@ -210,7 +233,10 @@ impl ProxyError {
             OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => "origin",
             SubprotocolNotOffered { .. } => "subprotocol",
             UnsupportedVersion(_) => "version",
-            BadHandshake(_) | H2cUpgrade => "bad_request",
+            BadHandshake(_) | H2cUpgrade | AuthorityMismatch => "bad_request",
+            MalformedVersion(_) => "version_malformed",
+            ExtendedConnect(fault) => fault.reason(),
+            Tunnel => "connect_tunnel",
             OverLimit(refusal) => refusal.reason(),
             NoBackend | BackendConnect { .. } => "backend_refused",
             BackendTls { .. } => "backend_tls",

@@ -103,6 +103,7 @@ mod tests {
         ClientInfo {
             peer: addr.parse().unwrap(),
             tls,
+            http: crate::http::client::HttpVersion::Http1,
         }
     }
 

@@ -1,11 +1,14 @@
-//! Accept loops and per-connection HTTP/1.1 serving.
+//! Accept loops and per-connection serving.
 //!
 //! Each accepted connection is one task the drain tracks: for a TLS listener
-//! it first runs the handshake (bounded by `handshake_timeout`), then hyper
-//! with upgrades enabled; a WebSocket leaves hyper at its 101 and continues
-//! as a relay task the drain tracks separately. A plain listener with
-//! `redirect_https` answers every request with a redirect instead. The
-//! admin listener is served here too ([`admin`]).
+//! it first runs the handshake (bounded by `handshake_timeout`), then the
+//! HTTP that ALPN settled on: hyper's HTTP/1.1 server with upgrades
+//! ([`h1`]) or its HTTP/2 server with extended CONNECT ([`h2`]). Plain
+//! listeners speak HTTP/1.1 only. A WebSocket leaves hyper at its 101 (or,
+//! over HTTP/2, its 200) and continues as a relay task the drain tracks
+//! separately. A plain listener with `redirect_https` answers every request
+//! with a redirect instead. The admin listener is served here too
+//! ([`admin`]).
 //!
 //! A connection over a limit gets its 503/429 in the listener's own
 //! protocol: on a TLS listener after a TLS handshake, since a plain HTTP
@@ -15,28 +18,28 @@
 //! request head cut here, is counted in `wsgate_limit_refusals_total`.
 
 pub mod admin;
+mod h1;
+mod h2;
 pub mod redirect;
 mod refuse;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request};
 use hyper::body::Incoming;
-use hyper::service::{service_fn, Service};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{dispatch, Gateway};
-use crate::http::body::Body;
-use crate::http::client::ClientInfo;
+use crate::http::client::{ClientInfo, HttpVersion};
 use crate::limits::{self, Admission, Answer, ConnectionPermit, Limit, Refusal, RefusalPermit};
-use crate::tls::listener::{HandshakeError, TlsListener};
+use crate::tls::listener::{AppProtocol, HandshakeError, TlsListener};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
 /// does not spin while the condition lasts.
@@ -140,40 +143,61 @@ async fn serve_connection(
     stream.set_nodelay(true).ok();
     match frontend {
         Frontend::Plain => {
-            let client = ClientInfo { peer, tls: false };
+            let client = ClientInfo {
+                peer,
+                tls: false,
+                http: HttpVersion::Http1,
+            };
             serve_proxy(stream, client, None, gateway, permit).await
         }
         Frontend::RedirectHttps(port) => {
             let service = service_fn(move |req| async move {
                 Ok::<_, Infallible>(redirect::redirect(&req, port))
             });
-            serve_http(stream, service, peer, &gateway).await
+            h1::serve(stream, service, peer, &gateway).await
         }
-        Frontend::Tls(tls) => {
-            let handshake = tokio::select! {
-                result = tls.handshake(stream) => result,
-                _ = gateway.shutdown.closing().cancelled() => return,
+        Frontend::Tls(tls) => serve_tls(stream, peer, tls, gateway, permit).await,
+    }
+}
+
+/// Runs the TLS handshake, then serves the HTTP that ALPN settled on.
+async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Arc<TlsListener>,
+    gateway: Arc<Gateway>,
+    permit: ConnectionPermit,
+) {
+    let handshake = tokio::select! {
+        result = tls.handshake(stream) => result,
+        _ = gateway.shutdown.closing().cancelled() => return,
+    };
+    match handshake {
+        Ok(accepted) => {
+            let identity = tls.subject_header().map(|header| Identity {
+                header: header.clone(),
+                subject: accepted
+                    .subject
+                    .and_then(|s| HeaderValue::from_str(&s).ok()),
+            });
+            let http = match accepted.protocol {
+                AppProtocol::Http1 => HttpVersion::Http1,
+                AppProtocol::Http2 => HttpVersion::Http2,
             };
-            match handshake {
-                Ok(accepted) => {
-                    let identity = tls.subject_header().map(|header| Identity {
-                        header: header.clone(),
-                        subject: accepted
-                            .subject
-                            .and_then(|s| HeaderValue::from_str(&s).ok()),
-                    });
-                    let client = ClientInfo { peer, tls: true };
-                    serve_proxy(accepted.stream, client, identity, gateway, permit).await
-                }
-                Err(e) => {
-                    gateway.metrics.tls_handshake_failed();
-                    if let HandshakeError::Timeout(_) = e {
-                        let limit = Limit::TlsHandshakeTimeout.label();
-                        gateway.metrics.limit_refused(limit, Answer::Closed.label());
-                    }
-                    tracing::info!(client = %peer, error = %e, "TLS handshake failed; connection closed")
-                }
+            let client = ClientInfo {
+                peer,
+                tls: true,
+                http,
+            };
+            serve_proxy(accepted.stream, client, identity, gateway, permit).await
+        }
+        Err(e) => {
+            gateway.metrics.tls_handshake_failed();
+            if let HandshakeError::Timeout(_) = e {
+                let limit = Limit::TlsHandshakeTimeout.label();
+                gateway.metrics.limit_refused(limit, Answer::Closed.label());
             }
+            tracing::info!(client = %peer, error = %e, "TLS handshake failed; connection closed")
         }
     }
 }
@@ -198,7 +222,8 @@ impl Identity {
     }
 }
 
-/// Serves the proxy on a (plain or decrypted) connection.
+/// Serves the proxy on a (plain or decrypted) connection, in the client's
+/// HTTP.
 async fn serve_proxy<IO>(
     io: IO,
     client: ClientInfo,
@@ -217,66 +242,8 @@ async fn serve_proxy<IO>(
         }
         dispatch::handle(svc_gateway.clone(), req, client)
     });
-    serve_http(io, service, client.peer, &gateway).await
-}
-
-/// Runs hyper's HTTP/1.1 server with upgrades on one connection, and
-/// counts the limits a client ran into when hyper cut it.
-async fn serve_http<IO, S>(io: IO, service: S, peer: SocketAddr, gateway: &Gateway)
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
-{
-    let served = Arc::new(AtomicBool::new(false));
-    let service = {
-        let served = served.clone();
-        service_fn(move |req| {
-            served.store(true, Ordering::Relaxed);
-            service.call(req)
-        })
-    };
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .max_header_size(gateway.settings.limits.max_header_size)
-        .header_read_timeout(gateway.settings.header_read_timeout);
-    let connection = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = gateway.shutdown.closing().cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = &result {
-        if let Some((limit, answer)) = limit_hit(e, served.load(Ordering::Relaxed)) {
-            gateway.metrics.limit_refused(limit.label(), answer.label());
-        }
-    }
-    match result {
-        Err(e) if e.is_parse() || e.is_parse_too_large() || e.is_timeout() => {
-            tracing::info!(client = %peer, error = %e, "bad or incomplete request; connection closed");
-        }
-        Err(e) => tracing::debug!(client = %peer, error = %e, "connection ended with an error"),
-        Ok(()) => {}
-    }
-}
-
-/// The limit behind hyper ending a connection with `error`, if any, and
-/// what the client got: a request head over `max_header_size` (hyper
-/// answered 431), or no first request head within `header_read_timeout`
-/// (slowloris, or a connection opened and never used). hyper runs the same
-/// timer on a kept-alive connection waiting for its next request; once a
-/// request was `served`, that cut is ordinary idling and not counted.
-fn limit_hit(error: &hyper::Error, served: bool) -> Option<(Limit, Answer)> {
-    if error.is_parse_too_large() {
-        Some((Limit::HeaderSize, Answer::Answered))
-    } else if error.is_timeout() && !served {
-        Some((Limit::HeaderReadTimeout, Answer::Closed))
-    } else {
-        None
+    match client.http {
+        HttpVersion::Http1 => h1::serve(io, service, client.peer, &gateway).await,
+        HttpVersion::Http2 => h2::serve(io, service, client.peer, &gateway).await,
     }
 }

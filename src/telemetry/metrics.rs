@@ -19,9 +19,12 @@ use prometheus_client::registry::Registry;
 
 use super::labels::{
     BackendLabel, BackendLabels, CloseLabels, DirectionLabels, EndLabels, FallbackLabels,
-    HandshakeLabels, LimitLabels, ReloadLabels, RouteLabel, StatusLabels, TransportLabels,
+    HandshakeLabels, LimitLabels, ReloadLabels, RouteLabel, SessionLabels, StatusLabels,
+    TransportLabels,
 };
 use super::relays::LiveRelays;
+
+mod http2;
 
 /// Route label of requests that matched no route.
 pub const NO_ROUTE: &str = "<none>";
@@ -60,11 +63,12 @@ pub struct Metrics {
     connect_errors: Family<BackendLabels, Counter>,
     http: Family<StatusLabels, Counter>,
     tls_failures: Counter<u64, AtomicU64>,
-    fallback_sessions: Family<TransportLabels, Counter>,
+    fallback_sessions: Family<SessionLabels, Counter>,
     fallback_active: Family<TransportLabels, Gauge>,
     fallback_messages: Family<FallbackLabels, Counter>,
     limit_refusals: Family<LimitLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    http2: http2::Http2Families,
 }
 
 impl Default for Metrics {
@@ -92,6 +96,7 @@ impl Default for Metrics {
             fallback_messages: Family::default(),
             limit_refusals: Family::default(),
             reloads: Family::default(),
+            http2: http2::Http2Families::default(),
         };
         metrics.register();
         metrics
@@ -103,6 +108,7 @@ impl Metrics {
     fn register(&mut self) {
         self.register_websocket();
         self.register_gateway();
+        self.http2.register(&mut self.registry);
     }
 
     /// The families of WebSocket upgrades and relays.
@@ -175,7 +181,7 @@ impl Metrics {
         );
         r.register(
             "fallback_sessions",
-            "Fallback sessions opened, by transport",
+            "Fallback sessions opened, by transport and the client's HTTP version",
             self.fallback_sessions.clone(),
         );
         r.register(
@@ -211,18 +217,30 @@ impl Metrics {
     }
 
     /// Records one WebSocket upgrade request: `status` is the answer the
-    /// client got (101 = accepted), `refusal` the reason label if the gateway
-    /// refused it itself.
-    pub fn handshake(&self, route: &str, status: u16, refusal: Option<&str>) {
+    /// client got (101 = accepted; 200 for a WebSocket over HTTP/2), `refusal`
+    /// the reason label if the gateway refused it itself; `http_version` is
+    /// the client's (`1.1` or `2`).
+    pub fn handshake(
+        &self,
+        route: &str,
+        http_version: &'static str,
+        status: u16,
+        refusal: Option<&str>,
+    ) {
+        let accepted = match http_version {
+            "2" => 200,
+            _ => 101,
+        };
         let (outcome, reason) = match (status, refusal) {
             (_, Some(reason)) => ("rejected", reason),
-            (101, None) => ("accepted", "ok"),
+            (s, None) if s == accepted => ("accepted", "ok"),
             _ => ("rejected", "backend_status"),
         };
         let labels = HandshakeLabels {
             route: route.to_owned(),
             outcome: outcome.to_owned(),
             reason: reason.to_owned(),
+            http_version,
         };
         self.handshakes.get_or_create(&labels).inc();
     }
@@ -265,11 +283,21 @@ impl Metrics {
     }
 
     /// Counts a fallback session opened on `route` over `transport`
-    /// (`longpoll` or `sse`); call [`Metrics::fallback_session_closed`] with
-    /// the same labels when it ends.
-    pub fn fallback_session_opened(&self, route: &str, transport: &str) {
+    /// (`longpoll` or `sse`) by a client speaking `http_version`; call
+    /// [`Metrics::fallback_session_closed`] when it ends.
+    pub fn fallback_session_opened(
+        &self,
+        route: &str,
+        transport: &str,
+        http_version: &'static str,
+    ) {
+        let opened = SessionLabels {
+            route: route.to_owned(),
+            transport: transport.to_owned(),
+            http_version,
+        };
+        self.fallback_sessions.get_or_create(&opened).inc();
         let labels = transport_labels(route, transport);
-        self.fallback_sessions.get_or_create(&labels).inc();
         self.fallback_active.get_or_create(&labels).inc();
     }
 

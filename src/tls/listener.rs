@@ -1,7 +1,9 @@
 //! TLS termination for one listener: the rustls server config (TLS 1.2 and
-//! 1.3 only, rustls' default cipher suites, ALPN `http/1.1`, optional client
-//! certificates) and the handshake itself, bounded by `handshake_timeout` so
-//! a client that opens TCP and stalls cannot hold a task forever.
+//! 1.3 only, rustls' default cipher suites, ALPN `h2` and `http/1.1` or only
+//! `http/1.1`, optional client certificates) and the handshake itself,
+//! bounded by `handshake_timeout` so a client that opens TCP and stalls
+//! cannot hold a task forever. The protocol ALPN settled on tells the server
+//! layer which HTTP to speak.
 
 use std::io;
 use std::sync::Arc;
@@ -20,9 +22,22 @@ use crate::tls::pem::{provider, read_roots};
 use crate::tls::sni::SniResolver;
 use crate::tls::x509::subject;
 
-/// ALPN protocols offered, in preference order. Only HTTP/1.1 today: the
-/// WebSocket upgrade needs it (RFC 8441 over h2 would be added here first).
-const ALPN: [&[u8]; 1] = [b"http/1.1"];
+/// ALPN protocols offered with `http2 = true`, in preference order: h2
+/// first, as every browser and nginx/HAProxy order it.
+const ALPN_H2: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// ALPN protocols offered with `http2 = false`.
+const ALPN_H1: [&[u8]; 1] = [b"http/1.1"];
+
+/// The HTTP a TLS connection speaks, as ALPN settled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppProtocol {
+    /// `http/1.1`, or no ALPN at all (clients that do not send it speak
+    /// HTTP/1.1).
+    Http1,
+    /// `h2`.
+    Http2,
+}
 
 /// A listener's TLS state, shared by all its connections.
 #[derive(Debug)]
@@ -43,6 +58,8 @@ pub struct Accepted {
     pub stream: TlsStream<TcpStream>,
     /// The verified client certificate's subject (mTLS listeners only).
     pub subject: Option<String>,
+    /// The protocol ALPN settled on.
+    pub protocol: AppProtocol,
 }
 
 /// Why a handshake did not complete.
@@ -106,7 +123,15 @@ impl TlsListener {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(subject);
-        Ok(Accepted { stream, subject })
+        let protocol = match stream.get_ref().1.alpn_protocol() {
+            Some(b"h2") => AppProtocol::Http2,
+            _ => AppProtocol::Http1,
+        };
+        Ok(Accepted {
+            stream,
+            subject,
+            protocol,
+        })
     }
 }
 
@@ -130,9 +155,10 @@ fn server_config(tls: &ListenerTls, at: &str) -> Result<ConfigBuild, String> {
             builder.with_client_cert_verifier(verifier)
         }
     };
+    let alpn: &[&[u8]] = if tls.http2 { &ALPN_H2 } else { &ALPN_H1 };
     Ok(Box::new(move |resolver| {
         let mut config = builder.with_cert_resolver(resolver);
-        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         config
     }))
 }

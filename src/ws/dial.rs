@@ -44,7 +44,12 @@ pub enum DialOutcome {
     /// 101: relay frames.
     Upgraded(BackendUpgrade),
     /// Any other status: relayed to the client as is.
-    Declined(Response<Incoming>),
+    Declined {
+        /// The backend's answer.
+        response: Response<Incoming>,
+        /// The backend as configured, for logs.
+        backend: String,
+    },
 }
 
 /// Opens a WebSocket to one of the route's backends on the client's behalf.
@@ -114,7 +119,7 @@ async fn exchange(
             })
         })??;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Ok(DialOutcome::Declined(response));
+        return Ok(DialOutcome::Declined { response, backend });
     }
     accept(response, route, checked, &key, backend)
         .await

@@ -62,6 +62,7 @@ pub(super) fn listener_tls(
             .client_ca
             .map(|p| file_path(errors, format!("{at}.client_ca"), &p, base)),
         client_subject_header: header,
+        http2: super::http2::enabled(raw.http2),
     }
 }
 

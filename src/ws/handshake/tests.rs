@@ -13,6 +13,7 @@ fn client(tls: bool) -> ClientInfo {
     ClientInfo {
         peer: "127.0.0.1:1000".parse().unwrap(),
         tls,
+        http: crate::http::client::HttpVersion::Http1,
     }
 }
 
