@@ -69,8 +69,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// ...and how long the client has to answer before the connection is cut.
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// After an idle connection was sent GOAWAY, how long it may take to close.
-const CLOSE_WAIT: Duration = Duration::from_secs(5);
+/// Once the gateway sent GOAWAY, how long a connection with no stream
+/// left may take to close (a client that stopped reading never would).
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Why the gateway itself ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,12 +182,11 @@ where
         _ = gateway.shutdown.closing().cancelled() => Closer::Drain,
     };
     connection.as_mut().shut_down();
-    let result = match closer {
-        Closer::Drain => connection.await,
-        Closer::Idle | Closer::Unused => {
-            let bounded = tokio::time::timeout(CLOSE_WAIT, connection).await;
-            bounded.unwrap_or(Ok(()))
-        }
+    // Open streams finish (the drain's grace bounds them); a connection
+    // with none left has nothing to wait for beyond its GOAWAY going out.
+    let result = tokio::select! {
+        result = connection => result,
+        _ = idle(streams, CLOSE_WAIT) => Ok(()),
     };
     (result, Some(closer))
 }
@@ -225,7 +225,7 @@ where
 }
 
 /// The `end` label: a flood the watch cut, else the GOAWAY h2 sent, else
-/// hyper's error, else who closed it.
+/// the gateway's own reason to close, else hyper's error.
 fn end_label(
     result: &Result<(), hyper::Error>,
     seen: &Seen,
@@ -237,12 +237,13 @@ fn end_label(
     if let Some(goaway) = seen.goaway() {
         return goaway_label(&goaway);
     }
-    match (result, closer) {
-        (Err(e), _) => error_label(e),
-        (Ok(()), Some(Closer::Idle)) => "idle",
-        (Ok(()), Some(Closer::Unused)) => "unused",
-        (Ok(()), Some(Closer::Drain)) => "drain",
-        (Ok(()), None) => "closed",
+    // Once the gateway closed it, how the client hung up says nothing.
+    match (closer, result) {
+        (Some(Closer::Idle), _) => "idle",
+        (Some(Closer::Unused), _) => "unused",
+        (Some(Closer::Drain), _) => "drain",
+        (None, Err(e)) => error_label(e),
+        (None, Ok(())) => "closed",
     }
 }
 
