@@ -20,6 +20,8 @@ mod fallback_bench;
 mod fallback_lifecycle;
 mod handshake;
 mod hostile;
+mod http2_clients;
+mod http2_hostile;
 mod http2_proxy;
 mod http2_websocket;
 mod http_proxy;
