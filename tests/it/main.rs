@@ -10,6 +10,7 @@ mod support;
 
 mod bad_input;
 mod browser_fallback;
+mod browser_h2;
 mod cli;
 mod deploy;
 mod drain;
