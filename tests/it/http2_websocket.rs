@@ -128,6 +128,9 @@ fn base64_len(key: &str) -> usize {
         .map_or(0, |b| b.len())
 }
 
+/// A path, the request's headers, the status and a word of the body.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 /// 404, 403, 400 (subprotocol, malformed version), 426, 501: answered by
 /// the gateway, no backend contacted.
 #[tokio::test]
@@ -139,7 +142,7 @@ async fn refusals_before_any_backend_is_touched() {
     );
     let gw = TestGateway::start(&format!("{TLS_LISTENER}\n{route}")).await;
     let mut h2 = H2::connect(gw.addr()).await;
-    let cases: [(&str, Vec<(&str, &str)>, u16, &str); 5] = [
+    let cases: [Case; 5] = [
         ("/elsewhere", vec![], 404, ""),
         (
             "/chat",
@@ -466,4 +469,20 @@ async fn metrics_and_the_log_line_name_http2() {
     );
     drop((ws, h2));
     gw.stop().await;
+}
+
+/// hyper 1.8 to 1.10 buffer an HTTP/2 CONNECT stream without bound when its
+/// reader is slow (hyper #4102, fixed in 1.11). Cargo.toml asks for 1.11;
+/// this holds the lock file to it too.
+#[test]
+fn the_locked_hyper_is_at_least_1_11() {
+    let lock = include_str!("../../Cargo.lock");
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("\nname = \"hyper\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .expect("hyper in Cargo.lock");
+    let parts: Vec<u64> = version.split('.').map(|n| n.parse().unwrap()).collect();
+    assert!(parts[0] == 1 && parts[1] >= 11, "hyper {version} in Cargo.lock");
 }

@@ -328,7 +328,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
         if let Some(flood) = this.on_read(&buf.filled()[before..]) {
             this.seen.flood.store(flood as u8, Ordering::Relaxed);
             let message = format!("HTTP/2 {}: connection cut", flood.label());
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::Other, message)));
+            return Poll::Ready(Err(io::Error::other(message)));
         }
         Poll::Ready(Ok(()))
     }

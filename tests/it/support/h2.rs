@@ -258,7 +258,7 @@ impl std::fmt::Debug for H2Io {
 }
 
 fn to_io(e: h2::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, e)
+    io::Error::other(e)
 }
 
 impl AsyncRead for H2Io {
