@@ -115,7 +115,8 @@ async fn refuse(
     let Frontend::Tls(tls) = frontend else {
         return refuse::answer(TokioIo::new(stream), refusal, permit).await;
     };
-    let handshake = tokio::time::timeout(limits::REFUSAL_READ_TIMEOUT, tls.handshake(stream));
+    let handshake = tls.handshake_for_refusal(stream);
+    let handshake = tokio::time::timeout(limits::REFUSAL_READ_TIMEOUT, handshake);
     match handshake.await {
         Ok(Ok(accepted)) => refuse::answer(TokioIo::new(accepted.stream), refusal, permit).await,
         Ok(Err(e)) => {

@@ -44,6 +44,9 @@ pub enum AppProtocol {
 pub struct TlsListener {
     /// The rustls config every handshake of this listener uses.
     config: Arc<ServerConfig>,
+    /// The same, offering only `http/1.1`: an over-limit client's one
+    /// refusal is always an HTTP/1.1 answer.
+    refusal_config: Arc<ServerConfig>,
     /// The certificate set, swapped by reloads.
     resolver: Arc<SniResolver>,
     /// Bound on one handshake.
@@ -91,8 +94,12 @@ impl TlsListener {
             return Err(errors);
         };
         let resolver = Arc::new(SniResolver::new(set));
+        let config = build(resolver.clone());
+        let mut refusal_config = config.clone();
+        refusal_config.alpn_protocols = ALPN_H1.iter().map(|p| p.to_vec()).collect();
         let listener = TlsListener {
-            config: Arc::new(build(resolver.clone())),
+            config: Arc::new(config),
+            refusal_config: Arc::new(refusal_config),
             resolver,
             handshake_timeout: tls.handshake_timeout,
             subject_header: tls.client_subject_header.clone(),
@@ -112,7 +119,21 @@ impl TlsListener {
 
     /// Runs the server side of the handshake within the timeout.
     pub async fn handshake(&self, tcp: TcpStream) -> Result<Accepted, HandshakeError> {
-        let accept = TlsAcceptor::from(self.config.clone()).accept(tcp);
+        self.handshake_with(self.config.clone(), tcp).await
+    }
+
+    /// The handshake of a connection that will only be refused: ALPN
+    /// settles on `http/1.1` whatever the listener offers otherwise.
+    pub async fn handshake_for_refusal(&self, tcp: TcpStream) -> Result<Accepted, HandshakeError> {
+        self.handshake_with(self.refusal_config.clone(), tcp).await
+    }
+
+    async fn handshake_with(
+        &self,
+        config: Arc<ServerConfig>,
+        tcp: TcpStream,
+    ) -> Result<Accepted, HandshakeError> {
+        let accept = TlsAcceptor::from(config).accept(tcp);
         let stream = tokio::time::timeout(self.handshake_timeout, accept)
             .await
             .map_err(|_| HandshakeError::Timeout(self.handshake_timeout))?

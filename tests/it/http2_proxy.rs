@@ -349,3 +349,27 @@ async fn idle_h2_connections_close_and_busy_ones_stay() {
     .await;
     gw.stop().await;
 }
+
+/// An over-limit client that offers h2 still gets the refusal's one short
+/// HTTP/1.1 answer: the refusal's handshake settles on `http/1.1`.
+#[tokio::test]
+async fn an_over_limit_h2_client_gets_an_http11_503() {
+    let config = format!(
+        "[limits]\nmax_connections = 1\n\n{}",
+        config("builtin:echo", "")
+    );
+    let gw = TestGateway::start(&config).await;
+    let held = H2::connect(gw.addr()).await;
+    let mut refused = tls(gw.addr(), &[b"h2", b"http/1.1"]).await;
+    assert_eq!(refused.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    refused
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, refused.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    drop(held);
+    gw.stop().await;
+}

@@ -484,5 +484,8 @@ fn the_locked_hyper_is_at_least_1_11() {
         .map(|v| v.trim_end_matches('"').to_string())
         .expect("hyper in Cargo.lock");
     let parts: Vec<u64> = version.split('.').map(|n| n.parse().unwrap()).collect();
-    assert!(parts[0] == 1 && parts[1] >= 11, "hyper {version} in Cargo.lock");
+    assert!(
+        parts[0] == 1 && parts[1] >= 11,
+        "hyper {version} in Cargo.lock"
+    );
 }
