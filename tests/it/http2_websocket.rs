@@ -489,3 +489,76 @@ fn the_locked_hyper_is_at_least_1_11() {
         "hyper {version} in Cargo.lock"
     );
 }
+
+/// A backend that completes the handshake and then never reads.
+async fn deaf_backend() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                held.push(ws); // kept open, never polled again
+            }
+        }
+    });
+    addr
+}
+
+/// A client writing into a WebSocket whose backend stopped reading fills
+/// only that stream's window: the connection's window holds every stream's,
+/// so another WebSocket on the same connection goes on echoing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_does_not_hold_up_the_other_streams() {
+    let deaf = deaf_backend().await;
+    let echo = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let routes = format!(
+        "[[routes]]\npath = \"/deaf\"\nbackends = [\"ws://{deaf}\"]\nmax_message_size = \"64MiB\"\n\n\
+         [[routes]]\npath = \"/echo\"\nbackends = [\"{}\"]\n",
+        echo.url()
+    );
+    let gw = TestGateway::start(&format!("{TLS_LISTENER}\n{routes}")).await;
+    let mut h2 = H2::connect(gw.addr()).await;
+    let (_, mut stalled) = h2.websocket("/deaf", &[]).await.unwrap();
+    let (_, mut flowing) = h2.websocket("/echo", &[]).await.unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = sent.clone();
+    let upload = tokio::spawn(async move {
+        let chunk = vec![1u8; 256 * 1024];
+        for _ in 0..256 {
+            stalled.send(Message::Binary(chunk.clone())).await.unwrap();
+            progress.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        }
+    });
+    // Stalled: no progress for 25 polls, half a second (the backend's
+    // socket buffers, then the stream's window, are full).
+    let mut last = (u64::MAX, 0);
+    crate::support::ops::eventually("the upload to stall", || {
+        let now = sent.load(Ordering::SeqCst);
+        last = if now == last.0 {
+            (now, last.1 + 1)
+        } else {
+            (now, 0)
+        };
+        let stalled = last.1 >= 25 && now > 0;
+        async move { stalled }
+    })
+    .await;
+    for i in 0..200 {
+        let text = format!("still flowing {i}");
+        flowing.send(Message::Text(text.clone())).await.unwrap();
+        assert_eq!(next(&mut flowing).await, Some(Message::Text(text)));
+    }
+    assert!(
+        !upload.is_finished(),
+        "64 MiB cannot have gone into a backend that reads nothing"
+    );
+    assert_eq!(
+        sent.load(Ordering::SeqCst),
+        last.0,
+        "the stalled stream stayed stalled"
+    );
+    upload.abort();
+    drop((flowing, h2));
+    gw.stop().await;
+}
