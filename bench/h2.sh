@@ -8,6 +8,8 @@
 # Scenarios, each round in rotated target order:
 #   h2get   h2load GETs (-c 8 -m 16) through each proxy to a small nginx
 #           origin; requests/s and the proxy's CPU per request.
+#   h1get   the same over HTTP/1.1 on TLS (h2load --h1, -c 8), to tell the
+#           cost of HTTP/2 from the cost of a proxied request.
 #   h2ws64, h2ws4k
 #           WebSocket over HTTP/2 (RFC 8441) echo through wsgate and HAProxy
 #           (nginx has no RFC 8441): 50 WebSockets, 10 per HTTP/2
@@ -30,7 +32,7 @@ ROUNDS=5
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --rounds) ROUNDS="$2"; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -167,22 +169,23 @@ cpu_ticks() { # utime + stime of the given pids
     echo "$total"
 }
 
-h2get() { # h2get TARGET ROUND
-    local before after out rps
+get_load() { # get_load SCENARIO TARGET ROUND H2LOAD-ARGS...
+    local scenario=$1 target=$2 round=$3 before after out rps
+    shift 3
     # shellcheck disable=SC2086
-    before=$(cpu_ticks ${WATCH[$1]})
-    out=$(h2load -n "$H2GET_REQS" -c 8 -m 16 "https://127.0.0.1:${PORT[$1]}/" 2>&1) || true
+    before=$(cpu_ticks ${WATCH[$target]})
+    out=$(h2load -n "$H2GET_REQS" "$@" "https://127.0.0.1:${PORT[$target]}/" 2>&1) || true
     # shellcheck disable=SC2086
-    after=$(cpu_ticks ${WATCH[$1]})
+    after=$(cpu_ticks ${WATCH[$target]})
     if ! grep -q "status codes: $H2GET_REQS 2xx" <<<"$out"; then
-        log "h2get on $1 (round $2) failed: $(grep -E 'requests:|status codes' <<<"$out" | tr '\n' ' ')"
-        record h2get.reqs_per_s "$1" "$2" failed
-        record h2get.cpu_us_per_req "$1" "$2" failed
+        log "$scenario on $target (round $round) failed: $(grep -E 'requests:|status codes' <<<"$out" | tr '\n' ' ')"
+        record "$scenario.reqs_per_s" "$target" "$round" failed
+        record "$scenario.cpu_us_per_req" "$target" "$round" failed
         return
     fi
     rps=$(sed -nE 's/^finished in [0-9.]+m?s, ([0-9.]+) req\/s.*/\1/p' <<<"$out")
-    record h2get.reqs_per_s "$1" "$2" "$rps"
-    record h2get.cpu_us_per_req "$1" "$2" "$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$H2GET_REQS" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
+    record "$scenario.reqs_per_s" "$target" "$round" "$rps"
+    record "$scenario.cpu_us_per_req" "$target" "$round" "$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$H2GET_REQS" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
 }
 
 echo_load() { # echo_load SCENARIO TARGET ROUND URL SIZE
@@ -207,7 +210,8 @@ STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 for ((round = 0; round < ROUNDS; round++)); do
     mapfile -t order < <(rotated "$round" "${PROXIES[@]}")
     log "round $((round + 1)) of $ROUNDS: ${order[*]}"
-    for target in "${order[@]}"; do h2get "$target" "$round"; done
+    for target in "${order[@]}"; do get_load h2get "$target" "$round" -c 8 -m 16; done
+    for target in "${order[@]}"; do get_load h1get "$target" "$round" --h1 -c 8; done
     for size in 64 4096; do
         scenario=$([[ $size == 64 ]] && echo h2ws64 || echo h2ws4k)
         for target in "${order[@]}"; do

@@ -159,6 +159,18 @@ const ROWS: &[Row] = &[
         None,
     ),
     row(
+        "HTTP/1.1 GETs on TLS (requests/s)",
+        "h1get.reqs_per_s",
+        Better::Higher,
+        None,
+    ),
+    row(
+        "Proxy CPU per HTTP/1.1 GET on TLS (µs)",
+        "h1get.cpu_us_per_req",
+        Better::Lower,
+        None,
+    ),
+    row(
         "WebSocket over HTTP/2, 64 B (echoes/s)",
         "h2ws64.msgs_per_s",
         Better::Higher,
