@@ -106,7 +106,10 @@ async fn connect(target: &Target) -> io::Result<SendRequest<Bytes>> {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         send = send.ready().await.map_err(to_io)?;
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "no SETTINGS_ENABLE_CONNECT_PROTOCOL"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "no SETTINGS_ENABLE_CONNECT_PROTOCOL",
+    ))
 }
 
 fn to_io(e: h2::Error) -> io::Error {
