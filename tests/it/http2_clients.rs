@@ -285,5 +285,27 @@ async fn python_h2_malformed_extended_connects_never_reach_the_backend() {
         value(&m, "wsgate_http2_stream_resets_total", &resets) >= 2.0,
         "{m}"
     );
+    let reset = [
+        "HTTP/2 stream reset by the gateway",
+        "code=\"protocol_error\"",
+    ];
+    assert_eq!(
+        logs.lines_with(&reset).len(),
+        2,
+        "one line per connection: no_path, no_scheme"
+    );
+    // hyper resets a CONNECT that declares a body and drops the connection
+    // before the reset goes out: counted and logged as how it ended.
+    logs.wait_for_line(&["HTTP/2 connection ended", "end=\"connect_body\""])
+        .await;
+    let labels = [("end", "connect_body")];
+    assert_eq!(
+        value(
+            &scrape(gw.admin).await,
+            "wsgate_http2_connections_total",
+            &labels
+        ),
+        1.0
+    );
     gw.stop().await;
 }

@@ -61,7 +61,9 @@ async fn still_serving(gw: &TestGateway) {
 }
 
 /// The connection ended with GOAWAY `ENHANCE_YOUR_CALM` naming `debug`, or
-/// was cut by the gateway's own budget (closed without one).
+/// closed without the client seeing one (cut by the gateway's own budget,
+/// or the GOAWAY lost to the reset of a socket closed with data unread);
+/// the caller checks the gateway's count of how it ended.
 fn ended_calm(report: &Value, debug: &str) {
     let goaway = &report["goaway"];
     let calm = goaway["code"] == 11 && goaway["debug"] == debug;
@@ -94,11 +96,9 @@ async fn rapid_reset_ends_the_connection() {
 async fn a_continuation_flood_ends_the_connection() {
     let gw = gateway().await;
     let report = attack(&gw, "continuation").await;
-    assert_eq!(report["goaway"]["code"], 11, "{report}");
-    assert_eq!(
-        report["goaway"]["debug"], "too_many_continuations",
-        "{report}"
-    );
+    // The client may lose the GOAWAY to the reset of a connection closed
+    // with its frames unread; the gateway's count says which GOAWAY it sent.
+    ended_calm(&report, "too_many_continuations");
     ended(&gw, "continuation_flood").await;
     still_serving(&gw).await;
     gw.stop().await;
@@ -124,11 +124,7 @@ async fn an_hpack_bomb_ends_the_connection() {
     let gw = gateway().await;
     let report = attack(&gw, "hpack_bomb").await;
     assert!(report["block_bytes"].as_u64().unwrap() < 6000, "{report}");
-    assert_eq!(report["goaway"]["code"], 11, "{report}");
-    assert_eq!(
-        report["goaway"]["debug"], "header_list_way_too_large",
-        "{report}"
-    );
+    ended_calm(&report, "header_list_way_too_large");
     ended(&gw, "header_list_abuse").await;
     still_serving(&gw).await;
     gw.stop().await;

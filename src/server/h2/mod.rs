@@ -97,7 +97,7 @@ where
 {
     let started = Instant::now();
     let (seen, streams) = (Arc::new(Seen::default()), Arc::new(Streams::default()));
-    let io = Watched::new(io, seen.clone(), gateway.metrics.clone());
+    let io = Watched::new(io, peer, seen.clone(), gateway.metrics.clone());
     let service = with_streams(service, seen.clone(), streams.clone());
     let connection = builder(&gateway.settings.limits).serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
@@ -243,7 +243,11 @@ fn end_label(
         (Some(Closer::Unused), _) => "unused",
         (Some(Closer::Drain), _) => "drain",
         (None, Err(e)) => error_label(e),
-        (None, Ok(())) => "closed",
+        (None, Ok(())) if seen.client_left() => "closed",
+        // hyper's h2 server ends a connection by itself only when a CONNECT
+        // declares a body (it resets the stream and returns, dropping the
+        // connection, hyper 1.12).
+        (None, Ok(())) => "connect_body",
     }
 }
 

@@ -12,12 +12,16 @@
 //!   token budget the connection is cut (an I/O error to h2);
 //! - name why the connection ended: the GOAWAY h2 wrote says it
 //!   (`too_many_resets`, `too_many_continuations`, ...), and count every
-//!   RST_STREAM either side sent, by error code.
+//!   RST_STREAM either side sent, by error code. The first stream the
+//!   gateway resets for an error on a connection (a malformed request, a
+//!   stream over the limit) is also logged: h2 does it before any request
+//!   reaches the gateway's code, which would otherwise say nothing.
 //!
 //! The watch reads only frame heads (and four to forty payload bytes of
 //! RST_STREAM and GOAWAY); it never buffers or changes a byte.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -95,6 +99,8 @@ pub(super) struct Seen {
     flood: AtomicU8,
     /// The first GOAWAY with an error code the gateway sent.
     goaway: Mutex<Option<GoAway>>,
+    /// The client said it was leaving: its GOAWAY, or the end of its stream.
+    client_left: AtomicBool,
 }
 
 impl Seen {
@@ -119,6 +125,11 @@ impl Seen {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Whether the client sent GOAWAY or closed its side.
+    pub(super) fn client_left(&self) -> bool {
+        self.client_left.load(Ordering::Relaxed)
     }
 }
 
@@ -187,6 +198,18 @@ struct Inbound {
     last_stream: u32,
 }
 
+/// The gateway's side of the watch: what it scans, and whether it logged
+/// a reset yet.
+#[derive(Debug)]
+struct Outbound {
+    scanner: Scanner,
+    /// The client, for the log line.
+    peer: SocketAddr,
+    /// A reset for an error was logged on this connection (only the first
+    /// is; the rest are counted).
+    logged_reset: bool,
+}
+
 /// A connection's stream with the watch on it.
 #[derive(Debug)]
 pub(super) struct Watched<IO> {
@@ -194,12 +217,13 @@ pub(super) struct Watched<IO> {
     seen: Arc<Seen>,
     metrics: Arc<Metrics>,
     inbound: Inbound,
-    outbound: Scanner,
+    outbound: Outbound,
 }
 
 impl<IO> Watched<IO> {
-    /// Watches `io`; what is learned goes to `seen`, resets to `metrics`.
-    pub(super) fn new(io: IO, seen: Arc<Seen>, metrics: Arc<Metrics>) -> Self {
+    /// Watches `io`, the connection from `peer`; what is learned goes to
+    /// `seen`, resets to `metrics`.
+    pub(super) fn new(io: IO, peer: SocketAddr, seen: Arc<Seen>, metrics: Arc<Metrics>) -> Self {
         let now = Instant::now();
         Watched {
             io,
@@ -212,7 +236,11 @@ impl<IO> Watched<IO> {
                 resets: Bucket::full(RESET_BUDGET, now),
                 last_stream: 0,
             },
-            outbound: Scanner::server(),
+            outbound: Outbound {
+                scanner: Scanner::server(),
+                peer,
+                logged_reset: false,
+            },
         }
     }
 
@@ -240,6 +268,10 @@ impl<IO> Watched<IO> {
                     metrics.http2_stream_reset("client", code_label(error_code(captured)));
                     (!resets.take(now)).then_some(Flood::Reset)
                 }
+                kind::GOAWAY => {
+                    seen.client_left.store(true, Ordering::Relaxed);
+                    None
+                }
                 kind::HEADERS if head.stream > *last_stream => {
                     *last_stream = head.stream;
                     seen.streams.fetch_add(1, Ordering::Relaxed);
@@ -255,23 +287,33 @@ impl<IO> Watched<IO> {
     /// Scans bytes the gateway sent.
     fn on_write(&mut self, bytes: &[u8]) {
         let (seen, metrics) = (&self.seen, &self.metrics);
-        self.outbound
-            .feed(bytes, &mut |head: Head, captured: &[u8]| match head.kind {
-                kind::RST_STREAM => {
-                    metrics.http2_stream_reset("gateway", code_label(error_code(captured)));
+        let Outbound {
+            scanner,
+            peer,
+            logged_reset,
+        } = &mut self.outbound;
+        scanner.feed(bytes, &mut |head: Head, captured: &[u8]| match head.kind {
+            kind::RST_STREAM => {
+                let code = error_code(captured);
+                metrics.http2_stream_reset("gateway", code_label(code));
+                if !*logged_reset && !matches!(code, NO_ERROR | CANCEL) {
+                    *logged_reset = true;
+                    let (code, stream) = (code_label(code), head.stream);
+                    tracing::info!(client = %peer, stream, code, "HTTP/2 stream reset by the gateway (further resets on this connection are counted, not logged)");
                 }
-                kind::GOAWAY if captured.len() >= 8 => {
-                    let code = error_code(&captured[4..]);
-                    let mut goaway = seen.goaway.lock().unwrap_or_else(|e| e.into_inner());
-                    if code != 0 && goaway.is_none() {
-                        *goaway = Some(GoAway {
-                            code,
-                            debug: captured[8..].to_vec(),
-                        });
-                    }
+            }
+            kind::GOAWAY if captured.len() >= 8 => {
+                let code = error_code(&captured[4..]);
+                let mut goaway = seen.goaway.lock().unwrap_or_else(|e| e.into_inner());
+                if code != NO_ERROR && goaway.is_none() {
+                    *goaway = Some(GoAway {
+                        code,
+                        debug: captured[8..].to_vec(),
+                    });
                 }
-                _ => {}
-            });
+            }
+            _ => {}
+        });
     }
 
     /// Scans what a vectored write accepted: the first `n` bytes of `bufs`.
@@ -286,6 +328,10 @@ impl<IO> Watched<IO> {
         }
     }
 }
+
+/// RFC 9113 §7 error codes of resets that are no one's fault.
+const NO_ERROR: u32 = 0x0;
+const CANCEL: u32 = 0x8;
 
 /// The error code at the start of `bytes` (0 when they are too short).
 fn error_code(bytes: &[u8]) -> u32 {
@@ -324,7 +370,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        std::task::ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        let read = std::task::ready!(Pin::new(&mut this.io).poll_read(cx, buf));
+        // An end of stream, or a read error (a TLS stream cut without
+        // close_notify is one): the client is gone.
+        if read.is_err() || buf.filled().len() == before {
+            this.seen.client_left.store(true, Ordering::Relaxed);
+        }
+        read?;
         if let Some(flood) = this.on_read(&buf.filled()[before..]) {
             this.seen.flood.store(flood as u8, Ordering::Relaxed);
             let message = format!("HTTP/2 {}: connection cut", flood.label());

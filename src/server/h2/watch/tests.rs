@@ -22,7 +22,12 @@ fn watched() -> (
     let (ours, theirs) = duplex(1 << 20);
     let (seen, metrics) = (Arc::new(Seen::default()), Arc::new(Metrics::default()));
     (
-        Watched::new(ours, seen.clone(), metrics.clone()),
+        Watched::new(
+            ours,
+            "127.0.0.1:1".parse().unwrap(),
+            seen.clone(),
+            metrics.clone(),
+        ),
         theirs,
         seen,
         metrics,
