@@ -13,6 +13,7 @@
 //!
 //! [`max_streams`]: crate::config::LimitSettings::http2_max_streams
 
+mod budget;
 mod frame;
 mod watch;
 

@@ -26,29 +26,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use super::budget::{Bucket, PING_BUDGET, RESET_BUDGET, SETTINGS_BUDGET};
 use super::frame::{kind, Head, Scanner, ACK};
 use crate::telemetry::metrics::Metrics;
-
-/// Client SETTINGS frames (not acknowledgements) allowed in a burst, and
-/// per second after it. A client sends one at the start and rarely another.
-const SETTINGS_BUDGET: Budget = Budget::new(16, 1);
-
-/// Client PINGs (not answers) allowed in a burst, and per second after it.
-/// Browsers ping an idle connection now and then; tools that estimate
-/// bandwidth ping once per round trip at most.
-const PING_BUDGET: Budget = Budget::new(100, 10);
-
-/// Streams the client may reset in a burst, and per second after it: a
-/// page navigation cancels a few dozen requests; the rapid-reset attack
-/// (CVE-2023-44487) resets thousands a second. h2 itself counts resets of
-/// streams not yet accepted (`max_pending_accept_reset_streams`); this
-/// bounds resets of accepted ones, which each cost a request's start.
-const RESET_BUDGET: Budget = Budget::new(256, 64);
 
 /// What a flood of one frame type ended the connection as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,60 +114,6 @@ impl Seen {
     /// Whether the client sent GOAWAY or closed its side.
     pub(super) fn client_left(&self) -> bool {
         self.client_left.load(Ordering::Relaxed)
-    }
-}
-
-/// A token bucket: `burst` frames at once, `per_sec` a second after that.
-#[derive(Debug, Clone, Copy)]
-struct Budget {
-    burst: u32,
-    per_sec: u32,
-}
-
-impl Budget {
-    const fn new(burst: u32, per_sec: u32) -> Budget {
-        Budget { burst, per_sec }
-    }
-}
-
-/// A [`Budget`]'s live state.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    budget: Budget,
-    tokens: u32,
-    /// When `tokens` was last topped up.
-    since: Instant,
-}
-
-impl Bucket {
-    fn full(budget: Budget, now: Instant) -> Bucket {
-        Bucket {
-            budget,
-            tokens: budget.burst,
-            since: now,
-        }
-    }
-
-    /// Takes one token; false when the budget is spent.
-    fn take(&mut self, now: Instant) -> bool {
-        let per_token = Duration::from_secs(1) / self.budget.per_sec;
-        let earned = (now - self.since).as_nanos() / per_token.as_nanos();
-        if earned > 0 {
-            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
-            self.tokens = self.tokens.saturating_add(earned).min(self.budget.burst);
-            self.since = if self.tokens == self.budget.burst {
-                now
-            } else {
-                self.since + per_token * earned
-            };
-        }
-        match self.tokens.checked_sub(1) {
-            Some(left) => {
-                self.tokens = left;
-                true
-            }
-            None => false,
-        }
     }
 }
 

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt};
 
 use super::*;
@@ -44,23 +46,6 @@ async fn pump(watched: &mut Watched<tokio::io::DuplexStream>, want: usize) -> io
         total += n;
     }
     Ok(total)
-}
-
-#[test]
-fn a_bucket_allows_its_burst_then_its_rate() {
-    let start = Instant::now();
-    let mut bucket = Bucket::full(Budget::new(3, 10), start);
-    assert!((0..3).all(|_| bucket.take(start)));
-    assert!(!bucket.take(start));
-    assert!(!bucket.take(start + Duration::from_millis(99)));
-    assert!(bucket.take(start + Duration::from_millis(100)));
-    assert!(!bucket.take(start + Duration::from_millis(150)));
-    let later = start + Duration::from_secs(60);
-    assert!(
-        (0..3).all(|_| bucket.take(later)),
-        "refills up to the burst"
-    );
-    assert!(!bucket.take(later));
 }
 
 #[tokio::test]
