@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! run         assembly: bind, serve, reload, the drain's stages in order
-//! server      accept loops, per-connection serving, over-limit refusals, admin
+//! server      accept loops, per-connection serving (HTTP/1.1, HTTP/2 on TLS),
+//!             over-limit refusals, admin
 //! gateway     per-request dispatch: upgrade | fallback | plain; narrow contexts
 //! cluster     owner forwarding of fallback requests between instances
 //! builtin     the in-process echo backend and demo page of the default config
@@ -21,7 +22,8 @@
 //! telemetry   metrics, live relays, request ids, logging (plain labels)
 //! shutdown    one handle, one method per drain stage
 //! http        body, headers, client info, the request-path error and the
-//!             one function that turns it into a response
+//!             one function that turns it into a response; HTTP/2 requests
+//!             in the HTTP/1.1 shapes the paths expect
 //! limits      connection, per-address and handshake limits
 //! net         socket helpers
 //! routing     host + whole-segment path prefix matching
@@ -29,8 +31,9 @@
 //! ```
 //!
 //! A request flows down once: `server` accepts and serves the connection →
-//! `gateway` classifies and routes it → `ws::admit` checks an upgrade (or a
-//! fallback open), takes a handshake slot and dials through `upstream` →
+//! `gateway` classifies and routes it → `ws::admit` checks an upgrade (an
+//! HTTP/1.1 upgrade, an HTTP/2 extended CONNECT, or a fallback open), takes a
+//! handshake slot and dials through `upstream` →
 //! `ws::relay` pumps frames (or `fallback` bridges the session); a plain
 //! request goes to `proxy`. Every request-path failure is an
 //! `http::error::ProxyError`, turned into a response by one function.

@@ -1,5 +1,6 @@
 //! The load generator's WebSocket client: TCP (optionally TLS) connect, the
-//! HTTP/1.1 upgrade, and a read buffer feeding a [`MessageCounter`].
+//! HTTP/1.1 upgrade (or, for `h2wss://`, an HTTP/2 extended CONNECT stream,
+//! [`crate::h2ws`]), and a read buffer feeding a [`MessageCounter`].
 //!
 //! TLS is set up for measuring servers, not for security: every connection
 //! performs a full TLS 1.3 handshake (resumption disabled, one fixed cipher
@@ -21,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::frame::{self, Event, MessageCounter};
+use crate::h2ws::H2Sessions;
 
 /// Largest response head accepted for the upgrade.
 const MAX_RESPONSE_HEAD: usize = 8192;
@@ -48,7 +50,8 @@ pub struct Received {
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Where to connect: parsed from a `ws://` or `wss://` URL on an IP address.
+/// Where to connect: parsed from a `ws://`, `wss://` or `h2wss://` URL on
+/// an IP address.
 #[derive(Clone)]
 pub struct Target {
     /// Socket address of the server.
@@ -57,20 +60,26 @@ pub struct Target {
     pub authority: String,
     /// Request path.
     pub path: String,
-    /// TLS connector for `wss://`, `None` for `ws://`.
+    /// TLS connector for `wss://` and `h2wss://`, `None` for `ws://`.
     pub tls: Option<TlsConnector>,
+    /// For `h2wss://`: the HTTP/2 connections the WebSockets share.
+    pub h2: Option<Arc<H2Sessions>>,
 }
 
 impl Target {
-    /// Parses `ws://127.0.0.1:port/path` or `wss://...`; only IP literals,
-    /// since the benchmark never resolves names.
+    /// Parses `ws://127.0.0.1:port/path`, `wss://...` or `h2wss://...`
+    /// (WebSockets over HTTP/2, 10 per connection; see
+    /// [`Target::h2_streams`]); only IP literals, since the benchmark never
+    /// resolves names.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("wss://") {
-            (true, rest)
+        let (tls, h2, rest) = if let Some(rest) = url.strip_prefix("wss://") {
+            (true, false, rest)
+        } else if let Some(rest) = url.strip_prefix("h2wss://") {
+            (true, true, rest)
         } else if let Some(rest) = url.strip_prefix("ws://") {
-            (false, rest)
+            (false, false, rest)
         } else {
-            return Err(format!("{url}: expected ws:// or wss://"));
+            return Err(format!("{url}: expected ws://, wss:// or h2wss://"));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -79,12 +88,22 @@ impl Target {
         let addr: SocketAddr = authority
             .parse()
             .map_err(|e| format!("{url}: expected ip:port ({e})"))?;
+        let alpn: &[u8] = if h2 { b"h2" } else { b"http/1.1" };
         Ok(Target {
             addr,
             authority: authority.to_string(),
             path: path.to_string(),
-            tls: tls.then(tls_connector),
+            tls: tls.then(|| tls_connector(alpn)),
+            h2: h2.then(|| H2Sessions::new(10)),
         })
+    }
+
+    /// For `h2wss://`: `n` WebSockets per HTTP/2 connection.
+    pub fn h2_streams(mut self, n: usize) -> Target {
+        if self.h2.is_some() {
+            self.h2 = Some(H2Sessions::new(n));
+        }
+        self
     }
 }
 
@@ -103,6 +122,10 @@ pub struct WsClient {
 impl WsClient {
     /// Connects, performs the upgrade, and keeps a read buffer of `buf_size`.
     pub async fn connect(target: &Target, buf_size: usize) -> io::Result<WsClient> {
+        if let Some(sessions) = &target.h2 {
+            let io: Box<dyn Io> = Box::new(sessions.open(target).await?);
+            return Ok(WsClient::over(io, Vec::new(), 0, buf_size));
+        }
         let tcp = TcpStream::connect(target.addr).await?;
         tcp.set_nodelay(true)?;
         let mut io: Box<dyn Io> = match &target.tls {
@@ -112,15 +135,21 @@ impl WsClient {
             }
             None => Box::new(tcp),
         };
-        let (mut buf, filled) = upgrade(&mut io, target).await?;
+        let (buf, filled) = upgrade(&mut io, target).await?;
+        Ok(WsClient::over(io, buf, filled, buf_size))
+    }
+
+    /// A client on an upgraded stream whose first `filled` bytes of `buf`
+    /// are frames already read.
+    fn over(io: Box<dyn Io>, mut buf: Vec<u8>, filled: usize, buf_size: usize) -> WsClient {
         buf.resize(buf_size.max(filled).max(frame::MAX_HEADER_LEN + 125), 0);
         buf.shrink_to_fit();
-        Ok(WsClient {
+        WsClient {
             io,
             buf,
             filled,
             counter: MessageCounter::default(),
-        })
+        }
     }
 
     /// Writes pre-encoded frames.
@@ -213,8 +242,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// TLS 1.3 only, one cipher suite, no resumption, ALPN `http/1.1`.
-fn tls_connector() -> TlsConnector {
+/// TLS 1.3 only, one cipher suite, no resumption, ALPN `alpn`.
+fn tls_connector(alpn: &[u8]) -> TlsConnector {
     let base = ring::default_provider();
     let provider = CryptoProvider {
         cipher_suites: vec![ring::cipher_suite::TLS13_AES_128_GCM_SHA256],
@@ -228,7 +257,7 @@ fn tls_connector() -> TlsConnector {
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
         .with_no_client_auth();
     config.resumption = rustls::client::Resumption::disabled();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     TlsConnector::from(Arc::new(config))
 }
 

@@ -6,6 +6,7 @@
 //! ```text
 //! frame    the slice of RFC 6455 framing both tools need
 //! client   connect (TCP or TLS), upgrade, count echoed messages
+//! h2ws     WebSockets over HTTP/2 (RFC 8441), several per connection
 //! procfs   CPU time and RSS of the proxy under test
 //! stats    latency percentiles and result lines
 //! modes    the load generator's measurements
@@ -14,6 +15,7 @@
 
 pub mod client;
 pub mod frame;
+pub mod h2ws;
 pub mod modes;
 pub mod procfs;
 pub mod soak;

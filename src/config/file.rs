@@ -99,6 +99,11 @@ pub(crate) mod defaults {
     pub(crate) const PROXY_PROTOCOL: bool = false;
     /// `routes.auth.timeout`: the whole auth subrequest, connect included.
     pub(crate) const AUTH_TIMEOUT: Duration = Duration::from_secs(2);
+    /// `listeners.tls.http2`: TLS listeners offer h2 beside http/1.1.
+    pub(crate) const HTTP2: bool = true;
+    /// `limits.http2_max_streams`: streams one HTTP/2 connection may have
+    /// open at once (nginx's default is 128, HAProxy's 100).
+    pub(crate) const HTTP2_MAX_STREAMS: u32 = 128;
 }
 
 /// The whole file.
@@ -141,6 +146,7 @@ pub(crate) struct LimitsFile {
     pub(crate) max_connections_per_ip: Option<i64>,
     pub(crate) max_handshakes: Option<i64>,
     pub(crate) max_header_size: Option<SizeValue>,
+    pub(crate) http2_max_streams: Option<i64>,
 }
 
 /// `[server]`.
@@ -187,6 +193,7 @@ pub(crate) struct TlsFile {
     pub(crate) watch_interval: Option<String>,
     pub(crate) client_ca: Option<String>,
     pub(crate) client_subject_header: Option<String>,
+    pub(crate) http2: Option<bool>,
     pub(crate) acme: Option<AcmeFile>,
 }
 

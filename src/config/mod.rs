@@ -72,7 +72,12 @@ pub struct LimitSettings {
     /// WebSocket upgrades in progress at once (request received, 101 not yet sent).
     pub max_handshakes: usize,
     /// Largest request head (request line plus headers); larger → 431.
+    /// On HTTP/2 it is the advertised `SETTINGS_MAX_HEADER_LIST_SIZE`.
     pub max_header_size: usize,
+    /// Streams one HTTP/2 connection may have open at once
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`); a WebSocket over HTTP/2 holds
+    /// one for its whole life.
+    pub http2_max_streams: u32,
 }
 
 /// hyper's smallest allowed read buffer (it asserts at least 8 KiB): the

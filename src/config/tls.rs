@@ -33,6 +33,9 @@ pub struct ListenerTls {
     /// Automatic certificates for the names listed there, beside `certs`
     /// and `self_signed` (SNI picks).
     pub acme: Option<AcmeSettings>,
+    /// Offer HTTP/2 (ALPN `h2`) beside HTTP/1.1, with WebSocket over
+    /// HTTP/2 (RFC 8441).
+    pub http2: bool,
 }
 
 /// How a route dials TLS backends (`backend_ca`, `backend_sni`,

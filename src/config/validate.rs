@@ -6,6 +6,7 @@ mod acme;
 mod balance;
 mod cluster;
 mod edge;
+mod http2;
 mod limits;
 mod route;
 mod suggest;

@@ -85,7 +85,7 @@ impl Opener<'_> {
         let session = self
             .start(route, &parts, &ask, &client, (backend.io, backend.lease))
             .await?;
-        tracing::info!(route = %route.name, client = %client.addr, session = %session.id, transport = ask.transport.label(), backend = %backend.backend, "fallback session opened");
+        tracing::info!(route = %route.name, client = %client.addr, session = %session.id, transport = ask.transport.label(), backend = %backend.backend, http_version = client.http.label(), "fallback session opened");
         let spelled = self.fallback.spelling.spell(&session.id);
         Ok(opened(
             &session,
@@ -123,7 +123,7 @@ impl Opener<'_> {
         });
         let store = self.fallback.store.clone();
         store.insert(session.clone(), route.fallback_settings.sessions_per_client)?;
-        session.stats.opened();
+        session.stats.opened(client.http.label());
         let ws = WebSocketStream::from_raw_socket(io, Role::Client, Some(ws_config(route)));
         let backend = bridge::Backend {
             ws: ws.await,

@@ -165,11 +165,11 @@ impl SessionMeter {
         })
     }
 
-    /// The session was opened.
-    pub fn opened(&self) {
+    /// The session was opened by a client speaking `http_version`.
+    pub fn opened(&self, http_version: &'static str) {
         self.stats.opened(self.transport);
         if let Some(m) = &self.metrics {
-            m.fallback_session_opened(&self.route, self.transport.label());
+            m.fallback_session_opened(&self.route, self.transport.label(), http_version);
         }
     }
 

@@ -1,12 +1,14 @@
-//! Per-request dispatch: classifies the request (WebSocket, plain HTTP, or
-//! a refused h2c upgrade), picks the route, then hands it to the upgrade,
-//! the fallback or plain forwarding, and turns errors into responses in one
-//! place — counting those that enforce a limit.
+//! Per-request dispatch: classifies the request (WebSocket by HTTP/1.1
+//! upgrade or HTTP/2 extended CONNECT, plain HTTP, or a refused h2c upgrade
+//! or CONNECT tunnel), gives an HTTP/2 request its HTTP/1.1 `Host` and
+//! `Cookie`, picks the route, then hands it to the upgrade, the fallback or
+//! plain forwarding, and turns errors into responses in one place —
+//! counting those that enforce a limit.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http::{header, Request, Response};
+use http::{header, Method, Request, Response, Version};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
@@ -16,6 +18,7 @@ use crate::fallback::{self, Endpoint};
 use crate::http::body::Body;
 use crate::http::client::{request_host, ClientInfo};
 use crate::http::error::ProxyError;
+use crate::http::h2;
 use crate::limits::Answer;
 use crate::proxy::forward::forward;
 use crate::telemetry::metrics::NO_ROUTE;
@@ -33,8 +36,9 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let request_id = request_id::ensure(req.headers_mut());
     let span = tracing::info_span!("request", request_id = %String::from_utf8_lossy(request_id.as_bytes()));
-    let kind = classify(req.headers());
-    let websocket = matches!(kind, Ok(Kind::WebSocket));
+    let kind = classify(&mut req);
+    let extended_connect = req.extensions().get::<hyper::ext::Protocol>().is_some();
+    let websocket = matches!(kind, Ok(Kind::WebSocket)) || extended_connect;
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     // A refusal of the fallback's endpoints is readable by the page (CORS).
     let fallback_path = path.starts_with(fallback::PREFIX)
@@ -55,6 +59,7 @@ pub async fn handle(
     };
     let request = RequestLine {
         websocket,
+        http_version: client.http.label(),
         method: &method,
         path: &path,
         route: route.as_deref().unwrap_or(NO_ROUTE),
@@ -83,6 +88,7 @@ fn count(
     if request.websocket {
         metrics.handshake(
             request.route,
+            request.http_version,
             status.as_u16(),
             error.map(ProxyError::reason),
         );
@@ -104,11 +110,24 @@ enum Kind {
 
 /// Decides, once and before routing, what the request is. An h2c upgrade
 /// is refused (400) here, even next to `Upgrade: websocket`: it is the
-/// request-smuggling vector, and no backend may be asked to honour it.
-fn classify(headers: &http::HeaderMap) -> Result<Kind, ProxyError> {
-    if is_h2c_request(headers) {
+/// request-smuggling vector, and no backend may be asked to honour it. A
+/// CONNECT is a WebSocket when it carries `:protocol` (RFC 8441; admission
+/// checks which protocol), otherwise a tunnel the gateway never opens (501).
+/// An HTTP/2 request gets the `Host` and `Cookie` of its HTTP/1.1 form.
+fn classify(req: &mut Request<Incoming>) -> Result<Kind, ProxyError> {
+    if req.version() == Version::HTTP_2 {
+        let (uri, headers) = (req.uri().clone(), req.headers_mut());
+        h2::normalize(&uri, headers)?;
+    }
+    if req.method() == Method::CONNECT {
+        return match req.extensions().get::<hyper::ext::Protocol>() {
+            Some(_) => Ok(Kind::WebSocket),
+            None => Err(ProxyError::Tunnel),
+        };
+    }
+    if is_h2c_request(req.headers()) {
         Err(ProxyError::H2cUpgrade)
-    } else if is_websocket_request(headers) {
+    } else if is_websocket_request(req.headers()) {
         Ok(Kind::WebSocket)
     } else {
         Ok(Kind::Http)
@@ -179,8 +198,10 @@ async fn dispatch_fallback(
 
 /// What the log line and the metrics say about a request.
 struct RequestLine<'a> {
-    /// Whether it asked for a WebSocket upgrade.
+    /// Whether it asked for a WebSocket (upgrade or extended CONNECT).
     websocket: bool,
+    /// The client's HTTP version label (`1.1`, `2`).
+    http_version: &'static str,
     method: &'a http::Method,
     path: &'a str,
     /// The matched route's name, or `NO_ROUTE`.
@@ -202,6 +223,7 @@ fn log_rejection(error: &ProxyError, client: &ClientInfo, request: &RequestLine<
         status = error.status().as_u16(),
         reason = error.reason(),
         side = error.side().label(),
+        http_version = request.http_version,
         error = %error,
         "{kind} rejected"
     );

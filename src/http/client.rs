@@ -33,6 +33,28 @@ pub struct ClientInfo {
     pub trusted: bool,
     /// Whether the client connected over TLS (`X-Forwarded-Proto: https`).
     pub tls: bool,
+    /// The HTTP the client's connection speaks.
+    pub http: HttpVersion,
+}
+
+/// The HTTP of a client connection. Backends are always spoken to in
+/// HTTP/1.1; this is the client's side only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 (or 1.0).
+    Http1,
+    /// HTTP/2, over TLS with ALPN `h2`.
+    Http2,
+}
+
+impl HttpVersion {
+    /// The `http_version` label and log field: `1.1` or `2`.
+    pub fn label(self) -> &'static str {
+        match self {
+            HttpVersion::Http1 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
 }
 
 /// The client's address; the port is known for a direct or PROXY client,
@@ -71,6 +93,8 @@ pub struct Connection {
     pub proxied: Option<SocketAddr>,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The HTTP the connection speaks (ALPN on TLS, else HTTP/1.1).
+    pub http: HttpVersion,
 }
 
 impl ClientInfo {
@@ -82,6 +106,7 @@ impl ClientInfo {
             hop: peer.ip(),
             trusted: false,
             tls,
+            http: HttpVersion::Http1,
         }
     }
 
@@ -105,6 +130,7 @@ impl ClientInfo {
             hop,
             trusted: is_trusted,
             tls: connection.tls,
+            http: connection.http,
         }
     }
 
@@ -178,6 +204,7 @@ mod tests {
             peer: peer.parse().unwrap(),
             proxied: proxied.map(|p| p.parse().unwrap()),
             tls: false,
+            http: HttpVersion::Http1,
         };
         ClientInfo::resolve(&connection, &headers, &trusted(nets))
     }

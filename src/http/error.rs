@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
+use crate::http::h2::ConnectFault;
 use crate::limits::Refusal;
 
 /// An auth service's 401 or 403, for the client as is.
@@ -76,6 +77,19 @@ pub enum ProxyError {
     /// The upgrade request is malformed (method, HTTP version, key, headers).
     #[error("bad WebSocket handshake: {0}")]
     BadHandshake(&'static str),
+    /// `Sec-WebSocket-Version` is not a version number at all (RFC 6455
+    /// §4.2.1: a grammar violation is a 400, unlike an unknown version).
+    #[error("malformed Sec-WebSocket-Version {0:?}")]
+    MalformedVersion(String),
+    /// An extended CONNECT (RFC 8441) failed its own checks.
+    #[error("bad extended CONNECT: {0}")]
+    ExtendedConnect(ConnectFault),
+    /// A CONNECT without `:protocol`: a tunnel, which the gateway never opens.
+    #[error("CONNECT tunnels are not supported; only WebSocket over HTTP/2 (RFC 8441) is")]
+    Tunnel,
+    /// An HTTP/2 request's `Host` names another host than its `:authority`.
+    #[error("Host does not match :authority")]
+    AuthorityMismatch,
     /// The route has no backends (a validated config never does this).
     #[error("no backend configured")]
     NoBackend,

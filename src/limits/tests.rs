@@ -8,6 +8,7 @@ fn limits(total: usize, per_ip: usize, handshakes: usize) -> Limits {
         max_connections_per_ip: per_ip,
         max_handshakes: handshakes,
         max_header_size: 64 * 1024,
+        http2_max_streams: 128,
     })
 }
 

@@ -1,13 +1,16 @@
-//! Accept loops and per-connection HTTP/1.1 serving.
+//! Accept loops and per-connection serving.
 //!
 //! Each accepted connection is one task the drain tracks: for a TLS listener
 //! it first runs the handshake ([`tls`], bounded by `handshake_timeout`),
-//! then hyper with upgrades enabled; a WebSocket leaves hyper at its 101 and
-//! continues as a relay task the drain tracks separately. A plain listener
-//! with `redirect_https` answers every request with a redirect instead. The
-//! admin listener is served here too ([`admin`]), and a cluster's peer
-//! listener ([`peer`]). Who the client is — the socket peer, or the client a
-//! trusted proxy names — is settled per connection and request ([`edge`]).
+//! then the HTTP that ALPN settled on: hyper's HTTP/1.1 server with
+//! upgrades ([`h1`]) or its HTTP/2 server with extended CONNECT ([`h2`]).
+//! Plain listeners speak HTTP/1.1 only. A WebSocket leaves hyper at its 101
+//! (or, over HTTP/2, its 200) and continues as a relay task the drain tracks
+//! separately. A plain listener with `redirect_https` answers every request
+//! with a redirect instead. The admin listener is served here too
+//! ([`admin`]), and a cluster's peer listener ([`peer`]). Who the client is
+//! — the socket peer, or the client a trusted proxy names — is settled per
+//! connection and request ([`edge`]).
 //!
 //! Plain listeners answer pending ACME HTTP-01 challenges ahead of routes
 //! and redirects ([`http01`]); a TLS listener closes an ACME TLS-ALPN-01
@@ -22,6 +25,8 @@
 
 pub mod admin;
 pub mod edge;
+mod h1;
+mod h2;
 pub mod http01;
 pub mod peer;
 mod plain_on_tls;
@@ -31,22 +36,19 @@ mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request};
 use hyper::body::Incoming;
-use hyper::service::{service_fn, Service};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::service::service_fn;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{dispatch, Gateway};
-use crate::http::body::Body;
-use crate::http::client::{ClientInfo, Connection};
-use crate::limits::{Admission, Answer, ConnectionPermit, Limit};
+use crate::http::client::{ClientInfo, Connection, HttpVersion};
+use crate::limits::{Admission, Answer, ConnectionPermit};
 use crate::tls::listener::TlsListener;
 pub use edge::Edge;
 use edge::Entry;
@@ -106,6 +108,8 @@ fn admit(
         peer,
         proxied: None,
         tls: matches!(frontend, Frontend::Tls(_)),
+        // A TLS connection's HTTP is settled by ALPN after the handshake.
+        http: HttpVersion::Http1,
     };
     let entry = edge.entry(peer.ip());
     let admission = match entry {
@@ -219,7 +223,7 @@ async fn serve_connection(
                     .unwrap_or_else(|| redirect::redirect(&req, port));
                 async move { Ok::<_, Infallible>(response) }
             });
-            serve_http(stream, service, peer, &gateway).await
+            h1::serve(stream, service, peer, &gateway).await
         }
         Frontend::Tls(listener) => tls::serve(stream, listener, served, gateway, permit).await,
     }
@@ -263,7 +267,7 @@ where
 {
     let svc_gateway = gateway.clone();
     let permit = Arc::new(permit);
-    let peer = served.connection.peer;
+    let (peer, http) = (served.connection.peer, served.connection.http);
     let service = service_fn(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(permit.clone());
         if let Some(identity) = &served.identity {
@@ -281,66 +285,8 @@ where
             }
         }
     });
-    serve_http(io, service, peer, &gateway).await
-}
-
-/// Runs hyper's HTTP/1.1 server with upgrades on one connection, and
-/// counts the limits a client ran into when hyper cut it.
-async fn serve_http<IO, S>(io: IO, service: S, peer: SocketAddr, gateway: &Gateway)
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
-{
-    let served = Arc::new(AtomicBool::new(false));
-    let service = {
-        let served = served.clone();
-        service_fn(move |req| {
-            served.store(true, Ordering::Relaxed);
-            service.call(req)
-        })
-    };
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .max_header_size(gateway.settings.limits.max_header_size)
-        .header_read_timeout(gateway.settings.header_read_timeout);
-    let connection = builder
-        .serve_connection(TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = gateway.shutdown.closing().cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = &result {
-        if let Some((limit, answer)) = limit_hit(e, served.load(Ordering::Relaxed)) {
-            gateway.metrics.limit_refused(limit.label(), answer.label());
-        }
-    }
-    match result {
-        Err(e) if e.is_parse() || e.is_parse_too_large() || e.is_timeout() => {
-            tracing::info!(client = %peer, error = %e, "bad or incomplete request; connection closed");
-        }
-        Err(e) => tracing::debug!(client = %peer, error = %e, "connection ended with an error"),
-        Ok(()) => {}
-    }
-}
-
-/// The limit behind hyper ending a connection with `error`, if any, and
-/// what the client got: a request head over `max_header_size` (hyper
-/// answered 431), or no first request head within `header_read_timeout`
-/// (slowloris, or a connection opened and never used). hyper runs the same
-/// timer on a kept-alive connection waiting for its next request; once a
-/// request was `served`, that cut is ordinary idling and not counted.
-fn limit_hit(error: &hyper::Error, served: bool) -> Option<(Limit, Answer)> {
-    if error.is_parse_too_large() {
-        Some((Limit::HeaderSize, Answer::Answered))
-    } else if error.is_timeout() && !served {
-        Some((Limit::HeaderReadTimeout, Answer::Closed))
-    } else {
-        None
+    match http {
+        HttpVersion::Http1 => h1::serve(io, service, peer, &gateway).await,
+        HttpVersion::Http2 => h2::serve(io, service, peer, &gateway).await,
     }
 }

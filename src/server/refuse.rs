@@ -36,7 +36,10 @@ pub(super) async fn connection(
     let Frontend::Tls(tls) = frontend else {
         return answer(TokioIo::new(stream), refusal, permit).await;
     };
-    let handshake = tokio::time::timeout(REFUSAL_READ_TIMEOUT, tls.handshake(stream));
+    // ALPN settles on http/1.1 whatever the listener offers: the one
+    // refusal is always an HTTP/1.1 answer.
+    let handshake = tls.handshake_for_refusal(stream);
+    let handshake = tokio::time::timeout(REFUSAL_READ_TIMEOUT, handshake);
     match handshake.await {
         Ok(Ok(accepted)) => answer(TokioIo::new(accepted.stream), refusal, permit).await,
         Ok(Err(e)) => {

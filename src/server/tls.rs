@@ -1,8 +1,9 @@
 //! A TLS listener's connections: a plain-HTTP first byte gets a 400 naming
 //! https:// ([`super::plain_on_tls`]), then the handshake (bounded by the
 //! listener's `handshake_timeout`, abandoned when the drain closes
-//! connections), then the proxy with the client certificate's subject, or
-//! just a close for an ACME TLS-ALPN-01 validation.
+//! connections), then the proxy — in the HTTP that ALPN settled on — with
+//! the client certificate's subject, or just a close for an ACME TLS-ALPN-01
+//! validation.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use tokio::net::TcpStream;
 use super::plain_on_tls::{self, FirstByte};
 use super::{serve_proxy, Identity, Served};
 use crate::gateway::Gateway;
+use crate::http::client::{Connection, HttpVersion};
 use crate::limits::{Answer, ConnectionPermit, Limit};
-use crate::tls::listener::{Accepted, HandshakeError, TlsListener};
+use crate::tls::listener::{Accepted, AppProtocol, HandshakeError, TlsListener};
 
 /// How long closing an ACME validation connection (close_notify) may take.
 const VALIDATION_CLOSE: Duration = Duration::from_secs(1);
@@ -86,7 +88,19 @@ async fn serve_accepted(
             .subject
             .and_then(|s| HeaderValue::from_str(&s).ok()),
     });
-    let served = Served { identity, ..served };
+    let http = match accepted.protocol {
+        AppProtocol::Http1 => HttpVersion::Http1,
+        AppProtocol::Http2 => HttpVersion::Http2,
+    };
+    let connection = Connection {
+        http,
+        ..served.connection
+    };
+    let served = Served {
+        connection,
+        identity,
+        ..served
+    };
     serve_proxy(accepted.stream, served, gateway, permit).await
 }
 

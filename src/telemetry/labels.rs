@@ -9,12 +9,13 @@ pub(crate) struct RouteLabel {
     pub(crate) route: String,
 }
 
-/// `{route, outcome, reason}` of a WebSocket handshake.
+/// `{route, outcome, reason, http_version}` of a WebSocket handshake.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct HandshakeLabels {
     pub(crate) route: String,
     pub(crate) outcome: String,
     pub(crate) reason: String,
+    pub(crate) http_version: &'static str,
 }
 
 /// `{route, direction}`.
@@ -32,11 +33,12 @@ pub(crate) struct CloseLabels {
     pub(crate) code: String,
 }
 
-/// `{route, end}`: why a relay ended.
+/// `{route, end, http_version}`: why a relay ended.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct EndLabels {
     pub(crate) route: String,
     pub(crate) end: String,
+    pub(crate) http_version: &'static str,
 }
 
 /// `{backend}`.
@@ -79,6 +81,28 @@ pub(crate) struct StatusLabels {
 pub(crate) struct TransportLabels {
     pub(crate) route: String,
     pub(crate) transport: String,
+}
+
+/// `{route, transport, http_version}` of a fallback session opened.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct SessionLabels {
+    pub(crate) route: String,
+    pub(crate) transport: String,
+    pub(crate) http_version: &'static str,
+}
+
+/// `{end}` of an HTTP/2 connection: why it ended.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Http2EndLabels {
+    pub(crate) end: &'static str,
+}
+
+/// `{side, code}` of an HTTP/2 stream reset: who sent the RST_STREAM and
+/// its error code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Http2ResetLabels {
+    pub(crate) side: &'static str,
+    pub(crate) code: &'static str,
 }
 
 /// `{route, transport, direction}` of fallback messages.

@@ -26,9 +26,11 @@ use super::edge::EdgeFamilies;
 use super::labels::{
     BackendLabel, BackendLabels, CloseLabels, DirectionLabels, EndLabels, FallbackLabels,
     HandshakeLabels, HealthCheckLabels, LimitLabels, OrderLabels, ReloadLabels, RouteLabel,
-    StatusLabels, TransportLabels,
+    SessionLabels, StatusLabels, TransportLabels,
 };
 use super::relays::LiveRelays;
+
+mod http2;
 
 /// Route label of requests that matched no route.
 pub const NO_ROUTE: &str = "<none>";
@@ -70,7 +72,7 @@ pub struct Metrics {
     http: Family<StatusLabels, Counter>,
     tls_failures: Counter<u64, AtomicU64>,
     tls_plain_http: Counter<u64, AtomicU64>,
-    fallback_sessions: Family<TransportLabels, Counter>,
+    fallback_sessions: Family<SessionLabels, Counter>,
     fallback_active: Family<TransportLabels, Gauge>,
     fallback_messages: Family<FallbackLabels, Counter>,
     limit_refusals: Family<LimitLabels, Counter>,
@@ -79,6 +81,7 @@ pub struct Metrics {
     certificates: CertificateGauges,
     acme_orders: Family<OrderLabels, Counter>,
     edge: EdgeFamilies,
+    http2: http2::Http2Families,
 }
 
 impl Default for Metrics {
@@ -113,6 +116,7 @@ impl Default for Metrics {
             certificates: CertificateGauges::default(),
             acme_orders: Family::default(),
             edge: EdgeFamilies::default(),
+            http2: http2::Http2Families::default(),
         };
         metrics.register();
         metrics
@@ -132,18 +136,30 @@ impl Metrics {
     }
 
     /// Records one WebSocket upgrade request: `status` is the answer the
-    /// client got (101 = accepted), `refusal` the reason label if the gateway
-    /// refused it itself.
-    pub fn handshake(&self, route: &str, status: u16, refusal: Option<&str>) {
+    /// client got (101 = accepted; 200 for a WebSocket over HTTP/2), `refusal`
+    /// the reason label if the gateway refused it itself; `http_version` is
+    /// the client's (`1.1` or `2`).
+    pub fn handshake(
+        &self,
+        route: &str,
+        http_version: &'static str,
+        status: u16,
+        refusal: Option<&str>,
+    ) {
+        let accepted = match http_version {
+            "2" => 200,
+            _ => 101,
+        };
         let (outcome, reason) = match (status, refusal) {
             (_, Some(reason)) => ("rejected", reason),
-            (101, None) => ("accepted", "ok"),
+            (s, None) if s == accepted => ("accepted", "ok"),
             _ => ("rejected", "backend_status"),
         };
         let labels = HandshakeLabels {
             route: route.to_owned(),
             outcome: outcome.to_owned(),
             reason: reason.to_owned(),
+            http_version,
         };
         self.handshakes.get_or_create(&labels).inc();
     }
@@ -208,11 +224,21 @@ impl Metrics {
     }
 
     /// Counts a fallback session opened on `route` over `transport`
-    /// (`longpoll` or `sse`); call [`Metrics::fallback_session_closed`] with
-    /// the same labels when it ends.
-    pub fn fallback_session_opened(&self, route: &str, transport: &str) {
+    /// (`longpoll` or `sse`) by a client speaking `http_version`; call
+    /// [`Metrics::fallback_session_closed`] when it ends.
+    pub fn fallback_session_opened(
+        &self,
+        route: &str,
+        transport: &str,
+        http_version: &'static str,
+    ) {
+        let opened = SessionLabels {
+            route: route.to_owned(),
+            transport: transport.to_owned(),
+            http_version,
+        };
+        self.fallback_sessions.get_or_create(&opened).inc();
         let labels = transport_labels(route, transport);
-        self.fallback_sessions.get_or_create(&labels).inc();
         self.fallback_active.get_or_create(&labels).inc();
     }
 

@@ -49,6 +49,8 @@ pub struct RelayEnded {
     pub sent_to_backend: Option<u16>,
     /// Why it ended, as the `end` label (`close_handshake`, `client_gone`, ...).
     pub end: &'static str,
+    /// The client's HTTP version, as the `http_version` label (`1.1`, `2`).
+    pub http_version: &'static str,
     /// How long it ran.
     pub duration: Duration,
 }
@@ -162,6 +164,7 @@ impl RelayMeter {
         let end = EndLabels {
             route: self.route.clone(),
             end: report.end.to_owned(),
+            http_version: report.http_version,
         };
         ws.ended.get_or_create(&end).inc();
         ws.duration

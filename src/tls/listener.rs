@@ -1,8 +1,9 @@
 //! TLS termination for one listener: the rustls server config (TLS 1.2 and
-//! 1.3 only, rustls' default cipher suites, ALPN `http/1.1` and ACME's
-//! `acme-tls/1`, optional client certificates) and the handshake itself,
-//! bounded by `handshake_timeout` so a client that opens TCP and stalls
-//! cannot hold a task forever.
+//! 1.3 only, rustls' default cipher suites, ALPN `h2` and `http/1.1` or only
+//! `http/1.1`, plus ACME's `acme-tls/1`, optional client certificates) and
+//! the handshake itself, bounded by `handshake_timeout` so a client that
+//! opens TCP and stalls cannot hold a task forever. The protocol ALPN
+//! settled on tells the server layer which HTTP to speak.
 
 use std::io;
 use std::sync::Arc;
@@ -22,15 +23,32 @@ use crate::tls::pem::{provider, read_roots};
 use crate::tls::sni::SniResolver;
 use crate::tls::x509::subject;
 
-/// The application protocol of every ordinary connection: the WebSocket
-/// upgrade needs HTTP/1.1 (RFC 8441 over h2 would be added beside it).
+/// `h2` in ALPN: HTTP/2, offered first with `http2 = true`, as every
+/// browser and nginx/HAProxy order it.
+const H2: &[u8] = b"h2";
+
+/// `http/1.1` in ALPN: every listener offers it (and a client that sends no
+/// ALPN speaks it too).
 const HTTP_1_1: &[u8] = b"http/1.1";
+
+/// The HTTP a TLS connection speaks, as ALPN settled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppProtocol {
+    /// `http/1.1`, or no ALPN at all (clients that do not send it speak
+    /// HTTP/1.1).
+    Http1,
+    /// `h2`.
+    Http2,
+}
 
 /// A listener's TLS state, shared by all its connections.
 #[derive(Debug)]
 pub struct TlsListener {
     /// The rustls config every handshake of this listener uses.
     config: Arc<ServerConfig>,
+    /// The same, offering only `http/1.1`: an over-limit client's one
+    /// refusal is always an HTTP/1.1 answer.
+    refusal_config: Arc<ServerConfig>,
     /// The certificate set, swapped by reloads.
     resolver: Arc<SniResolver>,
     /// Bound on one handshake.
@@ -45,6 +63,8 @@ pub struct Accepted {
     pub stream: TlsStream<TcpStream>,
     /// The verified client certificate's subject (mTLS listeners only).
     pub subject: Option<String>,
+    /// The protocol ALPN settled on.
+    pub protocol: AppProtocol,
 }
 
 impl Accepted {
@@ -78,7 +98,7 @@ impl TlsListener {
     ) -> Result<(TlsListener, Vec<String>), Vec<String>> {
         let loaded = load_certs(tls, at);
         let mut errors = loaded.errors;
-        let alpn = alpn_protocols(validation.is_some());
+        let alpn = alpn_protocols(tls.http2, validation.is_some());
         let config = match server_config(tls, at, alpn) {
             Ok(builder) => Some(builder),
             Err(e) => {
@@ -94,8 +114,12 @@ impl TlsListener {
             resolver = resolver.with_validation(validation);
         }
         let resolver = Arc::new(resolver);
+        let config = build(resolver.clone());
+        let mut refusal_config = config.clone();
+        refusal_config.alpn_protocols = vec![HTTP_1_1.to_vec()];
         let listener = TlsListener {
-            config: Arc::new(build(resolver.clone())),
+            config: Arc::new(config),
+            refusal_config: Arc::new(refusal_config),
             resolver,
             handshake_timeout: tls.handshake_timeout,
             subject_header: tls.client_subject_header.clone(),
@@ -120,7 +144,21 @@ impl TlsListener {
 
     /// Runs the server side of the handshake within the timeout.
     pub async fn handshake(&self, tcp: TcpStream) -> Result<Accepted, HandshakeError> {
-        let accept = TlsAcceptor::from(self.config.clone()).accept(tcp);
+        self.handshake_with(self.config.clone(), tcp).await
+    }
+
+    /// The handshake of a connection that will only be refused: ALPN
+    /// settles on `http/1.1` whatever the listener offers otherwise.
+    pub async fn handshake_for_refusal(&self, tcp: TcpStream) -> Result<Accepted, HandshakeError> {
+        self.handshake_with(self.refusal_config.clone(), tcp).await
+    }
+
+    async fn handshake_with(
+        &self,
+        config: Arc<ServerConfig>,
+        tcp: TcpStream,
+    ) -> Result<Accepted, HandshakeError> {
+        let accept = TlsAcceptor::from(config).accept(tcp);
         let stream = tokio::time::timeout(self.handshake_timeout, accept)
             .await
             .map_err(|_| HandshakeError::Timeout(self.handshake_timeout))?
@@ -131,7 +169,15 @@ impl TlsListener {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(subject);
-        Ok(Accepted { stream, subject })
+        let protocol = match stream.get_ref().1.alpn_protocol() {
+            Some(H2) => AppProtocol::Http2,
+            _ => AppProtocol::Http1,
+        };
+        Ok(Accepted {
+            stream,
+            subject,
+            protocol,
+        })
     }
 }
 
@@ -139,11 +185,16 @@ impl TlsListener {
 /// the certificates loaded.
 type ConfigBuild = Box<dyn FnOnce(Arc<SniResolver>) -> ServerConfig>;
 
-/// The ALPN protocols a listener selects from, in preference order:
-/// HTTP/1.1, and `acme-tls/1` when the listener answers ACME TLS-ALPN-01
-/// validations (only a validating CA offers it, and offers nothing else).
-fn alpn_protocols(acme_validation: bool) -> Vec<Vec<u8>> {
-    let mut protocols = vec![HTTP_1_1.to_vec()];
+/// The ALPN protocols a listener selects from, in preference order: `h2`
+/// when `http2` is on, HTTP/1.1, and `acme-tls/1` when the listener answers
+/// ACME TLS-ALPN-01 validations (only a validating CA offers it, and offers
+/// nothing else).
+fn alpn_protocols(http2: bool, acme_validation: bool) -> Vec<Vec<u8>> {
+    let mut protocols = Vec::new();
+    if http2 {
+        protocols.push(H2.to_vec());
+    }
+    protocols.push(HTTP_1_1.to_vec());
     if acme_validation {
         protocols.push(ACME_TLS_ALPN.to_vec());
     }

@@ -1,5 +1,6 @@
 //! The one admission path to a backend WebSocket, shared by every way in:
-//! the HTTP/1.1 upgrade and the fallback's session open.
+//! the HTTP/1.1 upgrade, the HTTP/2 extended CONNECT (RFC 8441) and the
+//! fallback's session open.
 //!
 //! Admission runs, in order: the drain check (503), the request's own checks
 //! (an upgrade's shape, version and key), the route's policy (Origin 403,
@@ -45,6 +46,10 @@ pub struct Admission<'a> {
 pub enum Opening<'a> {
     /// An HTTP/1.1 `Upgrade: websocket` request.
     Upgrade(&'a request::Parts),
+    /// An HTTP/2 extended CONNECT with `:protocol` (RFC 8441). Its client
+    /// answer is a 200, so a backend's 2xx that is not a 101 cannot be
+    /// passed on as a refusal: it is a 502.
+    ExtendedConnect(&'a request::Parts),
     /// A fallback session open: `request` is what the backend's upgrade is
     /// built from (a GET of the target path with the client's headers),
     /// `offered` the subprotocols the open's query lists.
@@ -108,8 +113,11 @@ impl Admission<'_> {
                 backend: Box::new(backend),
                 slot,
             },
-            DialOutcome::Declined(response) => {
-                Admitted::Declined(declined(response, route, client))
+            DialOutcome::Declined { response, backend } => {
+                if let Opening::ExtendedConnect(_) = opening {
+                    refuse_success(&response, &backend)?;
+                }
+                Admitted::Declined(declined(response, route, client, &backend))
             }
         })
     }
@@ -160,6 +168,9 @@ fn check<'a>(
 ) -> Result<(&'a request::Parts, CheckedUpgrade), ProxyError> {
     match opening {
         Opening::Upgrade(parts) => Ok((parts, handshake::check(parts, route, client)?)),
+        Opening::ExtendedConnect(parts) => {
+            Ok((parts, handshake::check_extended(parts, route, client)?))
+        }
         Opening::Fallback { request, offered } => {
             let protocols = check_policy(&request.headers, offered, route, client)?;
             let checked = CheckedUpgrade {
@@ -173,9 +184,29 @@ fn check<'a>(
     }
 }
 
+/// A backend's 2xx to an upgrade is no refusal a client over HTTP/2 could
+/// tell from success: its 200 would open the stream as a tunnel to nothing.
+fn refuse_success(response: &Response<Incoming>, backend: &str) -> Result<(), ProxyError> {
+    if !response.status().is_success() {
+        return Ok(());
+    }
+    Err(ProxyError::BackendProtocol {
+        backend: backend.to_string(),
+        reason: format!(
+            "answered the WebSocket upgrade with {} instead of 101",
+            response.status()
+        ),
+    })
+}
+
 /// The backend refused the upgrade: its status, headers and body go back.
-fn declined(response: Response<Incoming>, route: &Route, client: &ClientInfo) -> Response<Body> {
-    tracing::info!(route = %route.name, client = %client.addr, status = response.status().as_u16(), reason = "backend_status", "backend declined WebSocket upgrade");
+fn declined(
+    response: Response<Incoming>,
+    route: &Route,
+    client: &ClientInfo,
+    backend: &str,
+) -> Response<Body> {
+    tracing::info!(route = %route.name, client = %client.addr, backend, status = response.status().as_u16(), reason = "backend_status", "backend declined WebSocket upgrade");
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, boxed(body))

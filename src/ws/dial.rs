@@ -46,7 +46,12 @@ pub enum DialOutcome {
     /// 101: relay frames.
     Upgraded(BackendUpgrade),
     /// Any other status: relayed to the client as is.
-    Declined(Response<Incoming>),
+    Declined {
+        /// The backend's answer.
+        response: Response<Incoming>,
+        /// The backend as configured, for logs.
+        backend: String,
+    },
 }
 
 /// Opens a WebSocket to one of the route's backends on the client's behalf.
@@ -93,8 +98,13 @@ pub async fn open(
 enum Answer {
     /// A checked 101.
     Upgraded(Accepted),
-    /// Any other status.
-    Declined(Response<Incoming>),
+    /// Any other status, and the backend that gave it.
+    Declined {
+        /// The backend's answer.
+        response: Response<Incoming>,
+        /// The backend as configured, for logs.
+        backend: String,
+    },
 }
 
 /// A checked 101: a [`BackendUpgrade`] but for its lease.
@@ -125,11 +135,14 @@ impl Answer {
                     lease,
                 })
             }
-            Answer::Declined(mut response) => {
+            Answer::Declined {
+                mut response,
+                backend,
+            } => {
                 if let Some(cookie) = cookie {
                     response.headers_mut().append(header::SET_COOKIE, cookie);
                 }
-                DialOutcome::Declined(response)
+                DialOutcome::Declined { response, backend }
             }
         }
     }
@@ -167,7 +180,7 @@ async fn exchange(
             })
         })??;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Ok(Answer::Declined(response));
+        return Ok(Answer::Declined { response, backend });
     }
     accept(response, route, checked, &key, backend)
         .await

@@ -3,7 +3,9 @@
 //! fastwebsockets and tungstenite accept any Origin and subprotocol; deciding
 //! those is precisely the gateway's job. The order of the checks fixes which
 //! answer a request with several faults gets: request shape (400), version
-//! (426), key (400), Origin (403), subprotocol (400).
+//! (426, or 400 when malformed), key (400), Origin (403), subprotocol (400).
+//! An HTTP/2 extended CONNECT (RFC 8441) has its own shape and no key
+//! ([`connect`]); version and policy are the same checks.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -47,6 +49,10 @@ pub fn is_websocket_request(headers: &HeaderMap) -> bool {
 pub fn is_h2c_request(headers: &HeaderMap) -> bool {
     has_token(headers, header::UPGRADE, "h2c") || headers.contains_key("http2-settings")
 }
+
+mod connect;
+
+pub use connect::check_extended;
 
 /// Runs every check of DESIGN.md's handshake table in order.
 pub fn check(
@@ -114,16 +120,38 @@ fn check_shape(req: &request::Parts) -> Result<(), ProxyError> {
     Ok(())
 }
 
-/// `Sec-WebSocket-Version` must be exactly one header saying 13.
+/// `Sec-WebSocket-Version` must be exactly one header saying 13. Another
+/// version, or none, is 426 (RFC 6455 §4.2.2); a value that is not a
+/// version at all (§4.1's `1*DIGIT` up to 255), or a repeated header, is a
+/// malformed request: 400.
 fn check_version(headers: &HeaderMap) -> Result<(), ProxyError> {
     let mut values = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    let shown = |v: &header::HeaderValue| {
+        String::from_utf8_lossy(v.as_bytes())
+            .chars()
+            .take(32)
+            .collect::<String>()
+    };
     match (values.next(), values.next()) {
         (Some(v), None) if v.as_bytes().trim_ascii() == b"13" => Ok(()),
-        (Some(v), _) => Err(ProxyError::UnsupportedVersion(
-            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        )),
+        (Some(v), None) if is_version(v.as_bytes().trim_ascii()) => {
+            Err(ProxyError::UnsupportedVersion(shown(v)))
+        }
+        (Some(v), _) => Err(ProxyError::MalformedVersion(shown(v))),
         (None, _) => Err(ProxyError::UnsupportedVersion(String::new())),
     }
+}
+
+/// A WebSocket version number: decimal, no leading zero, 0 to 255.
+fn is_version(text: &[u8]) -> bool {
+    let digits = !text.is_empty() && text.len() <= 3 && text.iter().all(u8::is_ascii_digit);
+    let canonical = text.len() == 1 || text.first() != Some(&b'0');
+    digits
+        && canonical
+        && std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<u16>().ok())
+            .is_some_and(|n| n <= 255)
 }
 
 /// `Sec-WebSocket-Key` must be one header, base64 of exactly 16 bytes.

@@ -1,11 +1,18 @@
-//! The HTTP/1.1 upgrade end to end: admission, the client's 101, then the
+//! A client's WebSocket end to end: admission, the client's answer (a 101
+//! to an HTTP/1.1 upgrade, a 200 to an HTTP/2 extended CONNECT), then the
 //! relay as a tracked task that the drain can see.
+//!
+//! Over HTTP/2 the client's side of the relay is hyper's upgraded stream:
+//! DATA frames both ways, the stream's flow control as backpressure, and
+//! the client's END_STREAM or RST_STREAM read as the client going away.
+//! Everything else (frames, limits, pings, closes, the drain) is the same
+//! relay as over TCP.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::net::TcpStream;
@@ -14,6 +21,7 @@ use crate::config::Route;
 use crate::http::body::{empty, Body};
 use crate::http::client::ClientInfo;
 use crate::http::error::ProxyError;
+use crate::http::h2::StreamHold;
 use crate::limits::websockets::WebSocketSlot;
 use crate::limits::ConnectionPermit;
 use crate::shutdown::Shutdown;
@@ -36,8 +44,9 @@ pub struct Relays<'a> {
     pub metrics: &'a Arc<Metrics>,
 }
 
-/// Answers an upgrade request: an error, the backend's refusal, or a 101
-/// with the relay started behind it.
+/// Answers a WebSocket request (an HTTP/1.1 upgrade, or an HTTP/2
+/// extended CONNECT): an error, the backend's refusal, or the client's 101
+/// or 200 with the relay started behind it.
 pub async fn upgrade(
     admission: Admission<'_>,
     relays: Relays<'_>,
@@ -48,7 +57,11 @@ pub async fn upgrade(
 ) -> Result<Response<Body>, ProxyError> {
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _) = req.into_parts();
-    let opening = Opening::Upgrade(&parts);
+    let extended = parts.method == Method::CONNECT;
+    let opening = match extended {
+        true => Opening::ExtendedConnect(&parts),
+        false => Opening::Upgrade(&parts),
+    };
     let admitted = admission.admit(route, balancer, opening, &client).await?;
     let (checked, backend, slot) = match admitted {
         Admitted::Upgraded {
@@ -58,7 +71,10 @@ pub async fn upgrade(
         } => (checked, backend, slot),
         Admitted::Declined(response) => return Ok(response),
     };
-    let response = switching_protocols(&checked.key, &backend);
+    let response = match extended {
+        true => connect_established(&backend),
+        false => switching_protocols(&checked.key, &backend),
+    };
     let request_id = parts.headers.get(&REQUEST_ID).and_then(|v| v.to_str().ok());
     let context = RelayContext {
         route: route.clone(),
@@ -67,6 +83,7 @@ pub async fn upgrade(
         _permit: parts.extensions.get::<Arc<ConnectionPermit>>().cloned(),
         _lease: None,
         _slot: slot,
+        _stream: parts.extensions.get::<StreamHold>().cloned(),
     };
     relays.spawn(context, on_upgrade, *backend);
     Ok(response)
@@ -78,12 +95,29 @@ fn switching_protocols(client_key: &str, backend: &BackendUpgrade) -> Response<B
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
-    headers.extend(backend.headers.clone());
+    accepted_headers(headers, backend);
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(accept) = HeaderValue::from_str(&accept_key(client_key)) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
+    response
+}
+
+/// The client's 200 to an extended CONNECT (RFC 8441 §5): the same
+/// headers as a 101 but `Upgrade`, `Connection` and `Sec-WebSocket-Accept`,
+/// which HTTP/2 has no use for. Sent only now, after the backend's 101 was
+/// checked, so a 200 always means an open WebSocket.
+fn connect_established(backend: &BackendUpgrade) -> Response<Body> {
+    let mut response = Response::new(empty());
+    accepted_headers(response.headers_mut(), backend);
+    response
+}
+
+/// The chosen subprotocol, the backend's extension answer and its other
+/// end-to-end headers.
+fn accepted_headers(headers: &mut HeaderMap, backend: &BackendUpgrade) {
+    headers.extend(backend.headers.clone());
     if let Some(protocol) = backend
         .protocol
         .as_deref()
@@ -94,7 +128,6 @@ fn switching_protocols(client_key: &str, backend: &BackendUpgrade) -> Response<B
     if let Some(extensions) = &backend.extensions {
         headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, extensions.clone());
     }
-    response
 }
 
 impl Relays<'_> {
@@ -140,7 +173,7 @@ impl Relays<'_> {
             match supervised.await {
                 Some(report) => {
                     log_relay_end(&context, &backend_label, &stats, &report);
-                    meter.finish(&report.ended());
+                    meter.finish(&report.ended(context.client.http.label()));
                     count_rate_limits(&metrics, route, &report);
                 }
                 None => {
@@ -187,6 +220,9 @@ struct RelayContext {
     _lease: Option<Lease>,
     /// Its place under the route's `websockets_per_client`.
     _slot: Option<Box<WebSocketSlot>>,
+    /// Over HTTP/2: the stream's hold, so the connection carrying the relay
+    /// never counts as idle.
+    _stream: Option<StreamHold>,
 }
 
 /// Counts, on `/metrics`, a relay closed for its message rate and the
@@ -208,6 +244,7 @@ fn log_relay_end(context: &RelayContext, backend: &str, stats: &RelayStats, repo
         route = %context.route.name,
         client = %context.client.addr,
         request_id = %context.request_id,
+        http_version = context.client.http.label(),
         backend,
         duration_ms = report.duration.as_millis() as u64,
         msgs_in = count(&stats.client_to_backend_messages),

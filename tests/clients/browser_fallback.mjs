@@ -1,13 +1,17 @@
 // Drives headless Chromium against the demo page behind a "firewall" that
 // blocks WebSocket upgrades, and checks WsgateSocket's fallback end to end.
-// Usage: node browser_fallback.mjs <page base URL> <expected default transport>
+// Usage: node browser_fallback.mjs <page base URL> <expected default transport> [<net log file>]
+// With a net log file (an https:// base with a self-signed certificate),
+// Chromium writes its network log there (the caller checks it for HTTP/2
+// and RFC 8441's extended CONNECT) and accepts the certificate.
 import { chromium } from "playwright-core";
 
-const [base, expected] = process.argv.slice(2);
+const [base, expected, netLog] = process.argv.slice(2);
+const tlsArgs = netLog ? ["--ignore-certificate-errors", "--log-net-log=" + netLog] : [];
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", ...tlsArgs],
 });
 
 // Runs in the page: text and binary (ArrayBuffer and Blob) round trips,
@@ -59,6 +63,7 @@ for (const [name, transports, want] of [["default", null, expected], ["longpoll"
   }, null, { timeout: 20000 });
   const result = await page.evaluate(roundTrips, transports);
   result.demoPage = await demo.jsonValue();
+  result.pageProtocol = await page.evaluate(() => performance.getEntriesByType("navigation")[0].nextHopProtocol);
   results[name] = result;
   // fallbackReason: null when the first transport asked for worked; behind
   // the firewall the WebSocket failed while the gateway answered HTTP, so

@@ -17,7 +17,8 @@ use wsgate_bench::procfs::Watch;
 /// WebSocket load generator for the proxy benchmark.
 #[derive(Parser)]
 struct Cli {
-    /// Target URL: ws://IP:PORT/path or wss://IP:PORT/path.
+    /// Target URL: ws://IP:PORT/path, wss://IP:PORT/path, or
+    /// h2wss://IP:PORT/path for WebSockets over HTTP/2 (RFC 8441).
     #[arg(long, global = true, default_value = "ws://127.0.0.1:9000/")]
     url: String,
     /// Process ids of the proxy under test (repeat for several).
@@ -29,6 +30,9 @@ struct Cli {
     /// Tokio worker threads of the load generator.
     #[arg(long, global = true, default_value_t = 2)]
     threads: usize,
+    /// With an `h2wss://` URL: WebSockets per HTTP/2 connection.
+    #[arg(long, global = true, default_value_t = 10)]
+    h2_streams: usize,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -112,7 +116,7 @@ impl Load {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let target = match Target::parse(&cli.url) {
-        Ok(target) => target,
+        Ok(target) => target.h2_streams(cli.h2_streams),
         Err(e) => {
             eprintln!("loadgen: {e}");
             return ExitCode::from(2);

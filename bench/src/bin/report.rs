@@ -1,6 +1,7 @@
-//! `report`: turns the results recorded by `bench/run.sh` into one markdown
-//! table — median (min–max) over the rounds for every scenario and target,
-//! wsgate's ratio to the better of nginx and HAProxy, and the team's goal.
+//! `report`: turns the results recorded by `bench/run.sh` (or `bench/h2.sh`)
+//! into one markdown table — median (min–max) over the rounds for every
+//! scenario and target, wsgate's ratio to the better of nginx and HAProxy,
+//! and the team's goal.
 //!
 //! Input lines are `metric<TAB>target<TAB>round<TAB>value`; a value that is
 //! not a number (`n/a (TLS not merged)`, `failed`) is shown when a cell has
@@ -144,6 +145,55 @@ const ROWS: &[Row] = &[
         Better::Lower,
         Some(1.0),
     ),
+    // bench/h2.sh: HTTP/2 on the TLS listener.
+    row(
+        "HTTP/2 GETs (requests/s)",
+        "h2get.reqs_per_s",
+        Better::Higher,
+        None,
+    ),
+    row(
+        "**Proxy CPU per HTTP/2 GET (µs)**",
+        "h2get.cpu_us_per_req",
+        Better::Lower,
+        None,
+    ),
+    row(
+        "HTTP/1.1 GETs on TLS (requests/s)",
+        "h1get.reqs_per_s",
+        Better::Higher,
+        None,
+    ),
+    row(
+        "Proxy CPU per HTTP/1.1 GET on TLS (µs)",
+        "h1get.cpu_us_per_req",
+        Better::Lower,
+        None,
+    ),
+    row(
+        "WebSocket over HTTP/2, 64 B (echoes/s)",
+        "h2ws64.msgs_per_s",
+        Better::Higher,
+        None,
+    ),
+    row(
+        "WebSocket over HTTP/2, 4 KiB (echoes/s)",
+        "h2ws4k.msgs_per_s",
+        Better::Higher,
+        None,
+    ),
+    row(
+        "**Proxy CPU per relayed message over HTTP/2, 64 B (µs)**",
+        "h2ws64.cpu_us_per_msg",
+        Better::Lower,
+        None,
+    ),
+    row(
+        "**Proxy CPU per relayed message over HTTP/2, 4 KiB (µs)**",
+        "h2ws4k.cpu_us_per_msg",
+        Better::Lower,
+        None,
+    ),
 ];
 
 /// Values of one metric for one target, by round.
@@ -182,7 +232,9 @@ fn print_table(results: &BTreeMap<(String, String), Rounds>) {
     println!("| scenario | direct | wsgate | nginx | HAProxy | wsgate ÷ best of nginx/HAProxy | goal | status |");
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
     let empty = Rounds::new();
-    for row in ROWS {
+    // A script records only its own scenarios: rows nobody measured are left out.
+    let measured = |row: &Row| results.keys().any(|(metric, _)| metric == row.metric);
+    for row in ROWS.iter().filter(|row| measured(row)) {
         let rounds = |target: &str| {
             results
                 .get(&(row.metric.to_string(), target.to_string()))

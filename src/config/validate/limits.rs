@@ -41,6 +41,7 @@ pub(super) fn limits(errors: &mut Errors, raw: &LimitsFile) -> LimitSettings {
             defaults::MAX_HANDSHAKES,
         ),
         max_header_size: header_size(errors, raw.max_header_size.as_ref()),
+        http2_max_streams: super::http2::max_streams(errors, raw.http2_max_streams),
     }
 }
 

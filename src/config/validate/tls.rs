@@ -65,6 +65,7 @@ pub(super) fn listener_tls(
         acme: raw
             .acme
             .map(|raw| acme::acme(errors, &format!("{at}.acme"), raw, base)),
+        http2: super::http2::enabled(raw.http2),
     }
 }
 

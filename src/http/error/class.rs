@@ -20,7 +20,11 @@ impl ProxyError {
             | BadHandshake(_)
             | BadFallbackRequest(_)
             | H2cUpgrade
-            | PlainHttpOnTls { .. } => StatusCode::BAD_REQUEST,
+            | PlainHttpOnTls { .. }
+            | MalformedVersion(_)
+            | AuthorityMismatch => StatusCode::BAD_REQUEST,
+            ExtendedConnect(fault) => fault.status(),
+            Tunnel => StatusCode::NOT_IMPLEMENTED,
             SessionClosed => StatusCode::GONE,
             Owner(OwnerFailure::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             Owner(_) => StatusCode::BAD_GATEWAY,
@@ -49,6 +53,10 @@ impl ProxyError {
     pub fn side(&self) -> Side {
         if matches!(self, ProxyError::ShuttingDown | ProxyError::Owner(_)) {
             return Side::Gateway;
+        }
+        // A 501 answers what the client asked for, not a backend failure.
+        if matches!(self, ProxyError::Tunnel | ProxyError::ExtendedConnect(_)) {
+            return Side::Client;
         }
         // Load comes from clients, however the gateway answers it.
         if let ProxyError::OverLimit(_) = self {
@@ -81,7 +89,10 @@ impl ProxyError {
             OriginNotAllowed { .. } | OriginMissing | SessionOriginMismatch => "origin",
             SubprotocolNotOffered { .. } => "subprotocol",
             UnsupportedVersion(_) => "version",
-            BadHandshake(_) | H2cUpgrade => "bad_request",
+            BadHandshake(_) | H2cUpgrade | AuthorityMismatch => "bad_request",
+            MalformedVersion(_) => "version_malformed",
+            ExtendedConnect(fault) => fault.reason(),
+            Tunnel => "connect_tunnel",
             PlainHttpOnTls { .. } => "plain_http_on_tls",
             OverLimit(refusal) => refusal.reason(),
             NoBackend | BackendConnect { .. } => "backend_refused",

@@ -60,6 +60,31 @@ fn statuses_and_reasons() {
         ),
         (ProxyError::H2cUpgrade, 400, "bad_request", Side::Client),
         (
+            ProxyError::MalformedVersion("x".into()),
+            400,
+            "version_malformed",
+            Side::Client,
+        ),
+        (
+            ProxyError::ExtendedConnect(ConnectFault::UnknownProtocol("h3".into())),
+            501,
+            "connect_protocol",
+            Side::Client,
+        ),
+        (
+            ProxyError::ExtendedConnect(ConnectFault::SettingNotReceived),
+            400,
+            "connect_early",
+            Side::Client,
+        ),
+        (ProxyError::Tunnel, 501, "connect_tunnel", Side::Client),
+        (
+            ProxyError::AuthorityMismatch,
+            400,
+            "bad_request",
+            Side::Client,
+        ),
+        (
             ProxyError::BackendConnectTimeout {
                 backend: "b".into(),
                 timeout: Duration::from_secs(1),

@@ -11,6 +11,7 @@ impl Metrics {
         self.cluster.register(&mut self.registry);
         self.register_certificates();
         self.edge.register(&mut self.registry);
+        self.http2.register(&mut self.registry);
     }
 
     /// The families of certificates and ACME.
@@ -109,7 +110,7 @@ impl Metrics {
         );
         r.register(
             "fallback_sessions",
-            "Fallback sessions opened, by transport",
+            "Fallback sessions opened, by transport and the client's HTTP version",
             self.fallback_sessions.clone(),
         );
         r.register(

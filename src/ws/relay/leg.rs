@@ -5,8 +5,11 @@
 //! handshake. Relaying through that costs an allocation and a dynamic call
 //! per read and write for the whole life of the connection. When the stream
 //! is of a known type it is unboxed here; the bytes hyper had read are served
-//! first. Any other stream (e.g. one a TLS layer wrapped) keeps hyper's
-//! wrapper, which is always correct.
+//! first. Any other stream keeps hyper's wrapper, which is always correct:
+//! one a TLS layer wrapped, or an HTTP/2 stream after an extended CONNECT
+//! (hyper's upgraded h2 stream: DATA frames under the stream's flow control,
+//! EOF on the client's END_STREAM or a RST_STREAM(CANCEL), an error on
+//! other resets; a shutdown sends END_STREAM).
 
 use std::io;
 use std::pin::Pin;

@@ -240,9 +240,11 @@ pub struct RelayReport {
 }
 
 impl RelayReport {
-    /// The report as the metrics take it: plain values and labels.
-    pub fn ended(&self) -> RelayEnded {
+    /// The report as the metrics take it: plain values and labels;
+    /// `http_version` is the client's (`1.1` or `2`).
+    pub fn ended(&self, http_version: &'static str) -> RelayEnded {
         RelayEnded {
+            http_version,
             client_close: self.client_close,
             backend_close: self.backend_close,
             sent_to_client: self.sent_to_client,

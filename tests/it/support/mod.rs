@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod client;
 pub mod fallback;
+pub mod h2;
 pub mod logs;
 pub mod named;
 pub mod ops;
