@@ -7,6 +7,7 @@ mod route;
 mod tls;
 mod toml_path;
 mod values;
+mod workers;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -195,6 +196,7 @@ pub(super) fn validate(raw: file::ConfigFile, base: &Path) -> Result<Config, Con
             true,
         ),
         log_format: log_format(&mut errors, raw.server.log_format.as_deref()),
+        workers: workers::workers(&mut errors, raw.server.workers),
         limits: limits::limits(&mut errors, &raw.limits),
     };
     if server.drain_spread > server.shutdown_grace {

@@ -7,13 +7,15 @@
 //! listeners   the public listener set, changeable at run time
 //! reload      SIGHUP / file-change reload with full validation
 //! check       a config validated in full, certificates included
-//! process     the runtime, the signals, the listeners bound
+//! process     the runtimes, the signals, the listeners bound
+//! workers     thread-per-core: where connections are accepted and served
 //! ```
 
 pub mod check;
 mod listeners;
 pub mod process;
 pub mod reload;
+pub mod workers;
 
 use std::future::Future;
 use std::io;
@@ -42,6 +44,9 @@ pub struct RunOptions {
     /// Receives the shared gateway state once it exists, so tests and tools
     /// can watch live counts (relays, limits).
     pub observe: Option<tokio::sync::oneshot::Sender<Arc<Gateway>>>,
+    /// The runtimes that accept and serve connections; by default only the
+    /// one `run_with` runs on.
+    pub workers: workers::Workers,
 }
 
 /// Runs the gateway on already-bound public listeners (one per
@@ -72,7 +77,7 @@ async fn serve(
         let _ = observer.send(gateway.clone());
     }
     start_admin(&config, options.admin, &gateway).await?;
-    let set = ListenerSet::start(&config.listeners, listeners, gateway.clone())
+    let set = ListenerSet::start(&config.listeners, listeners, gateway.clone(), options.workers)
         .map_err(|errors| io::Error::other(errors.join("\n")))?;
     let reloads = shutdown.stopped().child_token();
     if let Some(source) = options.reload {

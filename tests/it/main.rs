@@ -30,3 +30,4 @@ mod relay;
 mod reload;
 mod tls;
 mod tls_check;
+mod workers;
