@@ -131,7 +131,10 @@ impl ListenerSet {
                 sockets.push(None);
                 continue;
             }
-            match TcpListener::bind(config.bind).await.and_then(|l| l.into_std()) {
+            match TcpListener::bind(config.bind)
+                .await
+                .and_then(|l| l.into_std())
+            {
                 Ok(listener) => sockets.push(Some(listener)),
                 Err(e) => errors.push(format!(
                     "listeners[{i}].bind: cannot listen on {}: {e}",
@@ -194,7 +197,9 @@ impl ListenerSet {
         for _ in 1..self.workers.count() {
             match listener.try_clone() {
                 Ok(copy) => copies.push(copy),
-                Err(e) => tracing::warn!(%addr, error = %e, "cannot share the listener with another worker"),
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "cannot share the listener with another worker")
+                }
             }
         }
         copies.insert(0, listener);
@@ -202,7 +207,12 @@ impl ListenerSet {
             .into_iter()
             .enumerate()
             .map(|(i, socket)| {
-                let accept = accept_on_worker(socket, frontend.clone(), self.gateway.clone(), accept_stop.clone());
+                let accept = accept_on_worker(
+                    socket,
+                    frontend.clone(),
+                    self.gateway.clone(),
+                    accept_stop.clone(),
+                );
                 self.workers.spawn(i, accept)
             })
             .collect();

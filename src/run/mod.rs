@@ -77,8 +77,13 @@ async fn serve(
         let _ = observer.send(gateway.clone());
     }
     start_admin(&config, options.admin, &gateway).await?;
-    let set = ListenerSet::start(&config.listeners, listeners, gateway.clone(), options.workers)
-        .map_err(|errors| io::Error::other(errors.join("\n")))?;
+    let set = ListenerSet::start(
+        &config.listeners,
+        listeners,
+        gateway.clone(),
+        options.workers,
+    )
+    .map_err(|errors| io::Error::other(errors.join("\n")))?;
     let reloads = shutdown.stopped().child_token();
     if let Some(source) = options.reload {
         let reloader = Reloader {

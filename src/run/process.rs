@@ -32,7 +32,9 @@ pub fn serve(config: Config, file: Option<PathBuf>) -> Result<(), String> {
         ),
         Layout::WorkStealing(_) => None,
     };
-    let workers = threads.as_ref().map_or_else(Workers::current, WorkerThreads::workers);
+    let workers = threads
+        .as_ref()
+        .map_or_else(Workers::current, WorkerThreads::workers);
     tracing::info!(workers = workers.count(), ?layout, "runtime started");
     let result = runtime.block_on(async move {
         let signals = StopSignals::install();
