@@ -22,7 +22,9 @@ const SOCKETS: usize = 12;
 async fn open(url: &str) -> Ws {
     let (mut ws, _) = connect(ws_request(url, &[])).await.unwrap();
     ws.send(Message::Text("hi".into())).await.unwrap();
-    let echo = tokio::time::timeout(WAIT, ws.next()).await.expect("bounded");
+    let echo = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("bounded");
     assert_eq!(echo.unwrap().unwrap(), Message::Text("hi".into()));
     ws
 }
@@ -30,7 +32,10 @@ async fn open(url: &str) -> Ws {
 /// The close code a client receives next, skipping pings.
 async fn close_code(ws: &mut Ws) -> Option<u16> {
     loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("bounded") {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("bounded")
+        {
             Some(Ok(Message::Ping(_))) => continue,
             Some(Ok(Message::Close(Some(frame)))) => return Some(frame.code.into()),
             _ => return None,
@@ -54,7 +59,11 @@ async fn relays_on_every_worker_are_tracked_and_drained_with_1001() {
         assert_eq!(close_code(ws).await, Some(1001));
     }
     gw.join().await;
-    assert_eq!(state.shutdown.open(), (0, 0, 0), "the drain saw them all end");
+    assert_eq!(
+        state.shutdown.open(),
+        (0, 0, 0),
+        "the drain saw them all end"
+    );
     threads.stop();
 }
 
@@ -77,7 +86,10 @@ async fn a_reload_restarts_the_accept_loops_of_every_worker_on_the_same_socket()
     // A changed listener setting: its accept loops restart with the socket.
     std::fs::write(&path, config("redirect_https = 8443")).unwrap();
     let outcome = gw.reload.as_ref().unwrap().reload().await.unwrap();
-    assert!(matches!(outcome, ReloadOutcome::Applied { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, ReloadOutcome::Applied { .. }),
+        "{outcome:?}"
+    );
     for _ in 0..SOCKETS {
         let res = raw_request(gw.addr(), "GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
         assert_eq!(res.status, 301, "every worker serves the new settings");

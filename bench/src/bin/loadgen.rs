@@ -29,6 +29,10 @@ struct Cli {
     /// Tokio worker threads of the load generator.
     #[arg(long, global = true, default_value_t = 2)]
     threads: usize,
+    /// Send about 500 bytes of browser headers (User-Agent, cookies,
+    /// Accept-Language) with every upgrade.
+    #[arg(long, global = true)]
+    browser_headers: bool,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -67,6 +71,9 @@ enum Mode {
         /// Seconds to wait after the last connection opened before reading RSS.
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
+        /// Never send a message: hold connections right after the upgrade.
+        #[arg(long)]
+        silent: bool,
     },
     /// New connection + upgrade + close, repeatedly; proxy CPU per handshake.
     Handshake {
@@ -112,7 +119,12 @@ impl Load {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let target = match Target::parse(&cli.url) {
-        Ok(target) => target,
+        Ok(mut target) => {
+            if cli.browser_headers {
+                target.extra_headers = wsgate_bench::client::BROWSER_HEADERS;
+            }
+            target
+        }
         Err(e) => {
             eprintln!("loadgen: {e}");
             return ExitCode::from(2);
@@ -141,9 +153,11 @@ fn main() -> ExitCode {
                 conns,
                 concurrency,
                 settle,
+                silent,
             } => {
                 let settle = Duration::from_secs_f64(settle);
-                modes::hold(target, conns, concurrency.max(1), settle, watch).await
+                let first = (!silent).then_some(modes::FIRST_MESSAGE);
+                modes::hold(target, conns, concurrency.max(1), settle, first, watch).await
             }
             Mode::Handshake {
                 concurrency,
