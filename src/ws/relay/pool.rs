@@ -52,10 +52,12 @@ impl Size {
     }
 }
 
+/// Free buffers of one size.
+type FreeList = Vec<Box<[u8]>>;
+
 thread_local! {
     /// This thread's free buffers, small and large.
-    static FREE: RefCell<(Vec<Box<[u8]>>, Vec<Box<[u8]>>)> =
-        const { RefCell::new((Vec::new(), Vec::new())) };
+    static FREE: RefCell<(FreeList, FreeList)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 #[cfg(test)]
