@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message;
@@ -140,22 +141,39 @@ async fn throughput(
             .map_err(|e| e.to_string())?;
         let echoes = echoes.clone();
         tasks.spawn(async move {
+            // Sending and reading run at once: a connection that only read
+            // after writing all its messages would deadlock with a backend
+            // that echoes as it reads once the socket buffers are full.
             let (mut tx, mut rx) = ws.split();
-            let payload = vec![0x42u8; size];
-            for _ in 0..inflight {
-                tx.send(Message::binary(payload.clone())).await.ok()?;
-            }
-            while Instant::now() < end {
-                match timeout(STEP_TIMEOUT, rx.next()).await.ok()?? {
-                    Ok(Message::Binary(_)) => {
-                        echoes.fetch_add(1, Relaxed);
+            let slots = Arc::new(Semaphore::new(inflight));
+            let sender = {
+                let slots = slots.clone();
+                async move {
+                    let payload = vec![0x42u8; size];
+                    while Instant::now() < end {
+                        slots.acquire().await.ok()?.forget();
                         tx.send(Message::binary(payload.clone())).await.ok()?;
                     }
-                    Ok(_) => {}
-                    Err(_) => return None,
+                    Some(())
                 }
+            };
+            let receiver = async move {
+                while Instant::now() < end {
+                    match timeout(STEP_TIMEOUT, rx.next()).await.ok()?? {
+                        Ok(Message::Binary(_)) => {
+                            echoes.fetch_add(1, Relaxed);
+                            slots.add_permits(1);
+                        }
+                        Ok(_) => {}
+                        Err(_) => return None,
+                    }
+                }
+                Some(())
+            };
+            tokio::select! {
+                _ = sender => {}
+                _ = receiver => {}
             }
-            Some(())
         });
     }
     tokio::time::sleep(window.warmup).await;

@@ -26,6 +26,9 @@ pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// Most header lines in an answer head (hyper's default too).
 const MAX_HEADERS: usize = 100;
 
+/// Header lines a first parse makes room for: a 101 has a handful.
+const FEW_HEADERS: usize = 16;
+
 /// The first read's size, and how much the buffer grows per further read.
 const READ_CHUNK: usize = 4 * 1024;
 
@@ -42,24 +45,24 @@ thread_local! {
 }
 
 /// A buffer for one dial: the request, then the answer's head. Back in this
-/// thread's free list when dropped.
+/// thread's free list when dropped. Its length is how much of it has ever
+/// been written (initialized), so reuse never zeroes it again.
 pub(super) struct Scratch(Vec<u8>);
 
 impl Scratch {
     /// A free buffer of this thread, or a new one.
     pub(super) fn take() -> Self {
         let reused = FREE.try_with(|free| free.borrow_mut().pop()).ok().flatten();
-        Scratch(reused.unwrap_or_else(|| Vec::with_capacity(READ_CHUNK)))
+        Scratch(reused.unwrap_or_else(|| vec![0; READ_CHUNK]))
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let mut buf = std::mem::take(&mut self.0);
-        if buf.capacity() > KEEP_UP_TO {
+        let buf = std::mem::take(&mut self.0);
+        if buf.len() > KEEP_UP_TO {
             return;
         }
-        buf.clear();
         let _ = FREE.try_with(|free| {
             let mut free = free.borrow_mut();
             if free.len() < FREE_PER_THREAD {
@@ -78,20 +81,36 @@ pub(super) async fn send_request(
     headers: &HeaderMap,
 ) -> io::Result<()> {
     let buf = &mut buf.0;
-    buf.clear();
-    buf.extend_from_slice(b"GET ");
-    buf.extend_from_slice(path.as_bytes());
-    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut request = Cursor(buf, 0);
+    request.put(b"GET ");
+    request.put(path.as_bytes());
+    request.put(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        buf.extend_from_slice(name.as_str().as_bytes());
-        buf.extend_from_slice(b": ");
-        buf.extend_from_slice(value.as_bytes());
-        buf.extend_from_slice(b"\r\n");
+        request.put(name.as_str().as_bytes());
+        request.put(b": ");
+        request.put(value.as_bytes());
+        request.put(b"\r\n");
     }
-    buf.extend_from_slice(b"\r\n");
-    stream.write_all(buf).await?;
+    request.put(b"\r\n");
+    let len = request.1;
+    stream.write_all(&buf[..len]).await?;
     // A TLS stream may still hold records; a TCP flush is free.
     stream.flush().await
+}
+
+/// Writes over an initialized buffer from the start, growing it only past
+/// its end: `.1` is how far it has written.
+struct Cursor<'b>(&'b mut Vec<u8>, usize);
+
+impl Cursor<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.1 + bytes.len();
+        if end > self.0.len() {
+            self.0.resize(end, 0);
+        }
+        self.0[self.1..end].copy_from_slice(bytes);
+        self.1 = end;
+    }
 }
 
 /// The head of the backend's answer (1xx informational answers other than
@@ -122,8 +141,6 @@ pub(super) async fn read_head(
     buf: &mut Scratch,
 ) -> Result<Head, HeadError> {
     let buf = &mut buf.0;
-    buf.clear();
-    buf.resize(READ_CHUNK, 0);
     let mut filled = 0;
     loop {
         if filled == buf.len() {
@@ -179,13 +196,40 @@ async fn read_some(stream: &mut BackendStream, into: &mut [u8]) -> io::Result<us
 
 /// A complete head at the start of `bytes`, `None` if more is needed.
 fn parse(bytes: &[u8]) -> Result<Option<Head>, String> {
-    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut lines);
-    let len = match response.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(format!("invalid answer head: {e}")),
+    // A 101 has a handful of headers: a short array first (an array of
+    // [`MAX_HEADERS`] empty headers is 3.2 KB written per parse, more than
+    // the head itself), the full one only for a head that needs it.
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    match parse_into(bytes, &mut few) {
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut many = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            parse_into(bytes, &mut many)
+        }
+        parsed => parsed,
+    }
+    .map_err(|e| format!("invalid answer head: {e}"))?
+}
+
+/// [`parse`] with room for `lines.len()` headers; the outer error is
+/// httparse's, the inner one a head httparse took but `http` does not.
+fn parse_into<'b>(
+    bytes: &'b [u8],
+    lines: &mut [httparse::Header<'b>],
+) -> Result<Result<Option<Head>, String>, httparse::Error> {
+    let mut response = httparse::Response::new(lines);
+    let len = match response.parse(bytes)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(Ok(None)),
     };
+    Ok(head(&response, len, bytes.len()))
+}
+
+/// The parsed head in `http`'s types.
+fn head(
+    response: &httparse::Response<'_, '_>,
+    len: usize,
+    filled: usize,
+) -> Result<Option<Head>, String> {
     let code = response.code.unwrap_or_default();
     let status = StatusCode::from_u16(code).map_err(|_| format!("invalid status {code}"))?;
     let mut headers = HeaderMap::with_capacity(response.headers.len());
@@ -200,7 +244,7 @@ fn parse(bytes: &[u8]) -> Result<Option<Head>, String> {
         status,
         headers,
         len,
-        filled: bytes.len(),
+        filled,
     }))
 }
 
@@ -224,6 +268,11 @@ mod tests {
         assert!(parse(b"HTTP/1.1 101 OK\r\nUpgrade: web").unwrap().is_none());
         assert!(parse(b"SSH-2.0-OpenSSH_9.2\r\n\r\n").is_err());
         assert!(parse(b"HTTP/1.1 101 OK\r\nBad Name: x\r\n\r\n").is_err());
+        let some: String = (0..FEW_HEADERS * 2)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        let head = parse(format!("HTTP/1.1 101 OK\r\n{some}\r\n").as_bytes());
+        assert_eq!(head.unwrap().unwrap().headers.len(), FEW_HEADERS * 2);
         let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
         assert!(parse(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_bytes()).is_err());
     }
@@ -231,6 +280,10 @@ mod tests {
     #[test]
     fn scratch_buffers_are_reused_on_the_same_thread() {
         let first = Scratch::take();
+        assert!(
+            first.0.len() >= READ_CHUNK,
+            "initialized once, reused as is"
+        );
         let ptr = first.0.as_ptr();
         drop(first);
         assert_eq!(Scratch::take().0.as_ptr(), ptr);
