@@ -4,6 +4,7 @@
 # to read here, not rates or CPU.
 #
 #   bench/syscalls.sh [WORKERS]   wsgate with server.workers = WORKERS (1)
+#   WSGATE_BIN=/other/wsgate bench/syscalls.sh   another build (one worker)
 #
 # Starts the bench echo backend and a wsgate release build on free loopback
 # ports, runs the load generator's throughput scenario (50 connections x 8
@@ -33,9 +34,13 @@ free_port
 ECHO_PORT=$FREE
 free_port
 PORT=$FREE
+WORKERS_KEY=""
+# One worker through the environment, so that builds from before
+# server.workers run too.
+[[ $WORKERS == 1 ]] || WORKERS_KEY="workers = $WORKERS"
 cat >"$TMP/wsgate.toml" <<CONF
 [server]
-workers = $WORKERS
+$WORKERS_KEY
 [limits]
 max_connections_per_ip = 0
 [[listeners]]
@@ -49,7 +54,8 @@ ping_interval = "1h"
 CONF
 "$BIN/echo" --listen "127.0.0.1:$ECHO_PORT" --threads 1 &
 PID[echo]=$!
-RUST_LOG=warn "$ROOT/target/release/wsgate" --config "$TMP/wsgate.toml" 2>"$TMP/wsgate.log" &
+WSGATE_WORKER_THREADS=$([[ $WORKERS == 1 ]] && echo 1 || echo "") RUST_LOG=warn \
+    "${WSGATE_BIN:-$ROOT/target/release/wsgate}" --config "$TMP/wsgate.toml" 2>"$TMP/wsgate.log" &
 PID[wsgate]=$!
 for ((i = 0; i < 100; i++)); do
     "$BIN/loadgen" --url "ws://127.0.0.1:$PORT/" probe 2>/dev/null && break
