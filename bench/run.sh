@@ -5,10 +5,12 @@
 #   bench/run.sh            full run (5 rounds, ~15-20 minutes)
 #   bench/run.sh --quick    a few minutes: 2 rounds, short windows, 2,000 idle conns
 #   bench/run.sh --rounds N override the number of rounds
+#   bench/run.sh --variants also wsgate with its default workers (one per
+#                           CPU) and with the work-stealing runtime (2 threads)
 #
 # Everything runs on 127.0.0.1 with ports picked free at run time. Each proxy
 # gets one worker (nginx worker_processes 1, HAProxy nbthread 1, wsgate
-# WSGATE_WORKER_THREADS=1) and no access log. Scenarios alternate the order
+# workers = 1) and no access log. Scenarios alternate the order
 # of the targets from round to round; the table shows median (min–max).
 # Prints one markdown table (also saved to bench/target/last-run.md).
 set -euo pipefail
@@ -21,12 +23,14 @@ BIN="$BENCH/target/release"
 COMMAND="bench/run.sh $*"
 
 QUICK=0
+VARIANTS=0
 ROUNDS=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --rounds) ROUNDS="$2"; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        --variants) VARIANTS=1 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -46,6 +50,12 @@ HANDSHAKE_WORKERS=8
 LOADGEN_TIMEOUT=300 # seconds; no single measurement may take longer
 TARGETS=(direct wsgate nginx haproxy)
 PROXIES=(wsgate nginx haproxy)
+# The independent bench's shapes (issue #18): a tokio-tungstenite backend
+# that echoes whole messages, under /t/ on every proxy, driven by tungload.
+TUNG_CONNS=50
+TUNG_RATE=5000
+TUNG_LATENCY_CONNS=20
+TUNG_HANDSHAKE_LOOPS=20
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -62,6 +72,13 @@ install_deps() {
     log "installing ${missing[*]} via apt"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+add_variants() {
+    # wsgate-w0: server.workers = 0 (one per CPU, the default);
+    # wsgate-mt: WSGATE_WORKER_THREADS=2, the work-stealing runtime.
+    TARGETS=(direct wsgate wsgate-w0 wsgate-mt nginx haproxy)
+    PROXIES=(wsgate wsgate-w0 wsgate-mt nginx haproxy)
 }
 
 build() {
@@ -104,8 +121,11 @@ write_configs() {
     chmod 644 "$TMP/key.pem"
     cat "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/haproxy.pem"
 
-    wsgate_config tls >"$TMP/wsgate.toml"
-    wsgate_config plain >"$TMP/wsgate-plain.toml" # for a wsgate without TLS yet
+    local variant
+    for variant in "${PROXIES[@]}"; do
+        [[ $variant == wsgate* ]] || continue
+        wsgate_config "$variant" >"$TMP/$variant.toml"
+    done
 
     mkdir -p "$TMP/nginx"
     cat >"$TMP/nginx/nginx.conf" <<EOF
@@ -132,6 +152,14 @@ http {
         listen 127.0.0.1:${TLS_PORT[nginx]} ssl;
         ssl_certificate $TMP/cert.pem;
         ssl_certificate_key $TMP/key.pem;
+        location /t/ {
+            proxy_pass http://127.0.0.1:$TUNG_PORT;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade \$http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }
         location / {
             proxy_pass http://127.0.0.1:$ECHO_PORT;
             proxy_http_version 1.1;
@@ -160,17 +188,23 @@ defaults
 frontend ws
     bind 127.0.0.1:${PORT[haproxy]}
     bind 127.0.0.1:${TLS_PORT[haproxy]} ssl crt $TMP/haproxy.pem alpn http/1.1
+    use_backend tung if { path_beg /t/ }
     default_backend echo
 backend echo
     server echo 127.0.0.1:$ECHO_PORT maxconn 9800
+backend tung
+    server tung 127.0.0.1:$TUNG_PORT maxconn 9800
 EOF
 }
 
-# wsgate_config tls|plain: the config, with or without the TLS listener.
+# wsgate_config TARGET: the config of one wsgate variant.
 wsgate_config() {
+    local target=$1 workers=1
+    [[ $target == wsgate-w0 ]] && workers=0
     cat <<EOF
 [server]
 shutdown_grace = "1s"
+workers = $workers
 
 # Every client is 127.0.0.1: the per-address cap (1000 by default) would
 # refuse the idle test's 9,000 connections. nginx and HAProxy get no such
@@ -179,18 +213,20 @@ shutdown_grace = "1s"
 max_connections_per_ip = 0
 
 [[listeners]]
-bind = "127.0.0.1:${PORT[wsgate]}"
-EOF
-    if [[ $1 == tls ]]; then
-        cat <<EOF
+bind = "127.0.0.1:${PORT[$target]}"
 
 [[listeners]]
-bind = "127.0.0.1:${TLS_PORT[wsgate]}"
+bind = "127.0.0.1:${TLS_PORT[$target]}"
 [listeners.tls]
 certs = [{ cert = "cert.pem", key = "key.pem" }]
-EOF
-    fi
-    cat <<EOF
+
+[[routes]]
+path = "/t"
+backends = ["ws://127.0.0.1:$TUNG_PORT"]
+origins = ["*"]
+max_message_size = "1MiB"
+idle_timeout = "1h"
+ping_interval = "1h"
 
 [[routes]]
 path = "/"
@@ -211,11 +247,20 @@ start() {
             PID[echo]=$!
             WATCH[direct]=""
             ;;
-        wsgate)
-            WSGATE_WORKER_THREADS=1 RUST_LOG=warn "$ROOT/target/release/wsgate" \
-                --config "$WSGATE_CONFIG" 2>>"$TMP/wsgate.log" &
-            PID[wsgate]=$!
-            WATCH[wsgate]="--watch ${PID[wsgate]}"
+        tung)
+            "$BIN/echo_tungstenite" --listen "127.0.0.1:$TUNG_PORT" --threads 1 &
+            PID[tung]=$!
+            ;;
+        wsgate*)
+            if [[ $1 == wsgate-mt ]]; then
+                WSGATE_WORKER_THREADS=2 RUST_LOG=warn "$ROOT/target/release/wsgate" \
+                    --config "$TMP/$1.toml" 2>>"$TMP/$1.log" &
+            else
+                RUST_LOG=warn "$ROOT/target/release/wsgate" \
+                    --config "$TMP/$1.toml" 2>>"$TMP/$1.log" &
+            fi
+            PID[$1]=$!
+            WATCH[$1]="--watch ${PID[$1]}"
             ;;
         nginx)
             nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" &
@@ -266,6 +311,54 @@ measure() {
         log "$scenario on $target (round $round) failed: $(tail -n 1 "$TMP/loadgen.err")"
         note "$scenario" "$target" "$round" failed
     fi
+}
+
+# tmeasure SCENARIO TARGET ROUND URL TUNGLOAD-ARGS...: one tungload run.
+tmeasure() {
+    local scenario=$1 target=$2 round=$3 url=$4
+    shift 4
+    local out key value
+    # shellcheck disable=SC2086  # WATCH holds several words on purpose
+    if out=$(timeout "$LOADGEN_TIMEOUT" "$BIN/tungload" --url "$url" ${WATCH[$target]:-} \
+        --clk-tck "$(getconf CLK_TCK)" "$@" 2>>"$TMP/loadgen.err"); then
+        while read -r key value; do
+            printf '%s.%s\t%s\t%s\t%s\n' "$scenario" "$key" "$target" "$round" "$value" >>"$RESULTS"
+        done <<<"$out"
+    else
+        log "$scenario on $target (round $round) failed: $(tail -n 1 "$TMP/loadgen.err")"
+        note "$scenario" "$target" "$round" failed
+    fi
+}
+
+# tung_url TARGET: where the tungstenite shapes connect through TARGET.
+tung_url() {
+    case "$1" in
+        direct) echo "ws://127.0.0.1:$TUNG_PORT/t/" ;;
+        *) echo "${URL[$1]}t/" ;;
+    esac
+}
+
+# The independent bench's shapes, on the /t/ route (tungstenite backend).
+run_tung_round() {
+    local round=$1 target size name
+    local order
+    mapfile -t order < <(rotated "$round" "${TARGETS[@]}")
+    local window=(--warmup "$WARMUP" --duration "$WINDOW")
+    for size in 64 4096 65536; do
+        case $size in 64) name=tt64 ;; 4096) name=tt4k ;; *) name=tt64k ;; esac
+        for target in "${order[@]}"; do
+            tmeasure "$name" "$target" "$round" "$(tung_url "$target")" "${window[@]}" throughput \
+                --conns "$TUNG_CONNS" --inflight "$INFLIGHT" --size "$size"
+        done
+    done
+    for target in "${order[@]}"; do
+        tmeasure tlat "$target" "$round" "$(tung_url "$target")" "${window[@]}" rate \
+            --conns "$TUNG_LATENCY_CONNS" --rate "$TUNG_RATE" --size "$LATENCY_SIZE"
+    done
+    for target in "${order[@]}"; do
+        tmeasure ths "$target" "$round" "$(tung_url "$target")" --duration "$HS_SECS" handshake \
+            --concurrency "$TUNG_HANDSHAKE_LOOPS"
+    done
 }
 
 # rotated ROUND ITEMS...: the items rotated left by ROUND.
@@ -330,12 +423,25 @@ run_idle() {
         start "$target"
         sleep 1
         measure idle "$target" "$round" "${URL[$target]}" hold --conns "$IDLE_CONNS" --concurrency 64 --settle 2
+        # The independent bench's shape: browser-sized upgrade headers, no
+        # message ever sent; then the same with TLS on the client leg.
+        stop "$target"
+        start "$target"
+        sleep 1
+        measure idleb "$target" "$round" "${URL[$target]}" --browser-headers hold \
+            --conns "$IDLE_CONNS" --concurrency 64 --settle 2 --silent
+        stop "$target"
+        start "$target"
+        sleep 1
+        measure idlebtls "$target" "$round" "${TLS_URL[$target]}" --browser-headers hold \
+            --conns "$IDLE_CONNS" --concurrency 64 --settle 2 --silent
     done
 }
 
 # --- main ----------------------------------------------------------------------
 
 install_deps
+[[ $VARIANTS == 1 ]] && add_variants
 build
 ulimit -n "$(ulimit -Hn)"
 if (($(ulimit -n) < 2 * IDLE_CONNS + 100)); then
@@ -355,25 +461,22 @@ for target in "${PROXIES[@]}"; do
     TLS_URL[$target]="wss://127.0.0.1:${TLS_PORT[$target]}/"
 done
 URL[direct]="ws://127.0.0.1:$ECHO_PORT/"
+free_port
+TUNG_PORT=$FREE
+URL[tung]="ws://127.0.0.1:$TUNG_PORT/"
 write_configs
 
-WSGATE_CONFIG="$TMP/wsgate.toml"
-if ! "$ROOT/target/release/wsgate" check --config "$WSGATE_CONFIG" >/dev/null 2>&1; then
-    WSGATE_CONFIG="$TMP/wsgate-plain.toml"
-fi
 start echo
+start tung
 for target in "${PROXIES[@]}"; do
     start "$target"
 done
-if [[ $WSGATE_CONFIG != "$TMP/wsgate.toml" ]] || ! "$BIN/loadgen" --url "${TLS_URL[wsgate]}" probe 2>/dev/null; then
-    log "wsgate serves no TLS yet: TLS scenarios are n/a for it"
-    unset "TLS_URL[wsgate]"
-fi
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 for ((round = 0; round < ROUNDS; round++)); do
     run_round "$round"
+    run_tung_round "$round"
 done
 for ((round = 0; round < IDLE_ROUNDS; round++)); do
     run_idle "$round"

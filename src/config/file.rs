@@ -23,6 +23,8 @@ pub(crate) mod defaults {
     pub(crate) const DRAIN_SPREAD: Duration = Duration::ZERO;
     /// `server.log_format`: human-readable lines.
     pub(crate) const LOG_FORMAT: &str = "text";
+    /// `server.workers`: 0, one worker thread per CPU.
+    pub(crate) const WORKERS: usize = 0;
     /// `routes.path`: the whole URL space.
     pub(crate) const PATH: &str = "/";
     /// `routes.allow_missing_origin`: non-browser clients send no `Origin`.
@@ -157,6 +159,7 @@ pub(crate) struct ServerFile {
     pub(crate) header_read_timeout: Option<String>,
     pub(crate) drain_spread: Option<String>,
     pub(crate) log_format: Option<String>,
+    pub(crate) workers: Option<i64>,
 }
 
 /// `[[listeners]]`.

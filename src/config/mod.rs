@@ -58,6 +58,9 @@ pub struct ServerSettings {
     pub drain_spread: Duration,
     /// How log lines are written.
     pub log_format: LogFormat,
+    /// Worker threads, each a single-threaded runtime owning the
+    /// connections it accepts; 0 = one per CPU. Takes effect at start.
+    pub workers: usize,
     /// Connection limits, `[limits]`.
     pub limits: LimitSettings,
 }

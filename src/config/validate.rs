@@ -13,6 +13,7 @@ mod suggest;
 mod tls;
 mod toml_path;
 mod values;
+mod workers;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -240,6 +241,7 @@ fn server_settings(
             true,
         ),
         log_format: log_format(errors, raw.log_format.as_deref()),
+        workers: workers::workers(errors, raw.workers),
         limits: limits::limits(errors, raw_limits),
     };
     if server.drain_spread > server.shutdown_grace {

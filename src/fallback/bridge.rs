@@ -17,8 +17,6 @@ use std::sync::Arc;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -34,9 +32,10 @@ use crate::upstream::Lease;
 use crate::ws::close::{
     reason, CLOSE_TIMEOUT, GOING_AWAY, INTERNAL_ERROR, NO_STATUS, SERVICE_RESTART,
 };
+use crate::ws::dial::BackendIo;
 
 /// The backend WebSocket of a session.
-pub type BackendWs = WebSocketStream<TokioIo<Upgraded>>;
+pub type BackendWs = WebSocketStream<BackendIo>;
 
 /// A session's backend: its WebSocket, and the lease that counts the
 /// session on that backend (`least_conn`) until the bridge ends.

@@ -12,8 +12,6 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderMap};
 use http::{request, Method, Request, Response, Uri, Version};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -30,6 +28,7 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::Metrics;
 use crate::upstream::{Balancer, Lease};
 use crate::ws::admit::{Admission, Admitted, Opening};
+use crate::ws::dial::BackendIo;
 
 /// What the open request asks for.
 #[derive(Debug)]
@@ -104,7 +103,7 @@ impl Opener<'_> {
         parts: &request::Parts,
         ask: &OpenRequest,
         client: &ClientInfo,
-        (io, lease): (TokioIo<Upgraded>, Lease),
+        (io, lease): (BackendIo, Lease),
     ) -> Result<Arc<Session>, ProxyError> {
         let (session, inbox) = Session::new(SessionInit {
             id: SessionId::random(),

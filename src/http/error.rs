@@ -265,10 +265,26 @@ impl OwnerFailure {
 }
 
 impl ProxyError {
+    /// A backend connection failed while the gateway read or wrote it
+    /// itself (the WebSocket handshake): TLS if rustls caused it (in TLS
+    /// 1.3 a backend refuses our client certificate only after the
+    /// handshake, on the first read), a protocol failure otherwise.
+    pub fn backend_io(backend: &str, error: &std::io::Error) -> Self {
+        let backend = backend.to_string();
+        match tls_cause(error) {
+            Some(tls) => ProxyError::BackendTls {
+                backend,
+                reason: tls.to_string(),
+            },
+            None => ProxyError::BackendProtocol {
+                backend,
+                reason: error.to_string(),
+            },
+        }
+    }
+
     /// A backend broke HTTP (hyper's error names how) — or its TLS layer
-    /// failed under hyper: in TLS 1.3 a backend refuses our client
-    /// certificate only after the handshake, on the first read, and that
-    /// is a TLS failure, not a protocol one.
+    /// failed under hyper, as for [`ProxyError::backend_io`].
     pub fn backend_protocol(backend: &str, error: &hyper::Error) -> Self {
         let backend = backend.to_string();
         match tls_cause(error) {

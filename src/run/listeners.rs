@@ -5,14 +5,21 @@
 //! Connections already accepted are never touched: the drain tracks them,
 //! not the listener. When the drain
 //! starts every socket is closed, so new clients are refused at once.
+//!
+//! Each listener runs one accept loop per [worker](super::workers), each
+//! holding a duplicate of the one socket, so a connection is served on the
+//! worker that accepted it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use std::net::TcpListener as StdListener;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::workers::Workers;
 use crate::acme::Acme;
 use crate::config::Listener;
 use crate::gateway::Gateway;
@@ -31,9 +38,9 @@ struct Running {
     /// Stops the accept loop (which then hands the socket back) and the TLS
     /// certificate watcher.
     stop: CancellationToken,
-    /// The accept loop; yields the socket when stopped by a reload, and
-    /// `None` once the drain closed it.
-    task: JoinHandle<Option<TcpListener>>,
+    /// The accept loops, one per worker; each yields its copy of the socket
+    /// when stopped by a reload, and `None` once the drain closed it.
+    tasks: Vec<JoinHandle<Option<StdListener>>>,
 }
 
 /// The running public listeners, in config order.
@@ -41,6 +48,8 @@ struct Running {
 pub(crate) struct ListenerSet {
     /// What every listener serves; its drain handle stops them.
     gateway: Arc<Gateway>,
+    /// The runtimes accept loops (and so connections) run on.
+    workers: Workers,
     running: Vec<Running>,
 }
 
@@ -50,11 +59,18 @@ impl ListenerSet {
         configs: &[Listener],
         bound: Vec<TcpListener>,
         gateway: Arc<Gateway>,
+        workers: Workers,
     ) -> Result<Self, Vec<String>> {
         let mut set = ListenerSet {
             gateway,
+            workers,
             running: Vec::new(),
         };
+        let bound = bound
+            .into_iter()
+            .map(|l| l.into_std())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| vec![format!("cannot take over a listener: {e}")])?;
         let prepared = prepare(configs.iter().enumerate().zip(bound), &set.gateway)?;
         for (config, listener, frontend, stop) in prepared {
             set.running
@@ -106,7 +122,7 @@ impl ListenerSet {
     async fn sockets_for(
         &self,
         configs: &[(usize, &Listener)],
-    ) -> Result<Vec<Option<TcpListener>>, Vec<String>> {
+    ) -> Result<Vec<Option<StdListener>>, Vec<String>> {
         let mut sockets = Vec::new();
         let mut errors = Vec::new();
         for (i, config) in configs {
@@ -114,7 +130,10 @@ impl ListenerSet {
                 sockets.push(None);
                 continue;
             }
-            match TcpListener::bind(config.bind).await {
+            match TcpListener::bind(config.bind)
+                .await
+                .and_then(|l| l.into_std())
+            {
                 Ok(listener) => sockets.push(Some(listener)),
                 Err(e) => errors.push(format!(
                     "listeners[{i}].bind: cannot listen on {}: {e}",
@@ -135,8 +154,8 @@ impl ListenerSet {
         &self,
         old: &mut Vec<Running>,
         config: &Listener,
-        bound: Option<TcpListener>,
-    ) -> Option<TcpListener> {
+        bound: Option<StdListener>,
+    ) -> Option<StdListener> {
         if let Some(listener) = bound {
             return Some(listener);
         }
@@ -144,19 +163,26 @@ impl ListenerSet {
         let running = old.remove(pos.expect("a running listener on this address"));
         running.stop.cancel();
         tracing::info!(addr = %running.addr, "listener settings changed by reload");
-        running.task.await.expect("accept loops do not panic")
+        let mut socket = None;
+        for task in running.tasks {
+            // Every copy refers to the same socket: keep one, close the rest.
+            let copy = task.await.expect("accept loops do not panic");
+            socket = socket.or(copy);
+        }
+        socket
     }
 
-    /// Starts the accept loop of one listener.
+    /// Starts the accept loops of one listener, one per worker.
     fn spawn(
         &self,
         config: Listener,
-        listener: TcpListener,
+        listener: StdListener,
         frontend: Frontend,
         stop: CancellationToken,
     ) -> Running {
         let addr = listener.local_addr().unwrap_or(config.bind);
-        tracing::info!(%addr, tls = matches!(frontend, Frontend::Tls(_)), "listening");
+        let workers = self.workers.count();
+        tracing::info!(%addr, tls = matches!(frontend, Frontend::Tls(_)), workers, "listening");
         let stop_accepting = self.gateway.shutdown.accepting_stopped();
         let accept_stop = stop_accepting.child_token();
         let (removed, drained) = (stop.clone(), accept_stop.clone());
@@ -167,16 +193,58 @@ impl ListenerSet {
             }
         });
         let edge = server::Edge::new(&config);
-        let gateway = self.gateway.clone();
-        let accept = server::accept_loop(listener, frontend, edge, gateway, accept_stop);
-        let task = tokio::spawn(close_on_drain(accept, stop_accepting.clone()));
+        let mut copies = Vec::new();
+        for _ in 1..self.workers.count() {
+            match listener.try_clone() {
+                Ok(copy) => copies.push(copy),
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "cannot share the listener with another worker")
+                }
+            }
+        }
+        copies.insert(0, listener);
+        let tasks = copies
+            .into_iter()
+            .enumerate()
+            .map(|(i, socket)| {
+                let accept = accept_on_worker(
+                    socket,
+                    frontend.clone(),
+                    edge.clone(),
+                    self.gateway.clone(),
+                    accept_stop.clone(),
+                );
+                self.workers.spawn(i, accept)
+            })
+            .collect();
         Running {
             config,
             addr,
             stop,
-            task,
+            tasks,
         }
     }
+}
+
+/// One worker's accept loop on its copy of the socket, registered with
+/// that worker's runtime; yields the copy back when a reload stops it.
+async fn accept_on_worker(
+    socket: StdListener,
+    frontend: Frontend,
+    edge: server::Edge,
+    gateway: Arc<Gateway>,
+    stop: CancellationToken,
+) -> Option<StdListener> {
+    let listener = match TcpListener::from_std(socket) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register a listener with its worker");
+            return None;
+        }
+    };
+    let drain = gateway.shutdown.accepting_stopped().clone();
+    let accept = server::accept_loop(listener, frontend, edge, gateway, stop);
+    close_on_drain(accept, drain).await?.into_std().ok()
 }
 
 /// Runs an accept loop; when it stopped because the drain began, closes

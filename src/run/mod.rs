@@ -7,8 +7,9 @@
 //! listeners   the public listener set, changeable at run time
 //! reload      SIGHUP / file-change reload with full validation
 //! check       a config validated in full, certificates included
-//! process     the runtime, the signals, the listeners bound
+//! process     the runtimes, the signals, the listeners bound
 //! quick       `wsgate proxy`: a config built from flags, no file
+//! workers     thread-per-core: where connections are accepted and served
 //! ```
 
 pub mod check;
@@ -16,6 +17,7 @@ mod listeners;
 pub mod process;
 pub mod quick;
 pub mod reload;
+pub mod workers;
 
 use std::future::Future;
 use std::io;
@@ -45,6 +47,9 @@ pub struct RunOptions {
     /// Receives the shared gateway state once it exists, so tests and tools
     /// can watch live counts (relays, limits).
     pub observe: Option<tokio::sync::oneshot::Sender<Arc<Gateway>>>,
+    /// The runtimes that accept and serve connections; by default only the
+    /// one `run_with` runs on.
+    pub workers: workers::Workers,
 }
 
 /// Runs the gateway on already-bound public listeners (one per
@@ -77,8 +82,13 @@ async fn serve(
     }
     start_admin(&config, options.admin, &gateway).await?;
     start_peers(&config, &gateway).await?;
-    let set = ListenerSet::start(&config.listeners, listeners, gateway.clone())
-        .map_err(|errors| io::Error::other(errors.join("\n")))?;
+    let set = ListenerSet::start(
+        &config.listeners,
+        listeners,
+        gateway.clone(),
+        options.workers,
+    )
+    .map_err(|errors| io::Error::other(errors.join("\n")))?;
     let reloads = shutdown.stopped().child_token();
     if let Some(source) = options.reload {
         let reloader = Reloader {

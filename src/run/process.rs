@@ -1,27 +1,42 @@
-//! The process around [`run_with`](super::run_with): the tokio runtime,
-//! the signals (SIGTERM/SIGINT drain, a second one exits at once, SIGHUP
+//! The process around [`run_with`](super::run_with): the runtimes, the
+//! signals (SIGTERM/SIGINT drain, a second one exits at once, SIGHUP
 //! reloads), and the public listeners bound from the config.
 //!
-//! `WSGATE_WORKER_THREADS=N` caps the tokio runtime at N worker threads
-//! (default: one per CPU; 1 runs everything on the main thread);
-//! `bench/run.sh` sets 1 to compare with single-worker nginx and HAProxy.
+//! By default the process runs `server.workers` single-threaded runtimes
+//! ([thread-per-core](super::workers)): the main thread's (which also runs
+//! the admin endpoints, reloads and the drain) and one thread per further
+//! worker. `WSGATE_WORKER_THREADS=N` overrides that, for comparisons: 1 is
+//! one worker (`server.workers = 1`); N > 1 runs the one work-stealing
+//! tokio runtime with N threads that wsgate used before workers existed.
 
 use std::path::PathBuf;
 
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+use super::workers::{self, WorkerThreads, Workers};
 use super::{reload, run_with, RunOptions};
 use crate::config::Config;
 
-/// Environment variable that sets the number of runtime worker threads.
+/// Environment variable that overrides `server.workers` (see the module doc).
 const WORKER_THREADS_ENV: &str = "WSGATE_WORKER_THREADS";
 
 /// Binds the listeners and runs until SIGTERM or SIGINT; reloads `file`
 /// on SIGHUP and when it changes.
 pub fn serve(config: Config, file: Option<PathBuf>) -> Result<(), String> {
-    let runtime = build_runtime()?;
-    runtime.block_on(async move {
+    let layout = Layout::choose(config.server.workers)?;
+    let runtime = layout.runtime()?;
+    let threads = match layout {
+        Layout::Workers(count) => Some(
+            WorkerThreads::start(count).map_err(|e| format!("cannot start the workers: {e}"))?,
+        ),
+        Layout::WorkStealing(_) => None,
+    };
+    let workers = threads
+        .as_ref()
+        .map_or_else(Workers::current, WorkerThreads::workers);
+    tracing::info!(workers = workers.count(), ?layout, "runtime started");
+    let result = runtime.block_on(async move {
         let signals = StopSignals::install();
         let mut listeners = Vec::new();
         for listener in &config.listeners {
@@ -30,7 +45,10 @@ pub fn serve(config: Config, file: Option<PathBuf>) -> Result<(), String> {
                 .map_err(|e| format!("cannot listen on {}: {e}", listener.bind))?;
             listeners.push(bound);
         }
-        let mut options = RunOptions::default();
+        let mut options = RunOptions {
+            workers,
+            ..RunOptions::default()
+        };
         if let Some(file) = file {
             let (handle, source) = reload::channel(file, reload::DEFAULT_POLL);
             // Registered here, not in the task: a SIGHUP that arrives before
@@ -46,7 +64,11 @@ pub fn serve(config: Config, file: Option<PathBuf>) -> Result<(), String> {
         run_with(config, listeners, options, signals.first())
             .await
             .map_err(|e| e.to_string())
-    })
+    });
+    if let Some(threads) = threads {
+        threads.stop();
+    }
+    result
 }
 
 /// Asks for a config reload on every SIGHUP (the outcome is logged by the
@@ -60,24 +82,42 @@ async fn reload_on_hangup(handle: reload::ReloadHandle, mut hangup: Signal) {
     }
 }
 
-/// The runtime: one worker per CPU, or `WSGATE_WORKER_THREADS` if set. One
-/// thread means the single-threaded scheduler: accept loops, handshakes and
-/// relays then share one thread with no cross-thread wake-ups at all (with a
-/// one-worker multi-threaded runtime, the accept loop in `block_on` and the
-/// connection tasks would sit on two threads).
-fn build_runtime() -> Result<tokio::runtime::Runtime, String> {
-    let threads = worker_threads()?;
-    let mut builder = match threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    if let Some(threads) = threads.filter(|&n| n > 1) {
-        builder.worker_threads(threads);
+/// How the process spreads its work over threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Thread-per-core: this many single-threaded runtimes, each owning the
+    /// connections it accepts (the default, from `server.workers`).
+    Workers(usize),
+    /// One work-stealing runtime with this many threads
+    /// (`WSGATE_WORKER_THREADS` > 1; kept to compare against).
+    WorkStealing(usize),
+}
+
+impl Layout {
+    /// `WSGATE_WORKER_THREADS` if set, else `server.workers`.
+    fn choose(configured: usize) -> Result<Self, String> {
+        Ok(match worker_threads()? {
+            Some(1) => Layout::Workers(1),
+            Some(threads) => Layout::WorkStealing(threads),
+            None => Layout::Workers(workers::resolve(configured)),
+        })
     }
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+
+    /// The runtime of the main thread: worker 0, or the work-stealing pool.
+    fn runtime(self) -> Result<tokio::runtime::Runtime, String> {
+        let mut builder = match self {
+            Layout::Workers(_) => tokio::runtime::Builder::new_current_thread(),
+            Layout::WorkStealing(threads) => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(threads);
+                builder
+            }
+        };
+        builder
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))
+    }
 }
 
 /// `WSGATE_WORKER_THREADS`, if set: a positive integer.

@@ -167,6 +167,7 @@ impl Reloader {
                 "server.log_format",
                 old.server.log_format != new.server.log_format,
             ),
+            ("server.workers", old.server.workers != new.server.workers),
         ];
         for (key, changed) in restart_only {
             if changed {

@@ -108,7 +108,7 @@ impl Checker {
             Err(ProxyError::BackendTls { .. }) => return Outcome::Tls,
             Err(_) => return Outcome::Refused,
         };
-        let Ok(mut sender) = http1_sender::<Body>(stream, &self.state.label).await else {
+        let Ok(mut sender) = http1_sender::<Body, _>(stream, &self.state.label).await else {
             return Outcome::Protocol;
         };
         let websocket = check.probe == Probe::WebSocket;

@@ -198,11 +198,12 @@ impl Connector {
 /// Opens an HTTP/1.1 client connection on a connected backend stream and
 /// drives it in its own task, which ends by itself: after the response (or
 /// the upgrade, which it supports), or when sender and response are dropped.
-pub async fn http1_sender<B>(
-    stream: BackendStream,
+pub async fn http1_sender<B, S>(
+    stream: S,
     backend: &str,
 ) -> Result<hyper::client::conn::http1::SendRequest<B>, ProxyError>
 where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,

@@ -28,7 +28,7 @@ use crate::shutdown::Shutdown;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::relays::RelayMeter;
 use crate::telemetry::request_id::REQUEST_ID;
-use crate::upstream::{BackendStream, Balancer, Lease};
+use crate::upstream::{Balancer, Lease};
 use crate::ws::admit::{Admission, Admitted, Opening};
 use crate::ws::close::CLOSE_TIMEOUT;
 use crate::ws::dial::BackendUpgrade;
@@ -149,7 +149,6 @@ impl Relays<'_> {
             _lease: Some(lease),
             ..context
         };
-        let backend_io = Leg::<BackendStream>::new(backend_io.into_inner());
         let task = async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,

@@ -47,3 +47,4 @@ mod relay;
 mod reload;
 mod tls;
 mod tls_check;
+mod workers;

@@ -33,6 +33,10 @@ struct Cli {
     /// With an `h2wss://` URL: WebSockets per HTTP/2 connection.
     #[arg(long, global = true, default_value_t = 10)]
     h2_streams: usize,
+    /// Send about 500 bytes of browser headers (User-Agent, cookies,
+    /// Accept-Language) with every upgrade.
+    #[arg(long, global = true)]
+    browser_headers: bool,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -71,6 +75,9 @@ enum Mode {
         /// Seconds to wait after the last connection opened before reading RSS.
         #[arg(long, default_value_t = 2.0)]
         settle: f64,
+        /// Never send a message: hold connections right after the upgrade.
+        #[arg(long)]
+        silent: bool,
     },
     /// New connection + upgrade + close, repeatedly; proxy CPU per handshake.
     Handshake {
@@ -116,7 +123,13 @@ impl Load {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let target = match Target::parse(&cli.url) {
-        Ok(target) => target.h2_streams(cli.h2_streams),
+        Ok(target) => {
+            let mut target = target.h2_streams(cli.h2_streams);
+            if cli.browser_headers {
+                target.extra_headers = wsgate_bench::client::BROWSER_HEADERS;
+            }
+            target
+        }
         Err(e) => {
             eprintln!("loadgen: {e}");
             return ExitCode::from(2);
@@ -145,9 +158,11 @@ fn main() -> ExitCode {
                 conns,
                 concurrency,
                 settle,
+                silent,
             } => {
                 let settle = Duration::from_secs_f64(settle);
-                modes::hold(target, conns, concurrency.max(1), settle, watch).await
+                let first = (!silent).then_some(modes::FIRST_MESSAGE);
+                modes::hold(target, conns, concurrency.max(1), settle, first, watch).await
             }
             Mode::Handshake {
                 concurrency,

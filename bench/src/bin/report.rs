@@ -11,7 +11,24 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 /// The targets, in column order.
-const TARGETS: [&str; 4] = ["direct", "wsgate", "nginx", "haproxy"];
+const TARGETS: [&str; 6] = [
+    "direct",
+    "wsgate",
+    "wsgate-w0",
+    "wsgate-mt",
+    "nginx",
+    "haproxy",
+];
+
+/// Column headings, in [`TARGETS`] order.
+const HEADINGS: [&str; 6] = [
+    "direct",
+    "wsgate (1 worker)",
+    "wsgate (default workers)",
+    "wsgate (work-stealing, 2 threads)",
+    "nginx",
+    "HAProxy",
+];
 
 /// Which way a figure is better.
 #[derive(Clone, Copy, PartialEq)]
@@ -118,6 +135,60 @@ const ROWS: &[Row] = &[
     row(
         "Proxy RSS per idle WebSocket (KiB)",
         "idle.rss_kib_per_conn",
+        Better::Lower,
+        Some(0.8),
+    ),
+    row(
+        "Proxy RSS per idle WebSocket, no message, browser headers (KiB)",
+        "idleb.rss_kib_per_conn",
+        Better::Lower,
+        Some(0.8),
+    ),
+    row(
+        "Proxy RSS per idle WebSocket, no message, browser headers, TLS (KiB)",
+        "idlebtls.rss_kib_per_conn",
+        Better::Lower,
+        Some(0.8),
+    ),
+    row(
+        "tungstenite shapes: echoes/s, 4 KiB",
+        "tt4k.msgs_per_s",
+        Better::Higher,
+        None,
+    ),
+    row(
+        "tungstenite shapes: **CPU per relayed message, 64 B (µs)**",
+        "tt64.cpu_us_per_msg",
+        Better::Lower,
+        Some(0.7),
+    ),
+    row(
+        "tungstenite shapes: **CPU per relayed message, 4 KiB (µs)**",
+        "tt4k.cpu_us_per_msg",
+        Better::Lower,
+        Some(0.7),
+    ),
+    row(
+        "tungstenite shapes: **CPU per relayed message, 64 KiB (µs)**",
+        "tt64k.cpu_us_per_msg",
+        Better::Lower,
+        Some(0.7),
+    ),
+    row(
+        "tungstenite shapes: RTT p99 at 5k msg/s (µs)",
+        "tlat.rtt_p99_us",
+        Better::Lower,
+        None,
+    ),
+    row(
+        "tungstenite shapes: handshakes/s, 20 loops",
+        "ths.handshakes_per_s",
+        Better::Higher,
+        None,
+    ),
+    row(
+        "tungstenite shapes: **CPU per handshake, 20 loops (µs)**",
+        "ths.cpu_us_per_handshake",
         Better::Lower,
         Some(0.8),
     ),
@@ -229,8 +300,16 @@ fn main() -> ExitCode {
 
 /// Prints the markdown table.
 fn print_table(results: &BTreeMap<(String, String), Rounds>) {
-    println!("| scenario | direct | wsgate | nginx | HAProxy | wsgate ÷ best of nginx/HAProxy | goal | status |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    // Only the targets measured in this run get a column.
+    let present: Vec<usize> = (0..TARGETS.len())
+        .filter(|&i| results.keys().any(|(_, target)| target == TARGETS[i]))
+        .collect();
+    let headings: Vec<&str> = present.iter().map(|&i| HEADINGS[i]).collect();
+    println!(
+        "| scenario | {} | wsgate ÷ best of nginx/HAProxy | goal | status |",
+        headings.join(" | ")
+    );
+    println!("|---|{}---:|---:|---|", "---:|".repeat(present.len()));
     let empty = Rounds::new();
     // A script records only its own scenarios: rows nobody measured are left out.
     let measured = |row: &Row| results.keys().any(|(metric, _)| metric == row.metric);
@@ -242,7 +321,7 @@ fn print_table(results: &BTreeMap<(String, String), Rounds>) {
         };
         let mut cells = Vec::new();
         let mut medians = BTreeMap::new();
-        for target in TARGETS {
+        for target in present.iter().map(|&i| TARGETS[i]) {
             let (values, note) = numbers(rounds(target));
             let cell = match summary(&values) {
                 Some((median, min, max)) => {
@@ -273,12 +352,9 @@ fn print_table(results: &BTreeMap<(String, String), Rounds>) {
             _ => "",
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             row.label,
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
+            cells.join(" | "),
             ratio
                 .map(|r| format!("{r:.2}×"))
                 .unwrap_or_else(|| "—".into()),

@@ -1,5 +1,6 @@
-//! Idle connections: open many, echo one message on each, then hold them
-//! and measure how much resident memory the proxy gained per connection.
+//! Idle connections: open many, echo one message on each (or none, as the
+//! independent bench does), then hold them and measure how much resident
+//! memory the proxy gained per connection.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -19,15 +20,17 @@ use crate::stats::metric;
 /// Size of the one message echoed on each connection before it goes idle,
 /// so that every proxy has seen traffic both ways (and may have grown and
 /// then released its buffers).
-const FIRST_MESSAGE: usize = 64;
+pub const FIRST_MESSAGE: usize = 64;
 
 /// Opens `conns` connections, at most `concurrency` handshakes at a time,
-/// waits `settle`, and prints the proxy's RSS growth per connection.
+/// echoes a `first` message of that size on each (if any), waits `settle`,
+/// and prints the proxy's RSS growth per connection.
 pub async fn hold(
     target: Target,
     conns: usize,
     concurrency: usize,
     settle: Duration,
+    first: Option<usize>,
     watch: Watch,
 ) -> Result<(), String> {
     let baseline = watch.rss_kib().map_err(|e| e.to_string())?;
@@ -35,7 +38,7 @@ pub async fn hold(
     let (release, released) = watch::channel(false);
     let opened = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
-    let frame = Arc::new(client_frame(OP_BINARY, &[0x42; FIRST_MESSAGE], MASK_KEY));
+    let frame = Arc::new(first.map(|size| client_frame(OP_BINARY, &vec![0x42; size], MASK_KEY)));
     let mut tasks = JoinSet::new();
     for _ in 0..conns {
         let (target, permits, frame) = (target.clone(), permits.clone(), frame.clone());
@@ -84,9 +87,10 @@ pub async fn hold(
     Ok(())
 }
 
-/// Connects and echoes one message.
-async fn open(target: &Target, frame: &[u8]) -> io::Result<WsClient> {
+/// Connects and echoes one message, if there is one.
+async fn open(target: &Target, frame: &Option<Vec<u8>>) -> io::Result<WsClient> {
     let mut ws = WsClient::connect(target, SMALL_READ_BUF).await?;
+    let Some(frame) = frame else { return Ok(ws) };
     ws.send(frame).await?;
     loop {
         let got = ws.read().await?;

@@ -10,7 +10,7 @@ mod hold;
 mod load;
 
 pub use handshake::{handshakes, probe};
-pub use hold::hold;
+pub use hold::{hold, FIRST_MESSAGE};
 pub use load::{fixed_rate, throughput, LoadSpec};
 
 use std::time::Duration;

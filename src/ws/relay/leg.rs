@@ -34,6 +34,16 @@ pub enum Leg<T> {
     Upgraded(TokioIo<Upgraded>),
 }
 
+impl<T> Leg<T> {
+    /// `io`, after `preface`: bytes already read from it past the handshake.
+    pub fn prefaced(preface: Bytes, io: T) -> Self {
+        match preface.is_empty() {
+            true => Self::Raw(io),
+            false => Self::Prefaced(Box::new((preface, io))),
+        }
+    }
+}
+
 impl<T> Leg<T>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,

@@ -2,10 +2,12 @@
 //!
 //! Why it is shaped this way:
 //!
-//! - **Streaming, not buffering.** Each direction reads into one fixed buffer
-//!   ([`BUF_SIZE`]). Frame headers are parsed in place; payload bytes are
-//!   written out as contiguous runs straight from that buffer, still masked.
-//!   Memory per connection is at most two buffers, whatever the message size.
+//! - **Streaming, not buffering.** Each direction reads into one buffer at
+//!   a time ([`BUF_SIZE`], or four times that once a read filled it: the
+//!   socket has more, so fewer, larger `recv`s and `send`s move it). Frame
+//!   headers are parsed in place; payload bytes are written out as
+//!   contiguous runs straight from that buffer, still masked. Memory per
+//!   connection is at most two buffers, whatever the message size.
 //! - **Idle costs no buffer.** The buffer comes from a per-thread pool for a
 //!   read that returns data and goes back once those bytes are forwarded; a
 //!   read that would block hands it straight back. An idle connection keeps

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::pool::Buf;
+use super::pool::{Buf, Size};
 use super::{RelayConfig, RelayEnd, RelayStats, Side};
 use crate::ws::close::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, POLICY_VIOLATION, PROTOCOL_ERROR};
 use crate::ws::frame::{FrameError, MAX_CONTROL_PAYLOAD};
@@ -236,6 +236,9 @@ pub(super) struct Pump<R, W> {
     needs_flush: bool,
     /// `Event::Idle` was reported; report it again only after new work.
     idle_reported: bool,
+    /// The buffer the next read takes: large after a read that filled its
+    /// buffer (the socket has more), small otherwise.
+    next_read: Size,
     /// Payload of the gateway's outstanding ping (client → backend pump only).
     pub(super) expect_pong: Option<[u8; 8]>,
     /// When forwarded bytes were last written (idle timeout).
@@ -281,6 +284,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             dst_dead: false,
             needs_flush: false,
             idle_reported: false,
+            next_read: Size::Small,
             expect_pong: None,
             last_forward: Instant::now(),
             max_message_size: cfg.max_message_size,

@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wsgate::config::Config;
 use wsgate::gateway::Gateway;
+use wsgate::run::workers::Workers;
 
 /// A running gateway; `stop` drains it and waits for `run` to return.
 pub struct TestGateway {
@@ -41,7 +42,14 @@ impl TestGateway {
     pub async fn start(toml: &str) -> TestGateway {
         let config =
             Config::parse(toml, Path::new(".")).unwrap_or_else(|e| panic!("test config: {e}"));
-        Self::launch(config, None).await
+        Self::launch(config, None, Workers::current()).await
+    }
+
+    /// Starts a gateway that accepts and serves on `workers`.
+    pub async fn start_with_workers(toml: &str, workers: Workers) -> TestGateway {
+        let config =
+            Config::parse(toml, Path::new(".")).unwrap_or_else(|e| panic!("test config: {e}"));
+        Self::launch(config, None, workers).await
     }
 
     /// Starts a gateway on listeners the test bound already (one per
@@ -50,16 +58,25 @@ impl TestGateway {
     pub async fn start_on(toml: &str, listeners: Vec<TcpListener>) -> TestGateway {
         let config =
             Config::parse(toml, Path::new(".")).unwrap_or_else(|e| panic!("test config: {e}"));
-        Self::launch_on(config, listeners, None).await
+        Self::launch_on(config, listeners, None, Workers::current()).await
     }
 
     /// Starts a gateway from a config file that `reload` (and, when `poll`
     /// is not zero, a change of the file) reloads.
     pub async fn start_file(path: &Path, poll: std::time::Duration) -> TestGateway {
+        Self::start_file_on(path, poll, Workers::current()).await
+    }
+
+    /// As [`TestGateway::start_file`], accepting and serving on `workers`.
+    pub async fn start_file_on(
+        path: &Path,
+        poll: std::time::Duration,
+        workers: Workers,
+    ) -> TestGateway {
         let config = wsgate::run::check::load_verified(path)
             .unwrap_or_else(|e| panic!("test config: {e:?}"));
         let (handle, source) = wsgate::run::reload::channel(path, poll);
-        let mut gw = Self::launch(config, Some(source)).await;
+        let mut gw = Self::launch(config, Some(source), workers).await;
         gw.reload = Some(handle);
         gw
     }
@@ -67,18 +84,20 @@ impl TestGateway {
     async fn launch(
         config: Config,
         reload: Option<wsgate::run::reload::ReloadSource>,
+        workers: Workers,
     ) -> TestGateway {
         let mut listeners = Vec::new();
         for listener in &config.listeners {
             listeners.push(TcpListener::bind(listener.bind).await.unwrap());
         }
-        Self::launch_on(config, listeners, reload).await
+        Self::launch_on(config, listeners, reload, workers).await
     }
 
     async fn launch_on(
         config: Config,
         listeners: Vec<TcpListener>,
         reload: Option<wsgate::run::reload::ReloadSource>,
+        workers: Workers,
     ) -> TestGateway {
         let addrs = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -88,6 +107,7 @@ impl TestGateway {
             admin: Some(admin),
             reload,
             observe: Some(observed_tx),
+            workers,
         };
         let (tx, rx) = oneshot::channel();
         let shutdown = async {

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use super::{Injected, Mode, Pump, Then, CARRY_CAP};
-use crate::ws::relay::pool::Buf;
+use crate::ws::relay::pool::{Buf, Size};
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
     /// Writes the accepted run; one write call per contiguous batch.
@@ -130,7 +130,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 (buf, self.end - self.pos)
             }
             None => {
-                let mut buf = Buf::take();
+                let mut buf = Buf::take(self.next_read);
                 let kept = usize::from(self.carry.len);
                 buf[..kept].copy_from_slice(&self.carry.bytes[..kept]);
                 (buf, kept)
@@ -139,6 +139,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         (self.out, self.pos, self.end) = (0, 0, kept);
         let room = self.read_allowance(buf.len() - kept);
         let mut read_buf = ReadBuf::new(&mut buf[kept..kept + room]);
+        let space = read_buf.remaining();
         let n = match Pin::new(&mut self.src).poll_read(cx, &mut read_buf) {
             Poll::Ready(Ok(())) => read_buf.filled().len(),
             Poll::Ready(Err(_)) => 0,
@@ -153,6 +154,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         };
         if n > 0 {
             self.charge_read(n);
+            self.next_read = Size::after_read(n, space);
         }
         if held || n > 0 {
             self.carry.len = 0;

@@ -3,28 +3,40 @@
 //! The client gets its 101 only after this succeeds, so a backend that is
 //! down, slow or misbehaving becomes a plain HTTP error (502, 504 or the
 //! backend's own status) instead of a 101 followed by a close.
+//!
+//! ```text
+//! wire       the request written, the answer's head read and parsed
+//! declined   a refusal handed to hyper's client for its body
+//! ```
 
+mod declined;
+mod wire;
+
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{request, Request, Response, StatusCode};
+use http::{request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 
 use crate::config::Route;
-use crate::http::body::empty;
 use crate::http::client::ClientInfo;
 use crate::http::error::ProxyError;
 use crate::http::headers::{add_forwarding, strip_hop_by_hop};
-use crate::upstream::{backend_skipped, http1_sender, BackendStream, Connector, Lease, Plan};
+use crate::upstream::{backend_skipped, BackendStream, Connector, Lease, Plan};
 use crate::ws::handshake::{
     accept_key, check_extension_answer, choose_protocol, new_key, CheckedUpgrade,
 };
+use crate::ws::relay::Leg;
+use wire::{Head, HeadError, Scratch};
+
+/// An upgraded backend connection: the stream, after any bytes the backend
+/// sent right behind its 101.
+pub type BackendIo = Leg<BackendStream>;
 
 /// A backend that accepted the upgrade.
 #[derive(Debug)]
 pub struct BackendUpgrade {
     /// The upgraded backend connection, ready for frames.
-    pub io: TokioIo<Upgraded>,
+    pub io: BackendIo,
     /// The backend as configured, for logs.
     pub backend: String,
     /// The subprotocol for the client's 101.
@@ -100,16 +112,14 @@ enum Answer {
     Upgraded(Accepted),
     /// Any other status, and the backend that gave it.
     Declined {
-        /// The backend's answer.
         response: Response<Incoming>,
-        /// The backend as configured, for logs.
         backend: String,
     },
 }
 
 /// A checked 101: a [`BackendUpgrade`] but for its lease.
 struct Accepted {
-    io: TokioIo<Upgraded>,
+    io: BackendIo,
     backend: String,
     protocol: Option<String>,
     extensions: Option<HeaderValue>,
@@ -158,7 +168,7 @@ enum Failed {
 
 /// The upgrade with one connected backend: request, answer, the 101's checks.
 async fn exchange(
-    stream: BackendStream,
+    mut stream: BackendStream,
     backend: String,
     route: &Route,
     client_req: &request::Parts,
@@ -166,12 +176,29 @@ async fn exchange(
     client: &ClientInfo,
 ) -> Result<Answer, Failed> {
     let key = new_key();
-    let mut request = backend_request(client_req, checked, client, &key);
+    let mut headers = backend_headers(client_req, checked, client, &key);
     if let Some(vouched) = &checked.vouched {
-        crate::auth::apply(request.headers_mut(), route.edge.auth.as_ref(), vouched);
+        crate::auth::apply(&mut headers, route.edge.auth.as_ref(), vouched);
     }
-    let exchange = send(stream, request, &backend);
-    let response = tokio::time::timeout(route.response_timeout, exchange)
+    let path = client_req
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str());
+    let mut buf = Scratch::take();
+    let exchange = async {
+        wire::send_request(&mut stream, &mut buf, path, &headers)
+            .await
+            .map_err(|e| Failed::Skip(ProxyError::backend_io(&backend, &e)))?;
+        let head = wire::read_head(&mut stream, &mut buf).await;
+        head.map_err(|e| match e {
+            HeadError::Hangup(e) => Failed::Skip(ProxyError::backend_io(&backend, &e)),
+            HeadError::Invalid(reason) => Failed::Final(ProxyError::BackendProtocol {
+                backend: backend.clone(),
+                reason,
+            }),
+        })
+    };
+    let head = tokio::time::timeout(route.response_timeout, exchange)
         .await
         .map_err(|_| {
             Failed::Final(ProxyError::BackendResponseTimeout {
@@ -179,17 +206,30 @@ async fn exchange(
                 timeout: route.response_timeout,
             })
         })??;
-    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+    if head.status != StatusCode::SWITCHING_PROTOCOLS {
+        let read = Bytes::copy_from_slice(head.all(&buf));
+        drop(buf);
+        let answer = declined::answer(stream, read, path, &backend).await;
+        let response = answer.map_err(Failed::Final)?;
         return Ok(Answer::Declined { response, backend });
     }
-    accept(response, route, checked, &key, backend)
-        .await
-        .map_err(Failed::Final)
+    let early = Bytes::copy_from_slice(head.rest(&buf));
+    drop(buf);
+    accept(
+        head,
+        Leg::prefaced(early, stream),
+        route,
+        checked,
+        &key,
+        backend,
+    )
+    .map_err(Failed::Final)
 }
 
-/// Checks the backend's 101 and takes its connection over.
-async fn accept(
-    response: Response<Incoming>,
+/// Checks the backend's 101; the connection is the relay's from here on.
+fn accept(
+    head: Head,
+    io: BackendIo,
     route: &Route,
     checked: &CheckedUpgrade,
     key: &str,
@@ -199,17 +239,11 @@ async fn accept(
         backend: backend.clone(),
         reason,
     };
-    let (protocol, deflate) = check_answer(&response, route, checked, key).map_err(bad)?;
-    let extensions = response
-        .headers()
-        .get(header::SEC_WEBSOCKET_EXTENSIONS)
-        .cloned();
-    let headers = passthrough_headers(response.headers());
-    let upgraded = hyper::upgrade::on(response)
-        .await
-        .map_err(|e| bad(format!("upgrade failed: {e}")))?;
+    let (protocol, deflate) = check_answer(&head.headers, route, checked, key).map_err(bad)?;
+    let extensions = head.headers.get(header::SEC_WEBSOCKET_EXTENSIONS).cloned();
+    let headers = passthrough_headers(head.headers);
     Ok(Answer::Upgraded(Accepted {
-        io: TokioIo::new(upgraded),
+        io,
         backend,
         protocol,
         extensions,
@@ -218,15 +252,16 @@ async fn accept(
     }))
 }
 
-/// The backend's upgrade request: the client's path, query and end-to-end
-/// headers (cookies, `Authorization`, Host), forwarding headers, a fresh key
-/// and the filtered subprotocol and extension offers.
-fn backend_request(
+/// The backend's upgrade request headers: the client's end-to-end headers
+/// (cookies, `Authorization`, Host), forwarding headers, a fresh key and
+/// the filtered subprotocol and extension offers. The path and query are
+/// the client's.
+fn backend_headers(
     client_req: &request::Parts,
     checked: &CheckedUpgrade,
     client: &ClientInfo,
     key: &str,
-) -> Request<crate::http::body::Body> {
+) -> HeaderMap {
     let mut headers = client_req.headers.clone();
     strip_hop_by_hop(&mut headers);
     for name in [
@@ -256,53 +291,16 @@ fn backend_request(
     if let Some(extensions) = &checked.extensions {
         set(header::SEC_WEBSOCKET_EXTENSIONS, extensions);
     }
-    let path = client_req
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
-    let mut request = Request::new(empty());
-    *request.uri_mut() = path.parse().unwrap_or_default();
-    *request.headers_mut() = headers;
-    request
-}
-
-/// Sends the request on a fresh HTTP/1.1 connection and waits for the head.
-/// A connection that fails or closes before any answer is worth retrying
-/// elsewhere; anything the backend did say is final.
-async fn send(
-    stream: BackendStream,
-    request: Request<crate::http::body::Body>,
-    backend: &str,
-) -> Result<Response<Incoming>, Failed> {
-    let mut sender = http1_sender(stream, backend).await.map_err(Failed::Final)?;
-    sender.send_request(request).await.map_err(|e| {
-        let error = ProxyError::backend_protocol(backend, &e);
-        if hung_up_before_answering(&e) {
-            Failed::Skip(error)
-        } else {
-            Failed::Final(error)
-        }
-    })
-}
-
-/// The connection closed or failed before a response head arrived (hyper's
-/// "connection closed before message completed", a reset, a TLS alert).
-fn hung_up_before_answering(error: &hyper::Error) -> bool {
-    use std::error::Error as _;
-    let io = error
-        .source()
-        .is_some_and(|cause| cause.downcast_ref::<std::io::Error>().is_some());
-    error.is_incomplete_message() || error.is_canceled() || error.is_closed() || io
+    headers
 }
 
 /// Validates a 101: upgrade headers, accept key, subprotocol and extensions.
 fn check_answer(
-    response: &Response<Incoming>,
+    headers: &HeaderMap,
     route: &Route,
     checked: &CheckedUpgrade,
     key: &str,
 ) -> Result<(Option<String>, bool), String> {
-    let headers = response.headers();
     let upgrade = headers
         .get(header::UPGRADE)
         .map(|v| v.as_bytes().to_ascii_lowercase());
@@ -330,8 +328,7 @@ fn check_answer(
 
 /// Headers of the backend's 101 that the client should see too, i.e. all
 /// but hop-by-hop and the handshake's own.
-fn passthrough_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut headers = headers.clone();
+fn passthrough_headers(mut headers: HeaderMap) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     for name in [
         header::SEC_WEBSOCKET_ACCEPT,
