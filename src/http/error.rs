@@ -266,26 +266,23 @@ impl OwnerFailure {
 
 impl ProxyError {
     /// A backend connection failed while the gateway read or wrote it
-    /// itself (the WebSocket handshake): TLS if rustls caused it (in TLS
-    /// 1.3 a backend refuses our client certificate only after the
-    /// handshake, on the first read), a protocol failure otherwise.
+    /// itself (the WebSocket handshake): `BackendTls` when rustls caused it
+    /// (in TLS 1.3 a backend refuses our client certificate only after the
+    /// handshake, on the first read), else `BackendProtocol`.
     pub fn backend_io(backend: &str, error: &std::io::Error) -> Self {
-        let backend = backend.to_string();
-        match tls_cause(error) {
-            Some(tls) => ProxyError::BackendTls {
-                backend,
-                reason: tls.to_string(),
-            },
-            None => ProxyError::BackendProtocol {
-                backend,
-                reason: error.to_string(),
-            },
-        }
+        Self::backend_failure(backend, error)
     }
 
-    /// A backend broke HTTP (hyper's error names how) — or its TLS layer
+    /// A backend broke HTTP (hyper's error names how), or its TLS layer
     /// failed under hyper, as for [`ProxyError::backend_io`].
     pub fn backend_protocol(backend: &str, error: &hyper::Error) -> Self {
+        Self::backend_failure(backend, error)
+    }
+
+    /// A TLS failure if rustls caused `error` (in TLS 1.3 a backend refuses
+    /// our client certificate only after the handshake, on the first read),
+    /// a protocol failure otherwise.
+    fn backend_failure(backend: &str, error: &(dyn std::error::Error + 'static)) -> Self {
         let backend = backend.to_string();
         match tls_cause(error) {
             Some(tls) => ProxyError::BackendTls {
