@@ -1,8 +1,9 @@
-//! The fallback's wire format (docs/fallback.md): session ids, downstream
-//! events and upstream batches.
+//! The fallback's wire format (docs/fallback.md): session ids, the events
+//! sent to the client and the batches it sends (the doc's "downstream" and
+//! "upstream"; in `src/` "upstream" names only the backends).
 //!
 //! JSON because every browser parses it natively and SSE carries only text;
-//! binary payloads are base64 inside it. Every event and every upstream
+//! binary payloads are base64 inside it. Every event and every client
 //! message has a sequence number, which is what makes retries safe.
 
 use std::fmt;
@@ -12,6 +13,8 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use crate::ws::close::{GOING_AWAY, NORMAL, NO_STATUS};
 
 /// Longest close reason a WebSocket close frame can carry (RFC 6455 §5.5).
 const MAX_CLOSE_REASON: usize = 123;
@@ -119,7 +122,7 @@ pub fn encode_poll(events: &[(u64, Payload)], superseded: bool) -> String {
     }
 }
 
-/// An upstream POST body, decoded.
+/// A client's `send` POST body, decoded.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Batch {
     /// Acknowledges every downstream event up to and including this seq.
@@ -157,7 +160,7 @@ struct CloseWire {
     reason: String,
 }
 
-/// Decodes and checks an upstream batch; the error says what is wrong.
+/// Decodes and checks a client's batch; the error says what is wrong.
 pub fn parse_batch(body: &[u8]) -> Result<Batch, String> {
     let wire: BatchWire = serde_json::from_slice(body).map_err(|e| format!("batch: {e}"))?;
     let first_seq = match (wire.seq, wire.messages.is_empty()) {
@@ -198,15 +201,15 @@ fn parse_message(message: MessageWire) -> Result<Payload, String> {
 /// 1000 or 3000–4999; none at all is 1005. `leaving` also admits 1001, which
 /// a page that is going away sends (`POST …/close` from `pagehide`).
 fn close_payload(close: CloseWire, leaving: bool) -> Result<Payload, String> {
-    let code = close.code.unwrap_or(1005);
-    let allowed = code == 1000 || code == 1005 || (3000..=4999).contains(&code);
-    if !(allowed || (leaving && code == 1001)) {
+    let code = close.code.unwrap_or(NO_STATUS);
+    let allowed = code == NORMAL || code == NO_STATUS || (3000..=4999).contains(&code);
+    if !(allowed || (leaving && code == GOING_AWAY)) {
         return Err(format!("close code {code} is not 1000 or 3000-4999"));
     }
     if close.reason.len() > MAX_CLOSE_REASON {
         return Err("close reason longer than 123 bytes".into());
     }
-    if code == 1005 && !close.reason.is_empty() {
+    if code == NO_STATUS && !close.reason.is_empty() {
         return Err("a close reason needs a close code".into());
     }
     Ok(Payload::Close {

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+/// A normal close: the purpose of the connection is fulfilled.
+pub const NORMAL: u16 = 1000;
 /// Leaving: drain, idle timeout, a vanished client, an expired session.
 pub const GOING_AWAY: u16 = 1001;
 /// The peer broke RFC 6455.
