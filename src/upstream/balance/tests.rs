@@ -8,8 +8,8 @@ use http::header::{self, HeaderMap, HeaderValue};
 use tokio::time::Instant;
 
 use super::{Balancer, Plan};
-use crate::config::{Backend, Balance, RemoteBackend, Route};
-use crate::http::client::ClientInfo;
+use crate::config::{Backend, Balance, RemoteBackend, Route, TrustedProxies};
+use crate::http::client::{ClientInfo, Connection, HttpVersion};
 use crate::upstream::state::{BackendState, CheckRecord, Lease, Thresholds};
 use crate::upstream::Registry;
 
@@ -123,6 +123,44 @@ fn ip_hash_is_stable_per_client_and_spreads_clients() {
         seen.insert(pick);
     }
     assert_eq!(seen.len(), 3, "60 clients reach every backend");
+}
+
+/// The client as the edge established it: behind a trusted proxy (named
+/// by `X-Forwarded-For`) or a balancer's PROXY header.
+fn behind(peer_last: u8, proxied: Option<u8>, forwarded_for: Option<&str>) -> ClientInfo {
+    let at = |last| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)), 40000);
+    let connection = Connection {
+        peer: at(peer_last),
+        proxied: proxied.map(at),
+        tls: false,
+        http: HttpVersion::Http1,
+    };
+    let mut headers = HeaderMap::new();
+    if let Some(chain) = forwarded_for {
+        headers.insert("x-forwarded-for", HeaderValue::from_str(chain).unwrap());
+    }
+    let trusted = TrustedProxies(vec!["192.0.2.200/32".parse().unwrap()]);
+    ClientInfo::resolve(&connection, &headers, &trusted)
+}
+
+#[test]
+fn ip_hash_follows_the_client_the_edge_established_not_the_proxy() {
+    let b = balancer(Balance::IpHash, 3);
+    let none = HeaderMap::new();
+    let clients: Vec<u8> = (1..=60).collect();
+    let homes: Vec<String> = clients.iter().map(|&c| first(&b, &none, &client(c))).collect();
+    for (&c, home) in clients.iter().zip(&homes) {
+        let chain = format!("192.0.2.{c}");
+        let via_proxy = behind(200, None, Some(&chain));
+        assert_eq!(&first(&b, &none, &via_proxy), home, "X-Forwarded-For from a trusted proxy");
+        let via_proxy_header = behind(200, Some(c), None);
+        assert_eq!(&first(&b, &none, &via_proxy_header), home, "a PROXY header");
+    }
+    let forged: std::collections::HashSet<String> = clients
+        .iter()
+        .map(|c| first(&b, &none, &behind(99, None, Some(&format!("192.0.2.{c}")))))
+        .collect();
+    assert_eq!(forged.len(), 1, "an untrusted peer's X-Forwarded-For moves nothing");
 }
 
 #[test]
