@@ -63,6 +63,48 @@ async fn a_flooding_client_is_closed_1008_near_the_expected_count() {
     );
 }
 
+/// The bad input over a real socket: 10,000 one-byte frames in one
+/// write (70 kB, a few loopback segments). The walk stops at the bucket:
+/// the rest is never forwarded, and the client still reads its 1008.
+#[tokio::test]
+async fn ten_thousand_tiny_frames_in_one_write_are_cut_at_the_rate_over_tcp() {
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let route = "client_messages_per_second = 50";
+    let gw = TestGateway::start(&one_route(&[backend.url()], route)).await;
+    let (mut stream, _) = raw_upgrade(gw.addr(), &[]).await;
+    let started = Instant::now();
+    let flood: Vec<u8> = (0..10_000).flat_map(|_| client_frame(0x81, b"m")).collect();
+    stream.write_all(&flood).await.unwrap();
+    let mut echoed = 0;
+    let (code, reason) = loop {
+        let frame = tokio::time::timeout(WAIT, read_frame(&mut stream))
+            .await
+            .unwrap();
+        match frame.expect("a close comes") {
+            (0x1, _) => echoed += 1,
+            (0x8, payload) => {
+                let reason = String::from_utf8_lossy(&payload[2..]).into_owned();
+                break (u16::from_be_bytes([payload[0], payload[1]]), reason);
+            }
+            _ => {}
+        }
+    };
+    let most = 50 + (50.0 * started.elapsed().as_secs_f64()).ceil() as usize + 1;
+    assert_eq!((code, reason.as_str()), (1008, "message rate exceeded"));
+    assert!(
+        (50..=most).contains(&echoed),
+        "{echoed} echoed, expected 50..={most}"
+    );
+    let labels = [
+        ("limit", "client_messages_per_second"),
+        ("action", "closed"),
+    ];
+    eventually("the close counted", || async {
+        metric(gw.admin, "wsgate_client_rate_limited_total", &labels).await == 1.0
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn fallback_posts_over_the_rate_get_429_and_the_session_stays() {
     let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
