@@ -20,6 +20,7 @@ mod watch;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -154,10 +155,13 @@ where
     S::Future: Send + 'static,
 {
     let service = Arc::new(service);
+    // Requests arrive here in the order their streams opened.
+    let requests = Arc::new(AtomicU64::new(0));
     service_fn(move |mut req: Request<Incoming>| {
         let hold: StreamHold = streams.hold();
+        let nth = requests.fetch_add(1, Ordering::Relaxed) + 1;
         req.extensions_mut()
-            .insert(SettingsAcked(seen.settings_acked()));
+            .insert(SettingsAcked(seen.settings_acked_before(nth)));
         req.extensions_mut().insert(hold.clone());
         let response = service.call(req);
         async move {

@@ -6,7 +6,11 @@
 //! gateway do three things hyper cannot:
 //!
 //! - tell whether the client had acknowledged our SETTINGS (and so
-//!   `SETTINGS_ENABLE_CONNECT_PROTOCOL`) before it sent a request;
+//!   `SETTINGS_ENABLE_CONNECT_PROTOCOL`) before it sent a request: the
+//!   watch notes how many streams the client had opened when its ACK
+//!   passed, and requests reach the service in the order their streams
+//!   opened, so a request is known to predate the ACK by its place in
+//!   that order, even when both arrived in one read;
 //! - bound the control frames h2 answers without limit: SETTINGS, PING and
 //!   RST_STREAM floods cost CPU per frame though never memory, so past a
 //!   token budget the connection is cut (an I/O error to h2);
@@ -73,10 +77,11 @@ pub(super) struct GoAway {
 }
 
 /// What the watch learned about one connection; shared with the server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Seen {
-    /// The client acknowledged our SETTINGS.
-    settings_acked: AtomicBool,
+    /// How many streams the client had opened when its first SETTINGS ACK
+    /// passed; `u64::MAX` until then.
+    opened_before_ack: AtomicU64,
     /// Streams the client opened (HEADERS frames on a new stream).
     streams: AtomicU64,
     /// The [`Flood`] that cut the connection, as its `u8`; 0 for none.
@@ -87,10 +92,32 @@ pub(super) struct Seen {
     client_left: AtomicBool,
 }
 
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen {
+            opened_before_ack: AtomicU64::new(u64::MAX),
+            streams: AtomicU64::default(),
+            flood: AtomicU8::default(),
+            goaway: Mutex::default(),
+            client_left: AtomicBool::default(),
+        }
+    }
+}
+
 impl Seen {
-    /// Whether the client had acknowledged our SETTINGS by now.
-    pub(super) fn settings_acked(&self) -> bool {
-        self.settings_acked.load(Ordering::Acquire)
+    /// Whether the client had acknowledged our SETTINGS before it opened
+    /// its `nth` stream (1 for the first).
+    pub(super) fn settings_acked_before(&self, nth: u64) -> bool {
+        nth > self.opened_before_ack.load(Ordering::Acquire)
+    }
+
+    /// The client's first SETTINGS ACK passed, after `opened` streams.
+    fn acked_after(&self, opened: u64) {
+        let not_yet = u64::MAX;
+        let (now, first) = (Ordering::AcqRel, Ordering::Relaxed);
+        self.opened_before_ack
+            .compare_exchange(not_yet, opened, now, first)
+            .ok();
     }
 
     /// Streams the client opened.
@@ -189,7 +216,7 @@ impl<IO> Watched<IO> {
         scanner.feed(bytes, &mut |head, captured| {
             let over = match head.kind {
                 kind::SETTINGS if head.flags & ACK != 0 => {
-                    seen.settings_acked.store(true, Ordering::Release);
+                    seen.acked_after(seen.streams());
                     None
                 }
                 kind::SETTINGS => (!settings.take(now)).then_some(Flood::Settings),

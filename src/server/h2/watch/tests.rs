@@ -58,13 +58,30 @@ async fn the_settings_ack_is_seen_and_bytes_pass_unchanged() {
     let mut got = vec![0; sent.len()];
     watched.read_exact(&mut got).await.unwrap();
     assert_eq!(got, sent);
-    assert!(!seen.settings_acked());
+    assert!(!seen.settings_acked_before(1));
     assert_eq!(seen.streams(), 1);
     peer.write_all(&frame(kind::SETTINGS, ACK, 0, &[]))
         .await
         .unwrap();
     pump(&mut watched, 9).await.unwrap();
-    assert!(seen.settings_acked());
+    assert!(!seen.settings_acked_before(1), "stream 1 came before the ACK");
+    assert!(seen.settings_acked_before(2));
+}
+
+#[tokio::test]
+async fn a_request_and_the_ack_behind_it_in_one_read_still_predate_it() {
+    let (mut watched, mut peer, seen, _) = watched();
+    let mut sent = PREFACE.to_vec();
+    sent.extend(frame(kind::SETTINGS, 0, 0, &[]));
+    sent.extend(frame(kind::HEADERS, 0x4, 1, &[0x82, 0x87]));
+    sent.extend(frame(kind::SETTINGS, ACK, 0, &[]));
+    sent.extend(frame(kind::HEADERS, 0x4, 3, &[0x82, 0x87]));
+    sent.extend(frame(kind::SETTINGS, ACK, 0, &[]));
+    peer.write_all(&sent).await.unwrap();
+    pump(&mut watched, sent.len()).await.unwrap();
+    assert_eq!(seen.streams(), 2);
+    assert!(!seen.settings_acked_before(1), "sent before the first ACK");
+    assert!(seen.settings_acked_before(2), "a later ACK moves nothing");
 }
 
 #[tokio::test(start_paused = true)]
