@@ -3,7 +3,9 @@
 //! HTTP version), a fallback open and a plain HTTP request alike.
 //!
 //! The subrequest is a GET of the configured URL carrying what the service
-//! needs to decide: the client's method (`X-Forwarded-Method`) and URI
+//! needs to decide: the client's method (`X-Forwarded-Method`; `GET` for a
+//! WebSocket over HTTP/2 too, so the service sees one WebSocket whichever
+//! HTTP the browser chose) and URI
 //! (`X-Forwarded-Uri`), its `Origin`, `Cookie` and `Authorization`, the
 //! request id and the forwarding headers (built as for a backend, so an
 //! untrusted client's claims never reach it). Then:
@@ -202,7 +204,7 @@ fn subrequest(auth: &ForwardAuth, parts: &request::Parts, client: &ClientInfo) -
             headers.insert(HeaderName::from_static(name), value);
         }
     };
-    set("x-forwarded-method", parts.method.as_str());
+    set("x-forwarded-method", client_method(parts));
     set("x-forwarded-uri", uri);
     let host = match auth.service.host.contains(':') {
         true => format!("[{}]", auth.service.host),
@@ -214,4 +216,14 @@ fn subrequest(auth: &ForwardAuth, parts: &request::Parts, client: &ClientInfo) -
     *request.uri_mut() = auth.path.parse().unwrap_or_default();
     *request.headers_mut() = headers;
     request
+}
+
+/// The method the service is told: an HTTP/2 extended CONNECT opens the
+/// same WebSocket an HTTP/1.1 `GET` upgrade does (RFC 8441 §5).
+fn client_method(parts: &request::Parts) -> &str {
+    let extended = parts.extensions.get::<hyper::ext::Protocol>().is_some();
+    match (&parts.method, extended) {
+        (&http::Method::CONNECT, true) => "GET",
+        (method, _) => method.as_str(),
+    }
 }
