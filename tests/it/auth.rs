@@ -101,6 +101,7 @@ async fn a_good_cookie_admits_the_upgrade_and_the_service_vouches_for_the_user()
         "X-User: mallory",
         "X-Forwarded-For: 6.6.6.6",
         "Origin: https://app.example.com",
+        "Authorization: Bearer t0ken",
     ];
     let (status, head, _) = upgrade(&gw, "/ws/room?id=7", "good", &forged).await;
     assert_eq!(status, 101, "{head}");
@@ -120,6 +121,14 @@ async fn a_good_cookie_admits_the_upgrade_and_the_service_vouches_for_the_user()
     assert_eq!(asked["x-forwarded-uri"], "/ws/room?id=7");
     assert_eq!(asked["cookie"], "session=good");
     assert_eq!(asked["origin"], "https://app.example.com");
+    assert_eq!(
+        asked["authorization"], "Bearer t0ken",
+        "the service judges the client's credentials"
+    );
+    assert_eq!(
+        headers["authorization"], "Bearer t0ken",
+        "and so does the backend"
+    );
     assert_eq!(
         asked["x-forwarded-for"], "127.0.0.1",
         "the client's forgery never reaches the service"
@@ -234,6 +243,20 @@ async fn a_slow_down_or_broken_service_never_admits() {
     assert_eq!(
         metric(gw.admin, "wsgate_auth_requests_total", &unreachable).await,
         1.0
+    );
+    // A redirect, a huge denial and a teapot on /ws, garbage on /garbage.
+    for (route, n) in [("*/ws", 3.0), ("*/garbage", 1.0)] {
+        let labels = [("route", route), ("result", "auth_bad_answer")];
+        assert_eq!(
+            metric(gw.admin, "wsgate_auth_requests_total", &labels).await,
+            n,
+            "{route}"
+        );
+    }
+    let rejected = [("reason", "auth_bad_answer"), ("http_version", "1.1")];
+    assert_eq!(
+        metric(gw.admin, "wsgate_websocket_handshakes_total", &rejected).await,
+        4.0
     );
 }
 
