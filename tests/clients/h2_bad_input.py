@@ -29,11 +29,14 @@ def tls(host, port):
                            server_hostname="localhost")
 
 
-def run(host, port, headers, *, wait_settings=True, data=None):
-    """Sends one request; returns what came back for it."""
+def run(host, port, headers, *, wait_settings=True, data=None, normalize=True):
+    """Sends one request; returns what came back for it. `normalize=False`
+    sends the headers exactly as given (h2 would drop connection-specific
+    ones such as transfer-encoding)."""
     sock = tls(host, port)
     config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
-                                       validate_outbound_headers=False)
+                                       validate_outbound_headers=False,
+                                       normalize_outbound_headers=normalize)
     conn = h2.connection.H2Connection(config=config)
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
@@ -84,9 +87,13 @@ def main():
         "unknown_protocol": [WS[0], (":protocol", "chat"), WS[2], (":path", "/echo"), authority, version],
         "malformed_version": WS + [(":path", "/echo"), authority, ("sec-websocket-version", "1e3")],
         "declared_body": WS + [(":path", "/echo"), authority, version, ("content-length", "5")],
+        "zero_length_00": WS + [(":path", "/echo"), authority, version, ("content-length", "00")],
     }
     for name, headers in cases.items():
         print(json.dumps({"case": name, **run(host, port, headers)}), flush=True)
+    chunked = WS + [(":path", "/echo"), authority, version, ("transfer-encoding", "chunked")]
+    print(json.dumps({"case": "transfer_encoding", **run(host, port, chunked, normalize=False)}),
+          flush=True)
     early = WS + [(":path", "/echo"), authority, version]
     print(json.dumps({"case": "before_settings", **run(host, port, early, wait_settings=False)}), flush=True)
     print("all cases ran")

@@ -4,90 +4,18 @@
 //! Every outcome is checked on the WebSocket upgrade, the fallback open and
 //! plain HTTP, and a refusal never dials the backend.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{HeaderMap, Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
+use crate::support::auth::auth_service;
 use crate::support::backend::{http_echo_backend, refused_addr, Answer, Behaviour, WsBackend};
 use crate::support::client::{raw_request, read_response, upgrade_request, WAIT};
 use crate::support::fallback;
 use crate::support::logs;
 use crate::support::ops::metric;
 use crate::support::TestGateway;
-
-/// The auth service: what it was asked, in order.
-struct AuthService {
-    addr: SocketAddr,
-    asked: Arc<Mutex<Vec<HeaderMap>>>,
-}
-
-/// Answers by the `session` cookie: `good` admits as alice (`X-User`),
-/// `slow` never answers, `redirect` 302s to a login page, `huge` refuses
-/// with a 1 MiB body, `teapot` answers 418, `banned` is 403, anything else
-/// (or none) 401 with a challenge and a body.
-async fn auth_service() -> AuthService {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let asked = Arc::new(Mutex::new(Vec::new()));
-    let seen = asked.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                seen.lock().unwrap().push(req.headers().clone());
-                answer(req)
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    AuthService { addr, asked }
-}
-
-async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let cookie = req
-        .headers()
-        .get("cookie")
-        .and_then(|c| c.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let session = cookie.strip_prefix("session=").unwrap_or("");
-    let response = Response::builder();
-    let response = match session {
-        "good" => response
-            .header("x-user", "alice")
-            .header("x-other", "not copied")
-            .body(Full::new(Bytes::from("ok"))),
-        "slow" => std::future::pending().await,
-        "redirect" => response
-            .status(302)
-            .header("location", "https://login.example.com/")
-            .body(Full::new(Bytes::new())),
-        "huge" => response
-            .status(401)
-            .body(Full::new(Bytes::from(vec![b'x'; 1 << 20]))),
-        "teapot" => response.status(418).body(Full::new(Bytes::new())),
-        "banned" => response
-            .status(403)
-            .body(Full::new(Bytes::from("banned\n"))),
-        _ => response
-            .status(401)
-            .header("www-authenticate", "Bearer realm=\"chat\"")
-            .body(Full::new(Bytes::from("login first\n"))),
-    };
-    Ok(response.unwrap())
-}
 
 /// A server that answers every connection with bytes that are not HTTP.
 async fn garbage_service() -> SocketAddr {
@@ -173,6 +101,7 @@ async fn a_good_cookie_admits_the_upgrade_and_the_service_vouches_for_the_user()
         "X-User: mallory",
         "X-Forwarded-For: 6.6.6.6",
         "Origin: https://app.example.com",
+        "Authorization: Bearer t0ken",
     ];
     let (status, head, _) = upgrade(&gw, "/ws/room?id=7", "good", &forged).await;
     assert_eq!(status, 101, "{head}");
@@ -192,6 +121,14 @@ async fn a_good_cookie_admits_the_upgrade_and_the_service_vouches_for_the_user()
     assert_eq!(asked["x-forwarded-uri"], "/ws/room?id=7");
     assert_eq!(asked["cookie"], "session=good");
     assert_eq!(asked["origin"], "https://app.example.com");
+    assert_eq!(
+        asked["authorization"], "Bearer t0ken",
+        "the service judges the client's credentials"
+    );
+    assert_eq!(
+        headers["authorization"], "Bearer t0ken",
+        "and so does the backend"
+    );
     assert_eq!(
         asked["x-forwarded-for"], "127.0.0.1",
         "the client's forgery never reaches the service"
@@ -306,6 +243,20 @@ async fn a_slow_down_or_broken_service_never_admits() {
     assert_eq!(
         metric(gw.admin, "wsgate_auth_requests_total", &unreachable).await,
         1.0
+    );
+    // A redirect, a huge denial and a teapot on /ws, garbage on /garbage.
+    for (route, n) in [("*/ws", 3.0), ("*/garbage", 1.0)] {
+        let labels = [("route", route), ("result", "auth_bad_answer")];
+        assert_eq!(
+            metric(gw.admin, "wsgate_auth_requests_total", &labels).await,
+            n,
+            "{route}"
+        );
+    }
+    let rejected = [("reason", "auth_bad_answer"), ("http_version", "1.1")];
+    assert_eq!(
+        metric(gw.admin, "wsgate_websocket_handshakes_total", &rejected).await,
+        4.0
     );
 }
 

@@ -32,6 +32,7 @@ mod health;
 mod hostile;
 mod http2_clients;
 mod http2_hostile;
+mod http2_policies;
 mod http2_proxy;
 mod http2_websocket;
 mod http_proxy;

@@ -1,6 +1,7 @@
 //! Shared test harness: a gateway started from a TOML string on
 //! `127.0.0.1:0`, instrumented backends, and raw HTTP/WebSocket clients.
 
+pub mod auth;
 pub mod backend;
 pub mod client;
 pub mod fallback;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::client::{upgrade_request, WAIT};
@@ -73,8 +73,9 @@ pub async fn read_close(stream: &mut TcpStream) -> Option<u16> {
         .expect("close within the wait bound")
 }
 
-/// Reads one frame: (opcode, unmasked payload), or None on EOF.
-pub async fn read_frame(stream: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+/// Reads one frame: (opcode, unmasked payload), or None on EOF. Any byte
+/// stream: a TCP connection, or one HTTP/2 stream.
+pub async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> Option<(u8, Vec<u8>)> {
     let mut head = [0u8; 2];
     stream.read_exact(&mut head).await.ok()?;
     let len = match head[1] & 0x7f {
