@@ -70,8 +70,9 @@ struct ProxyArgs {
     /// An Origin allowed to open WebSockets (repeatable; default same-origin).
     #[arg(long = "origin", value_name = "PATTERN")]
     origins: Vec<String>,
-    /// `self-signed`, or `acme:DOMAIN` once ACME support lands.
-    #[arg(long, value_name = "self-signed|acme:DOMAIN")]
+    /// `self-signed` (a development certificate), or `acme:DOMAIN[,DOMAIN...]`
+    /// (certificates from Let's Encrypt, obtained and renewed by wsgate).
+    #[arg(long, value_name = "self-signed|acme:DOMAIN[,DOMAIN...]")]
     tls: Option<String>,
     /// Print the equivalent config file and exit.
     #[arg(long)]

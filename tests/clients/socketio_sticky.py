@@ -7,7 +7,10 @@ ID unknown"). Run through tests/clients/python.
   socketio_sticky.py client URL   connects with polling only, makes ten
                                   calls; prints "ok BACKEND" and exits 0 when
                                   all ten reached one backend, else prints
-                                  "failed: ..." and exits 1
+                                  "failed: ..." and exits 1; either way
+                                  followed by "; refused: ..." with every
+                                  answer over 399 (status and body) before
+                                  the client's own disconnect
 """
 
 import asyncio
@@ -42,7 +45,18 @@ async def client(url):
     # aiohttp's default jar ignores cookies from IP addresses; the gateway
     # listens on 127.0.0.1.
     jar = aiohttp.CookieJar(unsafe=True)
-    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+    # Every refusal, to tell why a run failed; the body read here is kept
+    # by aiohttp for Engine.IO's own read.
+    refused = []
+
+    async def on_request_end(session, context, params):
+        if params.response.status >= 400:
+            body = (await params.response.text()).strip()
+            refused.append(f"{params.method} {params.response.status} {body}")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    async with aiohttp.ClientSession(cookie_jar=jar, trace_configs=[trace]) as http:
         sio = socketio.AsyncClient(http_session=http, reconnection=False)
         backends = set()
         try:
@@ -53,9 +67,12 @@ async def client(url):
                     raise ValueError(f"call {i} answered {reply}")
                 backends.add(reply["backend"])
         except Exception as e:  # any failure is the verdict
-            print(f"failed: {type(e).__name__}: {e}", flush=True)
+            print(f"failed: {type(e).__name__}: {e}; refused: {refused}", flush=True)
             return 1
         finally:
+            # What was refused before the disconnect, whose own refusal
+            # of the held poll ("Session is disconnected") is no failure.
+            before_disconnect = list(refused)
             # disconnect() waits for the held long-poll; the session's
             # close (leaving the `async with`) ends it anyway.
             try:
@@ -63,9 +80,9 @@ async def client(url):
             except asyncio.TimeoutError:
                 pass
         if len(backends) != 1:
-            print(f"failed: calls reached {sorted(backends)}", flush=True)
+            print(f"failed: calls reached {sorted(backends)}; refused: {before_disconnect}", flush=True)
             return 1
-        print(f"ok {backends.pop()}", flush=True)
+        print(f"ok {backends.pop()}; refused: {before_disconnect}", flush=True)
         return 0
 
 

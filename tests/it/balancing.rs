@@ -437,16 +437,28 @@ async fn socketio_long_polling_works_across_two_backends_with_cookie_and_fails_w
         format!("http://127.0.0.1:{port_two}"),
     ];
 
+    // Each run's ten calls reach one backend and nothing is refused.
+    // (Which backend a new client gets is least_conn's pick, its ties
+    // broken by a turn every request advances, however many polls the
+    // previous run made: not something the test can fix in advance.)
     let gw = TestGateway::start(&one_route(&backends, "balance = \"cookie\"")).await;
     for _ in 0..2 {
         let (passed, verdict) = socketio_client(&gw).await;
         assert!(passed, "with the sticky cookie: {verdict}");
+        assert!(verdict.ends_with("; refused: []"), "{verdict}");
     }
     gw.stop().await;
 
+    // Round robin sends the session's second request to the other
+    // backend, which never opened that session and refuses it.
     let gw = TestGateway::start(&one_route(&backends, "balance = \"round_robin\"")).await;
     let (passed, verdict) = socketio_client(&gw).await;
     assert!(!passed, "round robin splits a polling client: {verdict}");
+    let refused = verdict.split_once("; refused: ").map_or("", |(_, r)| r);
+    assert!(
+        refused.contains(" 400 ") && refused.contains("Invalid session"),
+        "the other backend does not know the session: {verdict}"
+    );
     gw.stop().await;
 }
 

@@ -214,9 +214,15 @@ fn the_recipes_configs_are_valid() {
         .split("```toml\n")
         .skip(1)
         .filter_map(|rest| rest.split("```").next())
-        .filter(|block| block.contains("[[listeners]]"))
         .collect();
-    assert!(blocks.len() >= 2, "{blocks:#?}");
+    // Every block is a whole file, the Socket.IO and ACME ones included.
+    for needle in ["balance = \"cookie\"", "[listeners.tls.acme]"] {
+        assert!(
+            blocks.iter().any(|block| block.contains(needle)),
+            "no recipe with {needle}: {blocks:#?}"
+        );
+    }
+    assert!(blocks.len() >= 4, "{blocks:#?}");
     for block in blocks {
         if let Err(e) = wsgate::config::Config::parse(block, Path::new(".")) {
             panic!("{e}\nin:\n{block}");

@@ -1,7 +1,7 @@
 //! Bad input, each refused, logged and counted: forged, altered or
 //! truncated session ids (404, no connection made to anyone); requests on
-//! the peer listener without a valid MAC or with a stale timestamp; a
-//! flooded peer listener; instances that disagree on the secret; and a
+//! the peer listener without a valid MAC or with a stale timestamp, or on
+//! a session another instance owns (421); a flooded peer listener; instances that disagree on the secret; and a
 //! `[cluster]` table that `wsgate check` rejects.
 
 use std::net::SocketAddr;
@@ -217,6 +217,50 @@ async fn peer_requests_without_a_valid_mac_or_with_a_stale_timestamp_are_refused
         )
         .await;
     assert_eq!(served, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_request_on_a_session_owned_elsewhere_is_421_logged_and_counted() {
+    let [a]: [_; 1] = nodes(1, &Setup::default()).await.try_into().ok().unwrap();
+    // A genuine id naming another instance, forwarded to A by an authentic
+    // peer: what A gets when the peer reached it at an address another
+    // instance advertises (two instances advertising the same address).
+    let bait = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere = bait.local_addr().unwrap().to_string();
+    let id = minted(SECRET, &elsewhere);
+    let path = format!("/_wsgate/s/{id}/poll");
+    let from = "10.9.9.9:1";
+    let req = signed(
+        SECRET,
+        from,
+        auth::unix_ms(),
+        "GET",
+        &format!("{path}?ack=0"),
+        "",
+    );
+    let (status, body, _) = peer_request(a.peer, req).await;
+    assert_eq!(status, 421, "{body}");
+    assert!(body.contains("does not own the fallback session"), "{body}");
+    // Forwarding takes one hop, never two: A did not pass it on.
+    assert!(!connected_to(&bait).await, "A forwarded it to the owner");
+    let refused = a
+        .metric("wsgate_cluster_refusals_total", &[("reason", "not_owner")])
+        .await;
+    assert_eq!(refused, 1.0);
+    let answered = a
+        .metric(
+            "wsgate_cluster_peer_requests_total",
+            &[("peer", from), ("result", "4xx")],
+        )
+        .await;
+    assert_eq!(answered, 1.0);
+    let warned = a.events("a peer forwarded a request on a session this instance does not own: do two instances advertise the same address?");
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert_eq!(warned[0]["peer"], from);
+    assert_eq!(warned[0]["path"], path.as_str());
+    let served = a.events("forwarded fallback request served");
+    assert_eq!(served.len(), 1, "{served:?}");
+    assert_eq!(served[0]["status"], 421);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

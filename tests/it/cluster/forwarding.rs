@@ -1,8 +1,10 @@
 //! Any instance serves any session: requests reaching a non-owner are
 //! forwarded to the owner, streamed back, and the sequence and ack
-//! protocol holds across instances.
+//! protocol holds across instances; the owner knows the real client.
 
 use serde_json::json;
+
+use std::net::{IpAddr, SocketAddr};
 
 use super::{nodes, Setup};
 use crate::support::fallback::{request, text, texts, Session, Sse};
@@ -113,4 +115,41 @@ async fn a_session_keeps_its_origin_binding_across_instances() {
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(b.via(&owned).send(1, &[text("hi")]).await.status, 200);
     assert_eq!(texts(&b.via(&owned).collect(0, 1).await), ["hi"]);
+}
+
+/// The IP address of a logged `client` field (`IP` or `IP:PORT`).
+fn logged_ip(field: &serde_json::Value) -> IpAddr {
+    let logged = field.as_str().unwrap_or_else(|| panic!("{field}"));
+    logged
+        .parse::<SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| logged.parse())
+        .unwrap_or_else(|_| panic!("not an address: {logged}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_knows_the_real_client_of_a_forwarded_request() {
+    // A proxy on loopback in front of every instance names the client in
+    // X-Forwarded-For; the instances trust it.
+    let setup = Setup {
+        listener: "trusted_proxies = [\"127.0.0.1/32\"]".into(),
+        ..Setup::default()
+    };
+    let [a, b]: [_; 2] = nodes(2, &setup).await.try_into().ok().unwrap();
+    let owned = Session::open(a.addr, "/echo", None).await;
+    let client: IpAddr = "203.0.113.9".parse().unwrap();
+    let body = json!({ "seq": 1, "messages": [text("hi")] }).to_string();
+    let xff = [("x-forwarded-for", "203.0.113.9")];
+    let sent = request(b.addr, "POST", &owned.path("send"), &xff, &body).await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let forwarded = b.events("fallback request forwarded to its owner");
+    assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+    assert_eq!(logged_ip(&forwarded[0]["client"]), client);
+    // The owner never sees the client's X-Forwarded-For (only the signed
+    // peer headers cross the hop), yet it logs the client, not B.
+    let served = a.events("forwarded fallback request served");
+    assert_eq!(served.len(), 1, "{served:?}");
+    assert_eq!(served[0]["peer"], b.advertise().as_str());
+    assert_eq!(logged_ip(&served[0]["client"]), client);
+    assert_eq!(texts(&a.via(&owned).collect(0, 1).await), ["hi"]);
 }

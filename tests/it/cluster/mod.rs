@@ -44,6 +44,8 @@ pub struct Setup {
     pub secret: String,
     /// Extra keys of the fallback route.
     pub route: String,
+    /// Extra keys of the public listener.
+    pub listener: String,
 }
 
 impl Default for Setup {
@@ -51,6 +53,7 @@ impl Default for Setup {
         Setup {
             secret: SECRET.into(),
             route: String::new(),
+            listener: String::new(),
         }
     }
 }
@@ -99,10 +102,10 @@ impl Node {
     fn config(&self, setup: &Setup) -> String {
         format!(
             "[server]\nshutdown_grace = \"10s\"\nlog_format = \"json\"\n\n\
-             [[listeners]]\nbind = \"{}\"\n\n[admin]\nbind = \"{}\"\n\n\
+             [[listeners]]\nbind = \"{}\"\n{}\n\n[admin]\nbind = \"{}\"\n\n\
              [cluster]\nsecret_file = \"secret\"\nbind = \"{}\"\n\n\
              [[routes]]\npath = \"/\"\nbackends = [\"builtin:echo\"]\nfallback = true\n{}\n",
-            self.addr, self.admin, self.peer, setup.route
+            self.addr, setup.listener, self.admin, self.peer, setup.route
         )
     }
 
