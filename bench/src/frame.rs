@@ -201,6 +201,74 @@ impl MessageCounter {
     }
 }
 
+/// Follows the frame boundaries of a byte stream that is forwarded
+/// untouched (the relay prototypes `relaysplice` and `relayuring`): it only
+/// parses headers, copying at most 14 bytes per frame, so that a relay knows
+/// how much of the current frame's payload is still to come.
+#[derive(Debug, Default)]
+pub struct FrameTracker {
+    /// The start of a header split across chunks.
+    head: [u8; MAX_HEADER_LEN],
+    /// Bytes of `head` in use.
+    head_len: usize,
+    /// Payload bytes of the current frame not yet seen.
+    left: u64,
+    /// Payload length of the current (last parsed) frame.
+    len: u64,
+    /// Frames whose header was parsed.
+    frames: u64,
+}
+
+impl FrameTracker {
+    /// Follows `chunk`, the next bytes of the stream.
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        loop {
+            let skip = self.left.min(chunk.len() as u64);
+            self.left -= skip;
+            chunk = &chunk[skip as usize..];
+            if chunk.is_empty() {
+                return;
+            }
+            let copied = (MAX_HEADER_LEN - self.head_len).min(chunk.len());
+            self.head[self.head_len..self.head_len + copied].copy_from_slice(&chunk[..copied]);
+            match parse_header(&self.head[..self.head_len + copied]) {
+                Some(header) => {
+                    chunk = &chunk[header.header_len - self.head_len..];
+                    self.head_len = 0;
+                    self.left = header.payload_len;
+                    self.len = header.payload_len;
+                    self.frames += 1;
+                }
+                None => {
+                    // 14 bytes always parse, so the chunk is used up.
+                    self.head_len += copied;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Payload bytes of the current frame still to come.
+    pub fn payload_left(&self) -> u64 {
+        self.left
+    }
+
+    /// Payload length of the current frame.
+    pub fn payload_len(&self) -> u64 {
+        self.len
+    }
+
+    /// The rest of the current payload went past without being fed (spliced).
+    pub fn skip_payload(&mut self) {
+        self.left = 0;
+    }
+
+    /// Frames whose header was seen.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,5 +318,32 @@ mod tests {
         assert!(pending.is_empty());
         assert_eq!(events.len(), 5);
         assert_eq!(events[4], Event::Ping(b"hi".to_vec()));
+    }
+
+    #[test]
+    fn tracker_follows_split_headers() {
+        let mut stream = Vec::new();
+        let lens = [0u64, 5, 125, 126, 300, 70_000, 1 << 20];
+        for len in lens {
+            encode_header(&mut stream, OP_BINARY, len, Some([1, 2, 3, 4]));
+            stream.resize(stream.len() + len as usize, 7);
+        }
+        for size in [1, 3, 13, 1000, 65536] {
+            let mut tracker = FrameTracker::default();
+            for chunk in stream.chunks(size) {
+                tracker.feed(chunk);
+            }
+            assert_eq!(tracker.frames(), lens.len() as u64, "chunks of {size}");
+            assert_eq!(tracker.payload_left(), 0);
+            assert_eq!(tracker.payload_len(), 1 << 20);
+        }
+        // Skipping a payload: the next header is found after it.
+        let mut tracker = FrameTracker::default();
+        let big = stream.len() - (1 << 20);
+        tracker.feed(&stream[..big]);
+        assert_eq!(tracker.payload_left(), 1 << 20);
+        tracker.skip_payload();
+        tracker.feed(&stream[..2 + 4 + 4]);
+        assert_eq!(tracker.frames(), lens.len() as u64 + 1);
     }
 }
