@@ -146,8 +146,8 @@ async fn forward_auth_admits_and_refuses_extended_connects() {
     assert_eq!(asked["authorization"], "Bearer h2-token");
     assert_eq!(asked["cookie"], "session=good");
     assert_eq!(asked["x-forwarded-uri"], "/chat?room=7");
-    // "The client's method": over HTTP/2 a WebSocket is a CONNECT.
-    assert_eq!(asked["x-forwarded-method"], "CONNECT");
+    // The service sees the same WebSocket as over HTTP/1.1: a GET.
+    assert_eq!(asked["x-forwarded-method"], "GET");
     assert!(asked.get("x-user").is_none());
     ws.send(Message::Text("vouched".into())).await.unwrap();
     let echo = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
