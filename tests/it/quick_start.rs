@@ -198,3 +198,65 @@ async fn proxy_relays_to_several_backends_in_turn() {
     }
     assert_eq!((a.connection_count(), b.connection_count()), (1, 1));
 }
+
+/// `--tls self-signed --fallback --origin`, run for real: the listener
+/// speaks TLS with a certificate made at start, the origin list admits one
+/// page and refuses another, and the fallback answers its open over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_with_self_signed_tls_fallback_and_origins_serves_them() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port().await));
+    let child = Command::new(env!("CARGO_BIN_EXE_wsgate"))
+        .args(["proxy", "--from", &addr.to_string(), "--to", &backend.url()])
+        .args(["--tls", "self-signed", "--fallback"])
+        .args(["--origin", "https://app.example"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _proxy = Proxy(child);
+    let any = crate::acme::any_certificate();
+    let tls = || crate::support::tls::tls_connect(addr, "localhost", any.clone());
+    eventually("wsgate proxy to serve TLS", || async {
+        tls().await.is_ok()
+    })
+    .await;
+
+    let url = format!("wss://{addr}/room");
+    let page = [("origin", "https://app.example")];
+    let stream = tls().await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_request(&url, &page), stream)
+        .await
+        .unwrap();
+    let message = Message::Text("over self-signed TLS".into());
+    ws.send(message.clone()).await.unwrap();
+    let echoed = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+    assert_eq!(echoed.unwrap().unwrap(), message);
+
+    let other = [("origin", "https://evil.example")];
+    let stream = tls().await.unwrap();
+    let refused = tokio_tungstenite::client_async(ws_request(&url, &other), stream).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("an origin not listed is refused: {other:?}"),
+    }
+
+    let mut stream = tls().await.unwrap();
+    let open = "POST /_wsgate/open?path=/room HTTP/1.1\r\nHost: localhost\r\n\
+                Origin: https://app.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    stream.write_all(open.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"session\""),
+        "the open names its session: {answer}"
+    );
+}
