@@ -6,10 +6,10 @@
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -145,7 +145,13 @@ async fn h2load_many_streams_on_few_connections() {
 }
 
 /// A WebSocket backend that sends 16 KiB messages as fast as the gateway
-/// takes them, counting the bytes it got rid of.
+/// takes them, counting the bytes it got rid of until the gateway closes.
+///
+/// Once the client has left, the gateway sends its close and reads what the
+/// backend still sends until the close reply comes, discarding it: bytes
+/// the firehose gets away after that close are not buffered anywhere, so
+/// they are not counted (a loaded machine may take a while to notice the
+/// client's process exit, and loopback moves GB/s meanwhile).
 async fn firehose_backend() -> (SocketAddr, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -155,11 +161,25 @@ async fn firehose_backend() -> (SocketAddr, Arc<AtomicU64>) {
         while let Ok((tcp, _)) = listener.accept().await {
             let counter = counter.clone();
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
                     return;
                 };
+                let (mut sink, mut stream) = ws.split();
+                let closed = Arc::new(AtomicBool::new(false));
+                let seen = closed.clone();
+                tokio::spawn(async move {
+                    while let Some(Ok(message)) = stream.next().await {
+                        if message.is_close() {
+                            break;
+                        }
+                    }
+                    seen.store(true, Ordering::SeqCst);
+                });
                 let chunk = vec![7u8; 16 * 1024];
-                while ws.send(Message::Binary(chunk.clone())).await.is_ok() {
+                while sink.send(Message::Binary(chunk.clone())).await.is_ok() {
+                    if closed.load(Ordering::SeqCst) {
+                        break;
+                    }
                     counter.fetch_add(chunk.len() as u64, Ordering::SeqCst);
                 }
             });

@@ -148,11 +148,18 @@ fn ip_hash_follows_the_client_the_edge_established_not_the_proxy() {
     let b = balancer(Balance::IpHash, 3);
     let none = HeaderMap::new();
     let clients: Vec<u8> = (1..=60).collect();
-    let homes: Vec<String> = clients.iter().map(|&c| first(&b, &none, &client(c))).collect();
+    let homes: Vec<String> = clients
+        .iter()
+        .map(|&c| first(&b, &none, &client(c)))
+        .collect();
     for (&c, home) in clients.iter().zip(&homes) {
         let chain = format!("192.0.2.{c}");
         let via_proxy = behind(200, None, Some(&chain));
-        assert_eq!(&first(&b, &none, &via_proxy), home, "X-Forwarded-For from a trusted proxy");
+        assert_eq!(
+            &first(&b, &none, &via_proxy),
+            home,
+            "X-Forwarded-For from a trusted proxy"
+        );
         let via_proxy_header = behind(200, Some(c), None);
         assert_eq!(&first(&b, &none, &via_proxy_header), home, "a PROXY header");
     }
@@ -160,7 +167,11 @@ fn ip_hash_follows_the_client_the_edge_established_not_the_proxy() {
         .iter()
         .map(|c| first(&b, &none, &behind(99, None, Some(&format!("192.0.2.{c}")))))
         .collect();
-    assert_eq!(forged.len(), 1, "an untrusted peer's X-Forwarded-For moves nothing");
+    assert_eq!(
+        forged.len(),
+        1,
+        "an untrusted peer's X-Forwarded-For moves nothing"
+    );
 }
 
 #[test]

@@ -64,7 +64,10 @@ async fn the_settings_ack_is_seen_and_bytes_pass_unchanged() {
         .await
         .unwrap();
     pump(&mut watched, 9).await.unwrap();
-    assert!(!seen.settings_acked_before(1), "stream 1 came before the ACK");
+    assert!(
+        !seen.settings_acked_before(1),
+        "stream 1 came before the ACK"
+    );
     assert!(seen.settings_acked_before(2));
 }
 
