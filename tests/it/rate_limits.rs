@@ -18,36 +18,37 @@ use crate::support::ops::{eventually, metric, Binary};
 use crate::support::raw_ws::{client_frame, read_frame};
 use crate::support::{one_route, TestGateway};
 
-/// 200 tiny messages in one write against 20 per second with a burst of
-/// 20: the burst is echoed, then the close is 1008. Tolerance: the bucket
-/// refills by 20 per second while the flood is walked, so at most
-/// `20 + 20 × elapsed + 1` pass (the +1 for a refill landing mid-walk).
-#[tokio::test]
-async fn a_flooding_client_is_closed_1008_near_the_expected_count() {
-    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
-    let route = "client_messages_per_second = 20";
-    let gw = TestGateway::start(&one_route(&[backend.url()], route)).await;
+/// Opens a WebSocket through a gateway whose route allows `rate` messages
+/// per second, writes `frames` one-byte text frames in one write, and
+/// reads until the close: the echoes, the close code and reason, and the
+/// most echoes the bucket allows (`rate` + `rate` × elapsed + 1, the +1 for
+/// a refill landing mid-walk).
+async fn flood(gw: &TestGateway, frames: usize, rate: usize) -> (usize, u16, String, usize) {
     let (mut stream, _) = raw_upgrade(gw.addr(), &[]).await;
     let started = Instant::now();
-    let flood: Vec<u8> = (0..200).flat_map(|_| client_frame(0x81, b"m")).collect();
+    let flood: Vec<u8> = (0..frames).flat_map(|_| client_frame(0x81, b"m")).collect();
     stream.write_all(&flood).await.unwrap();
     let mut echoed = 0;
-    let code = loop {
+    loop {
         let frame = tokio::time::timeout(WAIT, read_frame(&mut stream))
             .await
             .unwrap();
         match frame.expect("a close comes") {
             (0x1, _) => echoed += 1,
-            (0x8, payload) => break u16::from_be_bytes([payload[0], payload[1]]),
+            (0x8, payload) => {
+                let code = u16::from_be_bytes([payload[0], payload[1]]);
+                let reason = String::from_utf8_lossy(&payload[2..]).into_owned();
+                let most =
+                    rate + (rate as f64 * started.elapsed().as_secs_f64()).ceil() as usize + 1;
+                return (echoed, code, reason, most);
+            }
             _ => {}
         }
-    };
-    let most = 20 + (20.0 * started.elapsed().as_secs_f64()).ceil() as usize + 1;
-    assert_eq!(code, 1008);
-    assert!(
-        (20..=most).contains(&echoed),
-        "{echoed} echoed, expected 20..={most}"
-    );
+    }
+}
+
+/// Waits for the rate limit's close on `/metrics`.
+async fn counted_closed(gw: &TestGateway) {
     let labels = [
         ("limit", "client_messages_per_second"),
         ("action", "closed"),
@@ -56,6 +57,23 @@ async fn a_flooding_client_is_closed_1008_near_the_expected_count() {
         metric(gw.admin, "wsgate_client_rate_limited_total", &labels).await == 1.0
     })
     .await;
+}
+
+/// 200 tiny messages in one write against 20 per second with a burst of
+/// 20: the burst is echoed, then the close is 1008. Tolerance: the bucket
+/// refills by 20 per second while the flood is walked.
+#[tokio::test]
+async fn a_flooding_client_is_closed_1008_near_the_expected_count() {
+    let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
+    let route = "client_messages_per_second = 20";
+    let gw = TestGateway::start(&one_route(&[backend.url()], route)).await;
+    let (echoed, code, reason, most) = flood(&gw, 200, 20).await;
+    assert_eq!((code, reason.as_str()), (1008, "message rate exceeded"));
+    assert!(
+        (20..=most).contains(&echoed),
+        "{echoed} echoed, expected 20..={most}"
+    );
+    counted_closed(&gw).await;
     let ended = [("end", "rate_limited")];
     assert_eq!(
         metric(gw.admin, "wsgate_websocket_sessions_ended_total", &ended).await,
@@ -71,38 +89,13 @@ async fn ten_thousand_tiny_frames_in_one_write_are_cut_at_the_rate_over_tcp() {
     let backend = WsBackend::start(Answer::AcceptFirst, Behaviour::Echo).await;
     let route = "client_messages_per_second = 50";
     let gw = TestGateway::start(&one_route(&[backend.url()], route)).await;
-    let (mut stream, _) = raw_upgrade(gw.addr(), &[]).await;
-    let started = Instant::now();
-    let flood: Vec<u8> = (0..10_000).flat_map(|_| client_frame(0x81, b"m")).collect();
-    stream.write_all(&flood).await.unwrap();
-    let mut echoed = 0;
-    let (code, reason) = loop {
-        let frame = tokio::time::timeout(WAIT, read_frame(&mut stream))
-            .await
-            .unwrap();
-        match frame.expect("a close comes") {
-            (0x1, _) => echoed += 1,
-            (0x8, payload) => {
-                let reason = String::from_utf8_lossy(&payload[2..]).into_owned();
-                break (u16::from_be_bytes([payload[0], payload[1]]), reason);
-            }
-            _ => {}
-        }
-    };
-    let most = 50 + (50.0 * started.elapsed().as_secs_f64()).ceil() as usize + 1;
+    let (echoed, code, reason, most) = flood(&gw, 10_000, 50).await;
     assert_eq!((code, reason.as_str()), (1008, "message rate exceeded"));
     assert!(
         (50..=most).contains(&echoed),
         "{echoed} echoed, expected 50..={most}"
     );
-    let labels = [
-        ("limit", "client_messages_per_second"),
-        ("action", "closed"),
-    ];
-    eventually("the close counted", || async {
-        metric(gw.admin, "wsgate_client_rate_limited_total", &labels).await == 1.0
-    })
-    .await;
+    counted_closed(&gw).await;
 }
 
 #[tokio::test]
