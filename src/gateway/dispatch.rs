@@ -145,7 +145,7 @@ async fn dispatch(
 ) -> Result<Response<Body>, ProxyError> {
     let table = gateway.table();
     if fallback::handles(req.uri().path(), table.offers_fallback()) {
-        return dispatch_fallback(gateway, &table, req, client, route_name).await;
+        return Box::pin(dispatch_fallback(gateway, &table, req, client, route_name)).await;
     }
     let host = request_host(&req);
     let route = table
@@ -160,7 +160,7 @@ async fn dispatch(
             let (admission, relays) = (gateway.admission(), gateway.relays());
             upgrade(admission, relays, &route, balancer, req, client).await
         }
-        Kind::Http => forward(&gateway.connector, &route, balancer, req, client).await,
+        Kind::Http => Box::pin(forward(&gateway.connector, &route, balancer, req, client)).await,
     }
 }
 

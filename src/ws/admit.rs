@@ -151,8 +151,9 @@ impl Admission<'_> {
         client: &ClientInfo,
     ) -> Result<Option<HeaderMap>, ProxyError> {
         match &route.edge.auth {
+            // Boxed: only routes with forward auth carry its future's size.
             Some(auth) => Ok(Some(
-                authorize(self.connector, route, auth, request, client).await?,
+                Box::pin(authorize(self.connector, route, auth, request, client)).await?,
             )),
             None => Ok(None),
         }
