@@ -6,15 +6,21 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::ws::relay::split::WithTcp;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
-use super::{Injected, Mode, Pump, Then, CARRY_CAP};
+use super::{FrameState, Injected, Mode, Pump, Then, CARRY_CAP};
 use crate::ws::relay::pool::{Buf, Size};
+use crate::ws::relay::splice::{Pipe, PIPE_SIZE, SPLICE_MIN};
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
-    /// Writes the accepted run; one write call per contiguous batch.
+impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W> {
+    /// Writes the accepted run; one write call per contiguous batch. Bytes
+    /// spliced into a pipe go first (nothing is read while they wait).
     pub(super) async fn write_run(&mut self) -> io::Result<()> {
+        if self.pipe.is_some() {
+            std::future::poll_fn(|cx| self.poll_drain_pipe(cx)).await?;
+        }
         while self.out < self.pos {
             if self.dst_dead {
                 self.out = self.pos;
@@ -111,6 +117,100 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         self.carry.len = tail.len() as u8;
         (self.out, self.pos, self.end) = (0, 0, 0);
         self.buf = None;
+    }
+
+    /// Writes the pipe out to the destination; gives the pipe back once it
+    /// is empty at the end of the payload.
+    fn poll_drain_pipe(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(pipe) = self.pipe.as_mut().filter(|pipe| pipe.len() > 0) {
+            let moved = self.dst.with_tcp(|dst| match dst {
+                Some(dst) => pipe.poll_drain(dst, cx),
+                None => Poll::Ready(Err(io::ErrorKind::Unsupported.into())),
+            });
+            match std::task::ready!(moved) {
+                Err(e) => return Poll::Ready(Err(self.dst_failed(e))),
+                Ok(_) => {
+                    self.needs_flush = true;
+                    self.last_forward = Instant::now();
+                }
+            }
+        }
+        if self.at_boundary() {
+            self.give_back_pipe();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Gives the lent pipe back (closed if it is not empty).
+    pub(super) fn give_back_pipe(&mut self) {
+        if let Some(pipe) = self.pipe.take() {
+            pipe.give_back();
+        }
+    }
+
+    /// How many bytes to splice next, if the source's next bytes are the
+    /// rest of a payload that qualifies: forwarded, not checked for UTF-8,
+    /// [`SPLICE_MIN`] or more (or already being spliced), nothing of it
+    /// buffered, no byte rate, and both legs plain TCP.
+    pub(super) fn splice_len(&self) -> Option<usize> {
+        let FrameState::Payload {
+            remaining,
+            forward: true,
+            utf8: None,
+            ..
+        } = self.frame
+        else {
+            return None;
+        };
+        let qualifies = (remaining >= SPLICE_MIN || self.pipe.is_some())
+            && self.buf.is_none()
+            && self.carry.len == 0
+            && self.in_pipe() == 0
+            && !self.dst_dead
+            && !self.bytes_metered()
+            && self.src.with_tcp(|tcp| tcp.is_some())
+            && self.dst.with_tcp(|tcp| tcp.is_some());
+        // Fits in usize: at most PIPE_SIZE.
+        qualifies.then(|| remaining.min(PIPE_SIZE as u64) as usize)
+    }
+
+    /// Splices up to `want` payload bytes from the source into the lent
+    /// pipe (lent now at the payload's start) and accepts them: false on
+    /// EOF or error, as [`Pump::read`]; `None` when no pipe is to be had
+    /// (the pump then reads as usual).
+    pub(super) async fn fill_pipe(&mut self, want: usize) -> Option<bool> {
+        if self.pipe.is_none() {
+            self.pipe = Some(Pipe::take()?);
+        }
+        Some(std::future::poll_fn(|cx| self.poll_fill_pipe(want, cx)).await)
+    }
+
+    fn poll_fill_pipe(&mut self, want: usize, cx: &mut Context<'_>) -> Poll<bool> {
+        loop {
+            let Some(pipe) = self.pipe.as_mut() else {
+                return Poll::Ready(false);
+            };
+            let moved = self.src.with_tcp(|src| match src {
+                Some(src) => match src.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => Poll::Ready(pipe.try_fill(src, want)),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                },
+                None => Poll::Ready(Err(io::ErrorKind::Unsupported.into())),
+            });
+            let n = match std::task::ready!(moved) {
+                Ok(n) if n > 0 => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                // EOF or a failed splice: nothing moved, the pipe is empty.
+                _ => {
+                    self.give_back_pipe();
+                    return Poll::Ready(false);
+                }
+            };
+            self.charge_read(n);
+            self.accept_spliced(n as u64);
+            return Poll::Ready(true);
+        }
     }
 
     /// Reads more from the source; false on EOF or error. Only called when
