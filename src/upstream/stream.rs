@@ -70,7 +70,7 @@ impl AsyncRead for BackendStream {
     }
 }
 
-impl crate::ws::relay::SpliceTcp for BackendStream {
+impl crate::net::splice_tcp::SpliceTcp for BackendStream {
     fn splice_tcp(&self) -> Option<&TcpStream> {
         match self {
             BackendStream::Plain(s) => Some(s),

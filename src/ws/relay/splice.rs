@@ -7,7 +7,7 @@
 //! them (client payloads stay masked). Not spliced: text frames checked for
 //! UTF-8 (the check needs the bytes), TLS and HTTP/2 legs, a leg whose
 //! bytes hyper read past the 101 are not yet served, a client with a
-//! `client_byte_rate` (its reads are metered), and payloads below the
+//! `client_bytes_per_second` (its reads are metered), and payloads below the
 //! threshold.
 //!
 //! A pipe is lent for one spliced payload and given back at its end if it
@@ -23,6 +23,7 @@ use std::sync::atomic::AtomicUsize;
 use tokio::net::TcpStream;
 
 use super::leg::Leg;
+pub use crate::net::splice_tcp::SpliceTcp;
 
 /// Smallest payload remainder that is spliced. The prototype
 /// (`bench/src/bin/relaysplice.rs`, docs/performance.md "io_uring and
@@ -46,22 +47,6 @@ const MAX_LENT: usize = 256;
 /// Pipes lent now.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 static LENT: AtomicUsize = AtomicUsize::new(0);
-
-/// A stream that may be a plain TCP socket underneath.
-pub trait SpliceTcp {
-    /// The TCP socket whose bytes may bypass user space, if any.
-    fn splice_tcp(&self) -> Option<&TcpStream> {
-        None
-    }
-}
-
-impl SpliceTcp for TcpStream {
-    fn splice_tcp(&self) -> Option<&TcpStream> {
-        Some(self)
-    }
-}
-
-impl SpliceTcp for tokio::io::DuplexStream {}
 
 impl<T: SpliceTcp> SpliceTcp for Leg<T> {
     fn splice_tcp(&self) -> Option<&TcpStream> {
