@@ -349,15 +349,8 @@ impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W>
                 Some(false) => return std::future::pending().await,
                 None => {}
             }
-            let read = match self.splice_len() {
-                Some(want) => self.fill_pipe(want).await,
-                None => None,
-            };
-            let read = match read {
-                Some(read) => read,
-                None => self.read().await,
-            };
-            if !read {
+            let splice = self.start_splice();
+            if !std::future::poll_fn(|cx| self.poll_take_in(splice, cx)).await {
                 self.mode = if self.at_boundary() && self.mode != Mode::Discard {
                     Mode::Finish { then: Then::Done }
                 } else {

@@ -152,7 +152,7 @@ impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W>
     /// rest of a payload that qualifies: forwarded, not checked for UTF-8,
     /// [`SPLICE_MIN`] or more (or already being spliced), nothing of it
     /// buffered, no byte rate, and both legs plain TCP.
-    pub(super) fn splice_len(&self) -> Option<usize> {
+    fn splice_len(&self) -> Option<usize> {
         let FrameState::Payload {
             remaining,
             forward: true,
@@ -174,17 +174,32 @@ impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W>
         qualifies.then(|| remaining.min(PIPE_SIZE as u64) as usize)
     }
 
-    /// Splices up to `want` payload bytes from the source into the lent
-    /// pipe (lent now at the payload's start) and accepts them: false on
-    /// EOF or error, as [`Pump::read`]; `None` when no pipe is to be had
-    /// (the pump then reads as usual).
-    pub(super) async fn fill_pipe(&mut self, want: usize) -> Option<bool> {
+    /// How many bytes the next intake splices, if the payload qualifies
+    /// ([`Pump::splice_len`]) and a pipe is lent (taken now at the
+    /// payload's start; without one the pump reads as usual).
+    pub(super) fn start_splice(&mut self) -> Option<usize> {
+        let want = self.splice_len()?;
         if self.pipe.is_none() {
             self.pipe = Some(Pipe::take()?);
         }
-        Some(std::future::poll_fn(|cx| self.poll_fill_pipe(want, cx)).await)
+        Some(want)
     }
 
+    /// Takes in more of the source: `splice` bytes into the pipe, or a read
+    /// into a buffer; false on EOF or error.
+    pub(super) fn poll_take_in(
+        &mut self,
+        splice: Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<bool> {
+        match splice {
+            Some(want) => self.poll_fill_pipe(want, cx),
+            None => self.poll_read(cx),
+        }
+    }
+
+    /// Splices up to `want` payload bytes from the source into the lent
+    /// pipe and accepts them; false on EOF or error, as a read.
     fn poll_fill_pipe(&mut self, want: usize, cx: &mut Context<'_>) -> Poll<bool> {
         loop {
             let Some(pipe) = self.pipe.as_mut() else {
@@ -213,15 +228,11 @@ impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W>
         }
     }
 
-    /// Reads more from the source; false on EOF or error. Only called when
-    /// everything accepted has been written.
-    pub(super) async fn read(&mut self) -> bool {
-        std::future::poll_fn(|cx| self.poll_read(cx)).await
-    }
-
     /// Reads into a pooled buffer that starts with the carried tail; a read
     /// that is not ready hands the buffer straight back, so waiting for the
     /// peer holds none. A pump that could not park reads into its own buffer.
+    /// Only called when everything accepted has been written; false on EOF
+    /// or error.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let held = self.buf.is_some();
         let (mut buf, kept) = match self.buf.take() {
