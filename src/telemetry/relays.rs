@@ -34,6 +34,9 @@ pub struct RelayStats {
     pub backend_to_client_messages: AtomicU64,
     /// Payload bytes forwarded from backend to client.
     pub backend_to_client_bytes: AtomicU64,
+    /// Of those bytes (either direction), the ones that went socket → pipe
+    /// → socket with splice(2), never entering user space.
+    pub spliced_bytes: AtomicU64,
 }
 
 /// How a relay ended, as the metrics record it.

@@ -70,6 +70,15 @@ impl AsyncRead for BackendStream {
     }
 }
 
+impl crate::net::splice_tcp::SpliceTcp for BackendStream {
+    fn splice_tcp(&self) -> Option<&TcpStream> {
+        match self {
+            BackendStream::Plain(s) => Some(s),
+            BackendStream::Tls(_) => None,
+        }
+    }
+}
+
 impl RelayRead for BackendStream {
     fn poll_relay_read(
         &mut self,

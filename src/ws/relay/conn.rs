@@ -17,6 +17,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::pump::{Event, Injected, Pump, Then, Violation};
+use super::split::WithTcp;
 use super::{RelayConfig, RelayEnd, RelayReport, Side};
 use crate::ws::close::{reason, GOING_AWAY, INTERNAL_ERROR};
 
@@ -64,10 +65,10 @@ pub(super) struct Conn<CR, CW, BR, BW> {
 
 impl<CR, CW, BR, BW> Conn<CR, CW, BR, BW>
 where
-    CR: AsyncRead + Unpin,
-    CW: AsyncWrite + Unpin,
-    BR: AsyncRead + Unpin,
-    BW: AsyncWrite + Unpin,
+    CR: AsyncRead + Unpin + WithTcp,
+    CW: AsyncWrite + Unpin + WithTcp,
+    BR: AsyncRead + Unpin + WithTcp,
+    BW: AsyncWrite + Unpin + WithTcp,
 {
     /// A connection in the open phase.
     pub(super) fn new(c2b: Pump<CR, BW>, b2c: Pump<BR, CW>, cfg: RelayConfig) -> Self {

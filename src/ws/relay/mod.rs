@@ -12,6 +12,9 @@
 //!   read that returns data and goes back once those bytes are forwarded; a
 //!   read that would block hands it straight back. An idle connection keeps
 //!   only an incomplete header or control frame, inline.
+//! - **Large payloads bypass user space** where both legs are plain TCP
+//!   (Linux): the rest of a binary frame's payload from [`SPLICE_MIN`] on
+//!   goes socket → pipe → socket with splice(2) ([`splice`](self::splice)).
 //! - **Backpressure.** A direction reads again only once everything it read
 //!   has been written, so a slow reader slows the writer down through TCP.
 //! - **One future.** Both directions and every timer run inside one future
@@ -25,6 +28,10 @@ mod conn;
 mod leg;
 mod pool;
 mod pump;
+mod splice;
+#[cfg(all(test, target_os = "linux"))]
+mod splice_tests;
+mod split;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +50,7 @@ pub use crate::net::short_read::RelayRead;
 use crate::telemetry::relays::RelayEnded;
 pub use crate::telemetry::relays::RelayStats;
 pub use leg::Leg;
+pub use splice::{SpliceTcp, SPLICE_MIN};
 
 /// Read buffer per direction while bytes are in flight: big enough to batch
 /// many small frames per syscall and to always hold a whole control frame,
@@ -274,11 +282,11 @@ pub fn relay<C, B>(
     shutdown: CancellationToken,
 ) -> impl Future<Output = RelayReport> + Send
 where
-    C: AsyncRead + AsyncWrite + Unpin + Send,
-    B: AsyncRead + AsyncWrite + Unpin + Send,
+    C: AsyncRead + AsyncWrite + SpliceTcp + Unpin + Send,
+    B: AsyncRead + AsyncWrite + SpliceTcp + Unpin + Send,
 {
-    let (client_rd, client_wr) = tokio::io::split(client);
-    let (backend_rd, backend_wr) = tokio::io::split(backend);
+    let (client_rd, client_wr) = split::split(client);
+    let (backend_rd, backend_wr) = split::split(backend);
     let c2b = pump::Pump::new(Side::Client, client_rd, backend_wr, &cfg, stats.clone());
     let b2c = pump::Pump::new(Side::Backend, backend_rd, client_wr, &cfg, stats);
     let mut conn = conn::Conn::new(c2b, b2c, cfg);

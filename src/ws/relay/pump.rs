@@ -15,10 +15,12 @@
 
 use std::sync::Arc;
 
+use crate::ws::relay::split::WithTcp;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::pool::{Buf, Size};
+use super::splice::Pipe;
 use super::{RelayConfig, RelayEnd, RelayStats, Side};
 use crate::ws::close::{INVALID_PAYLOAD, MESSAGE_TOO_BIG, POLICY_VIOLATION, PROTOCOL_ERROR};
 use crate::ws::frame::{FrameError, MAX_CONTROL_PAYLOAD};
@@ -211,6 +213,10 @@ pub(super) struct Pump<R, W> {
     buf: Option<Buf>,
     /// An incomplete header or control frame kept while `buf` is pooled.
     carry: Carry,
+    /// A pipe lent while a payload is spliced ([`splice`](super::splice)):
+    /// the rest of that payload goes through it, however short. Bytes in it
+    /// are accepted and come before the run.
+    pipe: Option<Pipe>,
     /// Start of the accepted-but-unwritten run.
     out: usize,
     /// End of the parsed bytes.
@@ -252,7 +258,7 @@ pub(super) struct Pump<R, W> {
     rates: Option<Box<ClientRates>>,
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
+impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W> {
     /// A pump forwarding from `src` (belonging to `from`) to `dst`.
     pub(super) fn new(
         from: Side,
@@ -270,6 +276,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 bytes: [0; CARRY_CAP],
                 len: 0,
             },
+            pipe: None,
             out: 0,
             pos: 0,
             end: 0,
@@ -342,7 +349,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 Some(false) => return std::future::pending().await,
                 None => {}
             }
-            if !self.read().await {
+            let splice = self.start_splice();
+            if !std::future::poll_fn(|cx| self.poll_take_in(splice, cx)).await {
                 self.mode = if self.at_boundary() && self.mode != Mode::Discard {
                     Mode::Finish { then: Then::Done }
                 } else {
@@ -356,7 +364,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
     /// Stopped, with nothing left to write.
     pub(super) fn is_idle(&self) -> bool {
         let nothing_to_inject = self.inject.is_none() || !self.can_inject();
-        let flushed = self.dst_dead || (self.out == self.pos && !self.needs_flush);
+        let written = self.out == self.pos && self.in_pipe() == 0;
+        let flushed = self.dst_dead || (written && !self.needs_flush);
         self.mode == Mode::Done && nothing_to_inject && flushed
     }
 
@@ -366,6 +375,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             // The connection is over either way; a failure here changes nothing.
             let _ = self.dst.shutdown().await;
         }
+    }
+
+    /// Spliced bytes not yet written.
+    fn in_pipe(&self) -> usize {
+        self.pipe.as_ref().map_or(0, Pipe::len)
     }
 
     fn at_boundary(&self) -> bool {

@@ -807,8 +807,9 @@ fn relay_future_is_small() {
     let size = std::mem::size_of_val(&fut);
     println!("relay future over duplex pipes: {size} bytes");
     // Two pumps, one timer, one shutdown waiter; was 3.4 KB with a frame
-    // buffer per injection and the connection stored twice.
-    assert!(size <= 1500, "relay future grew to {size} bytes");
+    // buffer per injection and the connection stored twice. 1488 bytes
+    // before splice(2); each pump's slot for a lent pipe adds 8.
+    assert!(size <= 1504, "relay future grew to {size} bytes");
 }
 
 #[test]

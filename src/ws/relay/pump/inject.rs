@@ -3,6 +3,7 @@
 //! injected frame waits for a frame boundary of the destination, so it
 //! never lands inside a forwarded frame.
 
+use crate::ws::relay::split::WithTcp;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Injected, Mode, Pump, Then};
@@ -32,7 +33,7 @@ impl Injection {
     }
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
+impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W> {
     /// Queues a close frame to the destination and stops forwarding after
     /// the current frame. Returns false if a close already went there. A
     /// close waiting for the source's reply goes now instead of this one.
@@ -113,6 +114,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         self.dst_dead = true;
         self.dst_closed = true;
         self.out = self.pos;
+        // Closed, not given back: it may hold bytes.
+        self.pipe = None;
         self.inject = None;
         self.queued = None;
         self.idle_reported = false;

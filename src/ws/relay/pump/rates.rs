@@ -4,6 +4,7 @@
 //! `client_bytes_per_second` charges each read and, while the client is in
 //! debt, stops reading it: backpressure through TCP, nothing dropped.
 
+use crate::ws::relay::split::WithTcp;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
@@ -46,7 +47,7 @@ impl ClientRates {
     }
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
+impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W> {
     /// Takes a message from the client's bucket; false when it is empty.
     pub(super) fn take_message(&mut self) -> bool {
         match self.rates.as_deref_mut() {
@@ -71,6 +72,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 rates.pauses += 1;
             }
         }
+    }
+
+    /// Whether the client's bytes are metered (`client_bytes_per_second`):
+    /// then every read is, and nothing is spliced.
+    pub(super) fn bytes_metered(&self) -> bool {
+        self.rates.as_deref().is_some_and(|r| r.bytes.is_some())
     }
 
     /// How many bytes the next read may take (at least one).

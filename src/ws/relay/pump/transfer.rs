@@ -6,15 +6,21 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use crate::ws::relay::split::WithTcp;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
-use super::{Injected, Mode, Pump, Then, CARRY_CAP};
+use super::{FrameState, Injected, Mode, Pump, Then, CARRY_CAP};
 use crate::ws::relay::pool::{Buf, Size};
+use crate::ws::relay::splice::{Pipe, PIPE_SIZE, SPLICE_MIN};
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
-    /// Writes the accepted run; one write call per contiguous batch.
+impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W> {
+    /// Writes the accepted run; one write call per contiguous batch. Bytes
+    /// spliced into a pipe go first (nothing is read while they wait).
     pub(super) async fn write_run(&mut self) -> io::Result<()> {
+        if self.pipe.is_some() {
+            std::future::poll_fn(|cx| self.poll_drain_pipe(cx)).await?;
+        }
         while self.out < self.pos {
             if self.dst_dead {
                 self.out = self.pos;
@@ -113,15 +119,120 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         self.buf = None;
     }
 
-    /// Reads more from the source; false on EOF or error. Only called when
-    /// everything accepted has been written.
-    pub(super) async fn read(&mut self) -> bool {
-        std::future::poll_fn(|cx| self.poll_read(cx)).await
+    /// Writes the pipe out to the destination; gives the pipe back once it
+    /// is empty at the end of the payload.
+    fn poll_drain_pipe(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(pipe) = self.pipe.as_mut().filter(|pipe| pipe.len() > 0) {
+            let moved = self.dst.with_tcp(|dst| match dst {
+                Some(dst) => pipe.poll_drain(dst, cx),
+                None => Poll::Ready(Err(io::ErrorKind::Unsupported.into())),
+            });
+            match std::task::ready!(moved) {
+                Err(e) => return Poll::Ready(Err(self.dst_failed(e))),
+                Ok(_) => {
+                    self.needs_flush = true;
+                    self.last_forward = Instant::now();
+                }
+            }
+        }
+        if self.at_boundary() {
+            self.give_back_pipe();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Gives the lent pipe back (closed if it is not empty).
+    pub(super) fn give_back_pipe(&mut self) {
+        if let Some(pipe) = self.pipe.take() {
+            pipe.give_back();
+        }
+    }
+
+    /// How many bytes to splice next, if the source's next bytes are the
+    /// rest of a payload that qualifies: forwarded, not checked for UTF-8,
+    /// [`SPLICE_MIN`] or more (or already being spliced), nothing of it
+    /// buffered, no byte rate, and both legs plain TCP.
+    fn splice_len(&self) -> Option<usize> {
+        let FrameState::Payload {
+            remaining,
+            forward: true,
+            utf8: None,
+            ..
+        } = self.frame
+        else {
+            return None;
+        };
+        let qualifies = (remaining >= SPLICE_MIN || self.pipe.is_some())
+            && self.buf.is_none()
+            && self.carry.len == 0
+            && self.in_pipe() == 0
+            && !self.dst_dead
+            && !self.bytes_metered()
+            && self.src.with_tcp(|tcp| tcp.is_some())
+            && self.dst.with_tcp(|tcp| tcp.is_some());
+        // Fits in usize: at most PIPE_SIZE.
+        qualifies.then(|| remaining.min(PIPE_SIZE as u64) as usize)
+    }
+
+    /// How many bytes the next intake splices, if the payload qualifies
+    /// ([`Pump::splice_len`]) and a pipe is lent (taken now at the
+    /// payload's start; without one the pump reads as usual).
+    pub(super) fn start_splice(&mut self) -> Option<usize> {
+        let want = self.splice_len()?;
+        if self.pipe.is_none() {
+            self.pipe = Some(Pipe::take()?);
+        }
+        Some(want)
+    }
+
+    /// Takes in more of the source: `splice` bytes into the pipe, or a read
+    /// into a buffer; false on EOF or error.
+    pub(super) fn poll_take_in(
+        &mut self,
+        splice: Option<usize>,
+        cx: &mut Context<'_>,
+    ) -> Poll<bool> {
+        match splice {
+            Some(want) => self.poll_fill_pipe(want, cx),
+            None => self.poll_read(cx),
+        }
+    }
+
+    /// Splices up to `want` payload bytes from the source into the lent
+    /// pipe and accepts them; false on EOF or error, as a read.
+    fn poll_fill_pipe(&mut self, want: usize, cx: &mut Context<'_>) -> Poll<bool> {
+        loop {
+            let Some(pipe) = self.pipe.as_mut() else {
+                return Poll::Ready(false);
+            };
+            let moved = self.src.with_tcp(|src| match src {
+                Some(src) => match src.poll_read_ready(cx) {
+                    Poll::Ready(Ok(())) => Poll::Ready(pipe.try_fill(src, want)),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                },
+                None => Poll::Ready(Err(io::ErrorKind::Unsupported.into())),
+            });
+            let n = match std::task::ready!(moved) {
+                Ok(n) if n > 0 => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                // EOF or a failed splice: nothing moved, the pipe is empty.
+                _ => {
+                    self.give_back_pipe();
+                    return Poll::Ready(false);
+                }
+            };
+            self.charge_read(n);
+            self.accept_spliced(n as u64);
+            return Poll::Ready(true);
+        }
     }
 
     /// Reads into a pooled buffer that starts with the carried tail; a read
     /// that is not ready hands the buffer straight back, so waiting for the
     /// peer holds none. A pump that could not park reads into its own buffer.
+    /// Only called when everything accepted has been written; false on EOF
+    /// or error.
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         let held = self.buf.is_some();
         let (mut buf, kept) = match self.buf.take() {

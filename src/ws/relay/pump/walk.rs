@@ -11,6 +11,9 @@
 //! that frame still goes out (a close cannot be sent mid-frame) and the
 //! close 1007 follows it.
 
+use crate::ws::relay::split::WithTcp;
+use std::sync::atomic::Ordering;
+
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Event, FrameState, Message, Mode, Next, Pump, Then, Unmask, Violation};
@@ -21,7 +24,7 @@ use crate::ws::frame::{
 use crate::ws::relay::{Count, Side};
 use crate::ws::utf8::Utf8Stream;
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
+impl<R: AsyncRead + Unpin + WithTcp, W: AsyncWrite + Unpin + WithTcp> Pump<R, W> {
     /// Walks the unparsed bytes, growing the run, until more input (or a
     /// write) is needed or an event happens.
     pub(super) fn process(&mut self) -> Option<Event> {
@@ -95,6 +98,29 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         valid
     }
 
+    /// Accepts `n` payload bytes of the current frame that were spliced
+    /// into the pipe (the frame is forwarded and not checked for UTF-8).
+    pub(super) fn accept_spliced(&mut self, n: u64) {
+        let FrameState::Payload { remaining, fin, .. } = self.frame else {
+            return;
+        };
+        self.stats.add_bytes(self.from, n);
+        self.stats.spliced_bytes.fetch_add(n, Ordering::Relaxed);
+        if n < remaining {
+            self.frame = FrameState::Payload {
+                remaining: remaining - n,
+                fin,
+                forward: true,
+                utf8: None,
+            };
+            return;
+        }
+        self.frame = FrameState::Boundary;
+        if fin {
+            self.stats.add_message(self.from);
+        }
+    }
+
     fn next_frame(&mut self) -> Next {
         let parsed = parse_header(&self.data()[self.pos..self.end], self.deflate)
             .and_then(|h| h.map(|h| self.check_mask(h)).transpose());
@@ -127,6 +153,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             forward,
             utf8,
         };
+
         Next::Progress
     }
 
