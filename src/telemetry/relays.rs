@@ -65,6 +65,8 @@ struct Live {
     stats: Arc<RelayStats>,
     /// What has already been added to the Prometheus counters.
     flushed: Snapshot,
+    /// The spliced bytes already added.
+    flushed_spliced: u64,
 }
 
 /// Every running relay, by id.
@@ -115,6 +117,14 @@ fn flush(live: &mut Live, ws: &WsFamilies) {
         }
     }
     live.flushed = now;
+    let spliced = load(&s.spliced_bytes);
+    if spliced > live.flushed_spliced {
+        let labels = route_label(&live.route);
+        ws.spliced
+            .get_or_create(&labels)
+            .inc_by(spliced - live.flushed_spliced);
+        live.flushed_spliced = spliced;
+    }
 }
 
 /// A relay's place in the metrics: counted active from
@@ -136,6 +146,7 @@ impl RelayMeter {
             route: route.to_owned(),
             stats,
             flushed: [(0, 0); 2],
+            flushed_spliced: 0,
         };
         live.lock().insert(id, entry);
         metrics.ws.active.get_or_create(&route_label(route)).inc();

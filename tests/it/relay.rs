@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::backend::{Answer, Behaviour, WsBackend};
 use crate::support::client::{connect, raw_upgrade, ws_request, Ws, WAIT};
+use crate::support::ops::metric;
 use crate::support::{one_route, TestGateway};
 
 async fn setup(route_extra: &str) -> (TestGateway, WsBackend, Ws) {
@@ -65,6 +66,16 @@ async fn text_and_binary_echo_byte_exact_in_order() {
                 "é".repeat(size % 1000)
             )))
         );
+    }
+    // Through the whole server, both legs plain TCP: the 1 MiB and 5 MiB
+    // binary payloads went socket to socket (counted when scraped), the
+    // texts and smaller payloads were copied, and every byte above matched.
+    let spliced = metric(gw.admin, "wsgate_websocket_spliced_bytes_total", &[]).await;
+    if cfg!(target_os = "linux") {
+        assert!(spliced > 0.0, "large binary payloads are spliced");
+        // At most every binary byte from 64 KiB up, both ways.
+        let binary_large = 2.0 * (65535 + 65536 + (1u64 << 20) + (5u64 << 20)) as f64;
+        assert!(spliced <= binary_large, "{spliced} > {binary_large}");
     }
     gw.stop().await;
 }

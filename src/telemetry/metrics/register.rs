@@ -53,6 +53,11 @@ impl Metrics {
             self.ws.bytes.clone(),
         );
         r.register(
+            "websocket_spliced_bytes",
+            "Of the payload bytes relayed, those moved socket to socket by splice(2)",
+            self.ws.spliced.clone(),
+        );
+        r.register(
             "websocket_close_codes",
             "Close codes sent by clients and backends",
             self.ws.closes.clone(),
