@@ -33,3 +33,21 @@ stop() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+
+# measure_relay VARIANT SIZE ROUND: one throughput window against URL[VARIANT]
+# (watching PID[VARIANT]); size, variant, round, CPU per relayed message (µs)
+# and echoes per second go to RESULTS. The relay scripts set BIN, TMP,
+# CONNS, INFLIGHT, WARMUP, WINDOW and LOADGEN_TIMEOUT.
+measure_relay() {
+    local variant=$1 size=$2 round=$3 out cpu rate
+    if out=$(timeout "$LOADGEN_TIMEOUT" "$BIN/loadgen" --url "${URL[$variant]}" \
+        --watch "${PID[$variant]}" --clk-tck "$(getconf CLK_TCK)" throughput \
+        --conns "$CONNS" --inflight "$INFLIGHT" --size "$size" \
+        --warmup "$WARMUP" --duration "$WINDOW" 2>>"$TMP/loadgen.err"); then
+        cpu=$(awk '$1 == "cpu_us_per_msg" { print $2 }' <<<"$out")
+        rate=$(awk '$1 == "msgs_per_s" { print $2 }' <<<"$out")
+        printf '%s\t%s\t%s\t%s\t%s\n' "$size" "$variant" "$round" "$cpu" "$rate" >>"$RESULTS"
+    else
+        log "$variant at $size B (round $round) failed: $(tail -n 1 "$TMP/loadgen.err")"
+    fi
+}

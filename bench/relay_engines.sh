@@ -123,22 +123,6 @@ SPLICES=(tokio-copy tokio-splice)
 RESULTS="$TMP/results.tsv"
 : >"$RESULTS"
 
-# measure VARIANT SIZE ROUND: one throughput window; size, variant, round,
-# CPU per relayed message (µs) and echoes per second go to RESULTS.
-measure() {
-    local variant=$1 size=$2 round=$3 out cpu rate
-    if out=$(timeout "$LOADGEN_TIMEOUT" "$BIN/loadgen" --url "${URL[$variant]}" \
-        --watch "${PID[$variant]}" --clk-tck "$(getconf CLK_TCK)" throughput \
-        --conns "$CONNS" --inflight "$INFLIGHT" --size "$size" \
-        --warmup "$WARMUP" --duration "$WINDOW" 2>>"$TMP/loadgen.err"); then
-        cpu=$(awk '$1 == "cpu_us_per_msg" { print $2 }' <<<"$out")
-        rate=$(awk '$1 == "msgs_per_s" { print $2 }' <<<"$out")
-        printf '%s\t%s\t%s\t%s\t%s\n' "$size" "$variant" "$round" "$cpu" "$rate" >>"$RESULTS"
-    else
-        log "$variant at $size B (round $round) failed: $(tail -n 1 "$TMP/loadgen.err")"
-    fi
-}
-
 # rotated ROUND ITEMS...: the items rotated left by ROUND.
 rotated() {
     local r=$1
@@ -156,11 +140,11 @@ for ((round = 0; round < ROUNDS; round++)); do
     log "round $((round + 1)) of $ROUNDS"
     for size in 64 4096; do
         mapfile -t order < <(rotated "$round" "${ENGINES[@]}")
-        for variant in "${order[@]}"; do measure "$variant" "$size" "$round"; done
+        for variant in "${order[@]}"; do measure_relay "$variant" "$size" "$round"; done
     done
     for size in 65536 262144 1048576; do
         mapfile -t order < <(rotated "$round" "${SPLICES[@]}")
-        for variant in "${order[@]}"; do measure "$variant" "$size" "$round"; done
+        for variant in "${order[@]}"; do measure_relay "$variant" "$size" "$round"; done
     done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)

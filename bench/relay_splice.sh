@@ -109,22 +109,6 @@ start_wsgate splice
 RESULTS="$TMP/results.tsv"
 : >"$RESULTS"
 
-# measure VARIANT SIZE ROUND: one throughput window; size, variant, round,
-# CPU per relayed message (µs) and echoes per second go to RESULTS.
-measure() {
-    local variant=$1 size=$2 round=$3 out cpu rate
-    if out=$(timeout "$LOADGEN_TIMEOUT" "$BIN/loadgen" --url "${URL[$variant]}" \
-        --watch "${PID[$variant]}" --clk-tck "$(getconf CLK_TCK)" throughput \
-        --conns "$CONNS" --inflight "$INFLIGHT" --size "$size" \
-        --warmup "$WARMUP" --duration "$WINDOW" 2>>"$TMP/loadgen.err"); then
-        cpu=$(awk '$1 == "cpu_us_per_msg" { print $2 }' <<<"$out")
-        rate=$(awk '$1 == "msgs_per_s" { print $2 }' <<<"$out")
-        printf '%s\t%s\t%s\t%s\t%s\n' "$size" "$variant" "$round" "$cpu" "$rate" >>"$RESULTS"
-    else
-        log "$variant at $size B (round $round) failed: $(tail -n 1 "$TMP/loadgen.err")"
-    fi
-}
-
 ulimit -n "$(ulimit -Hn)"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -133,7 +117,7 @@ for ((round = 0; round < ROUNDS; round++)); do
     for size in "${SIZES[@]}"; do
         order=("${VARIANTS[@]}")
         ((round % 2 == 1)) && order=("${VARIANTS[1]}" "${VARIANTS[0]}")
-        for variant in "${order[@]}"; do measure "$variant" "$size" "$round"; done
+        for variant in "${order[@]}"; do measure_relay "$variant" "$size" "$round"; done
     done
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
