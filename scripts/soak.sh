@@ -6,6 +6,8 @@
 #                                3,000 WebSockets, 100 fallback sessions
 #   scripts/soak.sh --quick      ~2 min: 20 s warm-up + 1 min soak, 1,000 WebSockets, 40 sessions
 #   scripts/soak.sh --minutes N --conns N --fallback N --kill-every S --down S
+#   scripts/soak.sh --quick --max-size 1048576   large binary messages: the relay
+#                                splices payloads from 64 KiB on (pipes under chaos)
 #
 # Starts two echo backends (bench's `echo`) and wsgate in front of both with
 # the fallback on, all on 127.0.0.1 with free ports. The driver (bench's
@@ -34,6 +36,7 @@ KILL_EVERY=20
 DOWN=3
 WARMUP=60
 QUICK=0
+MAX_SIZE=1024
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -42,6 +45,7 @@ while [[ $# -gt 0 ]]; do
         --fallback) FALLBACK="$2"; shift ;;
         --kill-every) KILL_EVERY="$2"; shift ;;
         --down) DOWN="$2"; shift ;;
+        --max-size) MAX_SIZE="$2"; shift ;;
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -169,7 +173,7 @@ log "wsgate pid $GATEWAY_PID on 127.0.0.1:$GATEWAY_PORT, backends on ${ECHO_PORT
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 "$BIN/soak" --url "ws://127.0.0.1:$GATEWAY_PORT/soak" --gateway-pid "$GATEWAY_PID" \
     --admin "127.0.0.1:$ADMIN_PORT" --conns "$CONNS" --fallback "$FALLBACK" \
-    --seconds "$SOAK_SECS" --warmup-seconds "$WARMUP" --poll-hold-secs 5 \
+    --seconds "$SOAK_SECS" --warmup-seconds "$WARMUP" --poll-hold-secs 5 --max-size "$MAX_SIZE" \
     >"$TMP/soak.out" &
 PID[driver]=$!
 DRIVER=${PID[driver]}
