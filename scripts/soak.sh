@@ -171,9 +171,15 @@ GATEWAY_PID=${PID[wsgate]}
 log "wsgate pid $GATEWAY_PID on 127.0.0.1:$GATEWAY_PORT, backends on ${ECHO_PORT[a]} and ${ECHO_PORT[b]}"
 
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+# Messages of 64 KiB and more are spliced through pipes the relay keeps
+# for reuse: up to 16 idle pipes (32 fds) per worker stay open afterwards,
+# by design; wsgate runs one worker per CPU here.
+FD_SLACK=0
+((MAX_SIZE >= 65536)) && FD_SLACK=$((32 * $(nproc)))
 "$BIN/soak" --url "ws://127.0.0.1:$GATEWAY_PORT/soak" --gateway-pid "$GATEWAY_PID" \
     --admin "127.0.0.1:$ADMIN_PORT" --conns "$CONNS" --fallback "$FALLBACK" \
     --seconds "$SOAK_SECS" --warmup-seconds "$WARMUP" --poll-hold-secs 5 --max-size "$MAX_SIZE" \
+    --fd-slack "$FD_SLACK" \
     >"$TMP/soak.out" &
 PID[driver]=$!
 DRIVER=${PID[driver]}
