@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::backend::{refused_addr, silent_backend, Answer, Behaviour, WsBackend};
-use crate::support::client::WAIT;
+use crate::support::client::{close_code, next_message, WAIT};
 use crate::support::h2::{WsH2, H2, TLS_LISTENER};
 use crate::support::ops::{metric_reaches, scrape, value};
 use crate::support::TestGateway;
@@ -29,27 +29,6 @@ async fn setup(extra: &str) -> (TestGateway, WsBackend, H2, WsH2) {
     let mut h2 = H2::connect(gw.addr()).await;
     let (_, ws) = h2.websocket("/echo", &[]).await.unwrap();
     (gw, backend, h2, ws)
-}
-
-/// The next message that is not a ping (tungstenite answers pings itself).
-async fn next(ws: &mut WsH2) -> Option<Message> {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("message within bound")
-        {
-            Some(Ok(Message::Ping(_))) => continue,
-            Some(Ok(m)) => return Some(m),
-            Some(Err(_)) | None => return None,
-        }
-    }
-}
-
-fn close_code(message: Option<Message>) -> Option<u16> {
-    match message {
-        Some(Message::Close(Some(frame))) => Some(frame.code.into()),
-        _ => None,
-    }
 }
 
 async fn backend_close(backend: &mut WsBackend) -> (u16, String) {
@@ -113,10 +92,13 @@ async fn the_client_gets_200_after_the_backends_101_with_its_choices() {
         v.starts_with("permessage-deflate") && !v.contains("x-unknown")
     }));
     ws.send(Message::Text("over h2".into())).await.unwrap();
-    assert_eq!(next(&mut ws).await, Some(Message::Text("over h2".into())));
+    assert_eq!(
+        next_message(&mut ws).await,
+        Some(Message::Text("over h2".into()))
+    );
     let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
     ws.send(Message::Binary(big.clone())).await.unwrap();
-    assert_eq!(next(&mut ws).await, Some(Message::Binary(big)));
+    assert_eq!(next_message(&mut ws).await, Some(Message::Binary(big)));
     drop((ws, h2));
     gw.stop().await;
 }
@@ -317,14 +299,14 @@ async fn close_codes_pass_both_ways_over_the_h2_stream() {
     ws.send(Message::Close(Some(bye))).await.unwrap();
     assert_eq!(backend_close(&mut backend).await, (4000, "done".into()));
     assert_eq!(
-        close_code(next(&mut ws).await),
+        close_code(next_message(&mut ws).await),
         Some(4000),
         "the backend's reply"
     );
 
     let (gw2, _backend2, h2b, mut ws2) = setup("").await;
     ws2.send(Message::Text("bye".into())).await.unwrap();
-    assert_eq!(close_code(next(&mut ws2).await), Some(4001));
+    assert_eq!(close_code(next_message(&mut ws2).await), Some(4001));
     drop((ws, h2, ws2, h2b));
     gw.stop().await;
     gw2.stop().await;
@@ -336,7 +318,7 @@ async fn limits_and_protocol_errors_close_like_over_tcp() {
     ws.send(Message::Binary(vec![2; 64 * 1024 + 1]))
         .await
         .unwrap();
-    assert_eq!(close_code(next(&mut ws).await), Some(1009));
+    assert_eq!(close_code(next_message(&mut ws).await), Some(1009));
     assert_eq!(backend_close(&mut backend).await.0, 1009);
 
     let mut h2 = H2::connect(gw.addr()).await;
@@ -368,11 +350,11 @@ async fn pings_idle_timeout_and_a_dying_backend() {
     assert!(matches!(ping, Message::Ping(_)), "{ping:?}");
     ws.send(Message::Text("still here".into())).await.unwrap();
     assert_eq!(
-        next(&mut ws).await,
+        next_message(&mut ws).await,
         Some(Message::Text("still here".into()))
     );
     assert_eq!(
-        close_code(next(&mut ws).await),
+        close_code(next_message(&mut ws).await),
         Some(1001),
         "idle, pings aside"
     );
@@ -382,7 +364,7 @@ async fn pings_idle_timeout_and_a_dying_backend() {
 
     let (gw, _backend, h2, mut ws) = setup("").await;
     ws.send(Message::Text("die".into())).await.unwrap();
-    assert_eq!(close_code(next(&mut ws).await), Some(1011));
+    assert_eq!(close_code(next_message(&mut ws).await), Some(1011));
     drop((ws, h2));
     gw.stop().await;
 }
@@ -409,7 +391,7 @@ async fn end_stream_and_reset_are_the_client_leaving() {
         .await
         .unwrap();
     assert_eq!(
-        next(&mut survivor).await,
+        next_message(&mut survivor).await,
         Some(Message::Text("unaffected".into()))
     );
     drop((ws, survivor, h2));
@@ -420,9 +402,9 @@ async fn end_stream_and_reset_are_the_client_leaving() {
 async fn the_drain_closes_h2_websockets_with_1001_both_ways() {
     let (gw, mut backend, _h2, mut ws) = setup("").await;
     ws.send(Message::Text("x".into())).await.unwrap();
-    assert_eq!(next(&mut ws).await, Some(Message::Text("x".into())));
+    assert_eq!(next_message(&mut ws).await, Some(Message::Text("x".into())));
     let stopping = tokio::spawn(gw.stop());
-    assert_eq!(close_code(next(&mut ws).await), Some(1001));
+    assert_eq!(close_code(next_message(&mut ws).await), Some(1001));
     assert_eq!(backend_close(&mut backend).await.0, 1001);
     drop(ws);
     tokio::time::timeout(WAIT * 2, stopping)
@@ -438,7 +420,7 @@ async fn metrics_and_the_log_line_name_http2() {
     let logs = crate::support::logs::capture();
     let (gw, _backend, h2, mut ws) = setup("").await;
     ws.send(Message::Close(None)).await.unwrap();
-    let _ = next(&mut ws).await;
+    let _ = next_message(&mut ws).await;
     let line = logs
         .wait_for_line(&["websocket session ended", "http_version=\"2\""])
         .await;
@@ -547,7 +529,7 @@ async fn a_stalled_upload_does_not_hold_up_the_other_streams() {
     for i in 0..200 {
         let text = format!("still flowing {i}");
         flowing.send(Message::Text(text.clone())).await.unwrap();
-        assert_eq!(next(&mut flowing).await, Some(Message::Text(text)));
+        assert_eq!(next_message(&mut flowing).await, Some(Message::Text(text)));
     }
     assert!(
         !upload.is_finished(),

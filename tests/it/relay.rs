@@ -9,7 +9,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::backend::{Answer, Behaviour, WsBackend};
-use crate::support::client::{connect, raw_upgrade, ws_request, Ws, WAIT};
+use crate::support::client::{
+    close_code, connect, next_message, raw_upgrade, ws_request, Ws, WAIT,
+};
 use crate::support::ops::metric;
 use crate::support::{one_route, TestGateway};
 
@@ -18,27 +20,6 @@ async fn setup(route_extra: &str) -> (TestGateway, WsBackend, Ws) {
     let gw = TestGateway::start(&one_route(&[backend.url()], route_extra)).await;
     let (ws, _) = connect(ws_request(&gw.ws_url("/"), &[])).await.unwrap();
     (gw, backend, ws)
-}
-
-/// The next message that is not a ping (tungstenite answers pings itself).
-async fn next(ws: &mut Ws) -> Option<Message> {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next())
-            .await
-            .expect("message within bound")
-        {
-            Some(Ok(Message::Ping(_))) => continue,
-            Some(Ok(m)) => return Some(m),
-            Some(Err(_)) | None => return None,
-        }
-    }
-}
-
-fn close_code(message: Option<Message>) -> Option<u16> {
-    match message {
-        Some(Message::Close(Some(frame))) => Some(frame.code.into()),
-        _ => None,
-    }
 }
 
 #[tokio::test]
@@ -55,12 +36,12 @@ async fn text_and_binary_echo_byte_exact_in_order() {
         .await
         .unwrap();
         assert_eq!(
-            next(&mut ws).await,
+            next_message(&mut ws).await,
             Some(Message::Binary(payload)),
             "size {size}"
         );
         assert_eq!(
-            next(&mut ws).await,
+            next_message(&mut ws).await,
             Some(Message::Text(format!(
                 "text {i} {}",
                 "é".repeat(size % 1000)
@@ -116,7 +97,7 @@ async fn client_close_reaches_backend_with_code_and_reason() {
         .unwrap();
     assert_eq!(seen, (4000, "bye now".to_string()));
     assert_eq!(
-        close_code(next(&mut ws).await),
+        close_code(next_message(&mut ws).await),
         Some(4000),
         "the backend's echoed close comes back"
     );
@@ -127,7 +108,7 @@ async fn client_close_reaches_backend_with_code_and_reason() {
 async fn backend_close_reaches_client_with_code_and_reason() {
     let (gw, _backend, mut ws) = setup("").await;
     ws.send(Message::Text("bye".into())).await.unwrap();
-    match next(&mut ws).await {
+    match next_message(&mut ws).await {
         Some(Message::Close(Some(frame))) => {
             assert_eq!(u16::from(frame.code), 4001);
             assert_eq!(frame.reason, "server bye");
@@ -141,7 +122,7 @@ async fn backend_close_reaches_client_with_code_and_reason() {
 async fn backend_dying_mid_session_gives_client_1011() {
     let (gw, _backend, mut ws) = setup("").await;
     ws.send(Message::Text("die".into())).await.unwrap();
-    assert_eq!(close_code(next(&mut ws).await), Some(1011));
+    assert_eq!(close_code(next_message(&mut ws).await), Some(1011));
     gw.stop().await;
 }
 
@@ -150,14 +131,14 @@ async fn oversized_message_closes_both_sides_with_1009() {
     let (gw, mut backend, mut ws) = setup("max_message_size = \"64KiB\"").await;
     ws.send(Message::Binary(vec![1; 64 * 1024])).await.unwrap();
     assert_eq!(
-        next(&mut ws).await,
+        next_message(&mut ws).await,
         Some(Message::Binary(vec![1; 64 * 1024])),
         "the limit itself passes"
     );
     ws.send(Message::Binary(vec![2; 64 * 1024 + 1]))
         .await
         .unwrap();
-    assert_eq!(close_code(next(&mut ws).await), Some(1009));
+    assert_eq!(close_code(next_message(&mut ws).await), Some(1009));
     let (code, _) = tokio::time::timeout(WAIT, backend.closes.recv())
         .await
         .unwrap()
@@ -178,7 +159,7 @@ async fn gateway_pings_the_client() {
     // tungstenite answers with a pong; the session stays usable.
     ws.send(Message::Text("still here".into())).await.unwrap();
     assert_eq!(
-        next(&mut ws).await,
+        next_message(&mut ws).await,
         Some(Message::Text("still here".into()))
     );
     gw.stop().await;
@@ -187,7 +168,7 @@ async fn gateway_pings_the_client() {
 #[tokio::test]
 async fn idle_session_is_closed_with_1001_on_both_legs() {
     let (gw, mut backend, mut ws) = setup("idle_timeout = \"200ms\"").await;
-    assert_eq!(close_code(next(&mut ws).await), Some(1001));
+    assert_eq!(close_code(next_message(&mut ws).await), Some(1001));
     let (code, _) = tokio::time::timeout(WAIT, backend.closes.recv())
         .await
         .unwrap()
@@ -244,9 +225,9 @@ async fn unmasked_client_frame_is_a_protocol_error_for_both() {
 async fn shutdown_closes_live_sessions_with_1001_both_ways() {
     let (gw, mut backend, mut ws) = setup("").await;
     ws.send(Message::Text("x".into())).await.unwrap();
-    assert_eq!(next(&mut ws).await, Some(Message::Text("x".into())));
+    assert_eq!(next_message(&mut ws).await, Some(Message::Text("x".into())));
     let stopping = tokio::spawn(gw.stop());
-    assert_eq!(close_code(next(&mut ws).await), Some(1001));
+    assert_eq!(close_code(next_message(&mut ws).await), Some(1001));
     let (code, _) = tokio::time::timeout(WAIT, backend.closes.recv())
         .await
         .unwrap()

@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::Request;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// A bound on every wait in the tests, so a regression fails instead of
@@ -143,6 +144,33 @@ pub fn ws_request(url: &str, headers: &[(&str, &str)]) -> Request<()> {
 
 /// The client-side WebSocket type the tests use.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The next message that is not a ping (tungstenite answers pings itself),
+/// over any WebSocket (TCP or an HTTP/2 stream); `None` once it has ended.
+pub async fn next_message<S>(ws: &mut WebSocketStream<S>) -> Option<Message>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("message within bound")
+        {
+            Some(Ok(Message::Ping(_))) => continue,
+            Some(Ok(m)) => return Some(m),
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+/// The code of a close frame, if `message` is one with a code.
+pub fn close_code(message: Option<Message>) -> Option<u16> {
+    match message {
+        Some(Message::Close(Some(frame))) => Some(frame.code.into()),
+        _ => None,
+    }
+}
 
 /// Connects a WebSocket client (bounded by [`WAIT`]).
 pub async fn connect(
