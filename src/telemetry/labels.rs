@@ -97,6 +97,13 @@ pub(crate) struct Http2EndLabels {
     pub(crate) end: &'static str,
 }
 
+/// `{reason}` of an HTTP/2 request h2 or hyper refused before it reached
+/// the gateway's code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Http2RefusedLabels {
+    pub(crate) reason: &'static str,
+}
+
 /// `{side, code}` of an HTTP/2 stream reset: who sent the RST_STREAM and
 /// its error code.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

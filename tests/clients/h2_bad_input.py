@@ -3,8 +3,9 @@
 Usage: python h2_bad_input.py HOST PORT
 
 Each case runs on its own HTTP/2 connection and prints one JSON line: the
-status the client got, or the RST_STREAM / GOAWAY error code, or whether
-the connection closed. The Rust test decides what each must be.
+status the client got, whether the stream ended, the RST_STREAM or GOAWAY
+error code that came with or instead of it, and whether the connection
+closed. The Rust test decides what each must be.
 """
 
 import json
@@ -29,7 +30,7 @@ def tls(host, port):
                            server_hostname="localhost")
 
 
-def run(host, port, headers, *, wait_settings=True, data=None, normalize=True):
+def run(host, port, headers, *, wait_settings=True, data=None, normalize=True, end_stream=False):
     """Sends one request; returns what came back for it. `normalize=False`
     sends the headers exactly as given (h2 would drop connection-specific
     ones such as transfer-encoding)."""
@@ -47,12 +48,16 @@ def run(host, port, headers, *, wait_settings=True, data=None, normalize=True):
                 got = got or isinstance(ev, h2.events.RemoteSettingsChanged)
             sock.sendall(conn.data_to_send())
     sid = conn.get_next_available_stream_id()
-    conn.send_headers(sid, headers, end_stream=False)
+    conn.send_headers(sid, headers, end_stream=end_stream)
     if data is not None:
         conn.send_data(sid, data)
     sock.sendall(conn.data_to_send())
-    result = {"status": None, "reset": None, "goaway": None, "closed": False, "body": ""}
-    while result["status"] is None and result["reset"] is None and result["goaway"] is None:
+    result = {"status": None, "reset": None, "goaway": None, "closed": False, "body": "",
+              "ended": False}
+    # Until the stream is reset, or it ended and a PING sent then came back
+    # (the gateway writes in order, so a reset behind the end is in by then).
+    pinged = acked = False
+    while not acked and result["reset"] is None and result["goaway"] is None:
         try:
             chunk = sock.recv(65536)
         except (ConnectionError, ssl.SSLError, socket.timeout):
@@ -63,12 +68,19 @@ def run(host, port, headers, *, wait_settings=True, data=None, normalize=True):
         for ev in conn.receive_data(chunk):
             if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
                 result["status"] = int(dict(ev.headers)[":status"])
+            elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                result["ended"] = True
             elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
                 result["reset"] = int(ev.error_code)
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 result["goaway"] = int(ev.error_code)
             elif isinstance(ev, h2.events.DataReceived):
                 result["body"] += ev.data.decode("utf-8", "replace")
+            elif isinstance(ev, h2.events.PingAckReceived):
+                acked = True
+        if result["ended"] and not pinged:
+            conn.ping(b"drained!")
+            pinged = True
         try:
             sock.sendall(conn.data_to_send())
         except OSError:
@@ -94,6 +106,12 @@ def main():
     chunked = WS + [(":path", "/echo"), authority, version, ("transfer-encoding", "chunked")]
     print(json.dumps({"case": "transfer_encoding", **run(host, port, chunked, normalize=False)}),
           flush=True)
+    # A GET that ends its side with its head: the 400 ends the stream, and
+    # no reset follows it.
+    get = [(":method", "GET"), (":scheme", "https"), (":path", "/"), authority,
+           ("transfer-encoding", "chunked")]
+    print(json.dumps({"case": "get_transfer_encoding",
+                      **run(host, port, get, normalize=False, end_stream=True)}), flush=True)
     early = WS + [(":path", "/echo"), authority, version]
     print(json.dumps({"case": "before_settings", **run(host, port, early, wait_settings=False)}), flush=True)
     print("all cases ran")

@@ -274,17 +274,34 @@ async fn python_h2_malformed_extended_connects_never_reach_the_backend() {
             .clone()
     };
     // RFC 9113 §8.1.1: a malformed request is a stream error PROTOCOL_ERROR,
-    // sent by h2 before hyper hands the request over; `transfer-encoding`
-    // is a connection-specific field, which makes a request malformed
-    // (§8.2.2).
-    for name in ["no_path", "no_scheme", "transfer_encoding"] {
-        assert_eq!(case(name)["reset"], 1, "{}", case(name));
+    // sent by h2 before hyper hands the request over (`transfer-encoding`
+    // is a connection-specific field, which makes a request malformed,
+    // §8.2.2); hyper resets a CONNECT that declares a body with
+    // INTERNAL_ERROR. The watch puts a 400 before each reset.
+    let answered = [
+        ("no_path", 0x1),
+        ("no_scheme", 0x1),
+        ("transfer_encoding", 0x1),
+        ("declared_body", 0x2),
+    ];
+    for (name, code) in answered {
+        let got = case(name);
+        assert_eq!(got["status"], 400, "{got}");
+        assert_eq!(got["ended"], true, "{got}");
+        assert_eq!(got["reset"], code, "the reset still follows: {got}");
+        assert_eq!(got["closed"], false, "the connection lives: {got}");
     }
+    // The client had ended its side: the 400 ends the stream, no reset.
+    let get = case("get_transfer_encoding");
+    assert_eq!(
+        (get["status"].clone(), get["ended"].clone()),
+        (400.into(), true.into()),
+        "{get}"
+    );
+    assert!(get["reset"].is_null(), "{get}");
     assert_eq!(case("unknown_protocol")["status"], 501);
     assert_eq!(case("malformed_version")["status"], 400);
     assert_eq!(case("before_settings")["status"], 400);
-    let body = case("declared_body");
-    assert!(body["status"].is_null(), "never a 200: {body}");
     // Only a zero length spelled otherwise than `0` passes h2 and hyper
     // (both read it as 0) and meets the gateway's own check.
     let zero = case("zero_length_00");
@@ -307,32 +324,27 @@ async fn python_h2_malformed_extended_connects_never_reach_the_backend() {
         logs.wait_for_line(&["websocket handshake rejected", reason])
             .await;
     }
+    let refused = [("malformed", 4.0), ("connect_body", 1.0)];
+    for (reason, n) in refused {
+        let labels = [("reason", reason)];
+        let got = value(&m, "wsgate_http2_requests_refused_total", &labels);
+        assert_eq!(got, n, "{reason}\n{m}");
+    }
     let resets = [("side", "gateway"), ("code", "protocol_error")];
-    assert!(
-        value(&m, "wsgate_http2_stream_resets_total", &resets) >= 3.0,
+    assert_eq!(
+        value(&m, "wsgate_http2_stream_resets_total", &resets),
+        3.0,
         "{m}"
     );
-    let reset = [
-        "HTTP/2 stream reset by the gateway",
-        "code=\"protocol_error\"",
+    let refusal = [
+        "HTTP/2 request refused before it reached the gateway",
+        "answer=\"400\"",
     ];
     assert_eq!(
-        logs.lines_with(&reset).len(),
-        3,
-        "one line per connection: no_path, no_scheme, transfer_encoding"
+        logs.lines_with(&refusal).len(),
+        5,
+        "one line per connection: no_path, no_scheme, transfer_encoding, declared_body, get"
     );
-    // hyper resets a CONNECT that declares a body and drops the connection
-    // before the reset goes out: counted and logged as how it ended.
-    logs.wait_for_line(&["HTTP/2 connection ended", "end=\"connect_body\""])
-        .await;
-    let labels = [("end", "connect_body")];
-    assert_eq!(
-        value(
-            &scrape(gw.admin).await,
-            "wsgate_http2_connections_total",
-            &labels
-        ),
-        1.0
-    );
+    assert!(logs.lines_with(&["why=\"connect_body\""]).len() == 1);
     gw.stop().await;
 }

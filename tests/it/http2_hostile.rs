@@ -143,8 +143,8 @@ async fn streams_over_the_limit_are_refused() {
     gw.stop().await;
 }
 
-/// A header list over `max_header_size` gets 431 on its stream; the
-/// connection goes on serving.
+/// A header list over `max_header_size` gets 431 on its stream, counted;
+/// the connection goes on serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_header_list_gets_431_and_the_connection_lives() {
     let gw = gateway().await;
@@ -155,6 +155,15 @@ async fn an_oversized_header_list_gets_431_and_the_connection_lives() {
         "the next request on it: {report}"
     );
     assert!(report["goaway"].is_null(), "{report}");
+    // h2 sends that 431 itself; the watch counts and logs it.
+    let labels = [("reason", "header_list_too_large")];
+    metric_reaches(
+        gw.admin,
+        "wsgate_http2_requests_refused_total",
+        &labels,
+        1.0,
+    )
+    .await;
     still_serving(&gw).await;
     gw.stop().await;
 }

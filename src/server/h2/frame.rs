@@ -1,12 +1,13 @@
 //! Frame boundaries in an HTTP/2 byte stream (RFC 9113 §4.1), found as the
 //! bytes pass, without buffering them.
 //!
-//! The watch needs to know which frames cross the connection, not what
-//! they say: a frame head is nine bytes (length, type, flags, stream), and
-//! only two kinds need a few payload bytes read (the error code of
-//! RST_STREAM, and the code and start of the debug data of GOAWAY). The
-//! scanner keeps at most one head and [`CAPTURE`] payload bytes, and skips
-//! every other payload byte by counting.
+//! The watch needs to know which frames cross the connection, and of a few
+//! kinds the first bytes of what they say: a frame head is nine bytes
+//! (length, type, flags, stream); read beyond it are the error code of
+//! RST_STREAM, the code and start of the debug data of GOAWAY, the first
+//! settings of SETTINGS, and the start of a HEADERS block. The scanner
+//! keeps at most one head and [`CAPTURE`] payload bytes, and skips every
+//! other payload byte by counting.
 
 /// The client connection preface (`PRI * HTTP/2.0...`), before the first
 /// frame the client sends.
@@ -15,13 +16,18 @@ const PREFACE_LEN: usize = 24;
 /// A frame head's length.
 const HEAD_LEN: usize = 9;
 
-/// Payload bytes kept of RST_STREAM and GOAWAY frames: the error code, and
-/// for GOAWAY the last stream id before it and the start of the debug data
-/// (h2's debug strings, such as `too_many_continuations`, are shorter).
-pub(super) const CAPTURE: usize = 40;
+/// Payload bytes kept of RST_STREAM, GOAWAY, SETTINGS and HEADERS frames:
+/// the error code, and for GOAWAY the last stream id before it and the
+/// start of the debug data (h2's debug strings, such as
+/// `too_many_continuations`, are shorter); ten settings (RFC 9113 and its
+/// extensions define eight); a header block short enough to be h2's own
+/// `431`.
+pub(super) const CAPTURE: usize = 60;
 
 /// Frame types the watch acts on (RFC 9113 §6).
 pub(super) mod kind {
+    /// Request or response body bytes.
+    pub const DATA: u8 = 0x0;
     /// Opens a stream (or carries trailers).
     pub const HEADERS: u8 = 0x1;
     /// Ends a stream at once.
@@ -36,6 +42,9 @@ pub(super) mod kind {
 
 /// The ACK flag of SETTINGS and PING.
 pub(super) const ACK: u8 = 0x1;
+
+/// The END_STREAM flag of DATA and HEADERS.
+pub(super) const END_STREAM: u8 = 0x1;
 
 /// One frame's head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +72,9 @@ impl Head {
     /// How many payload bytes of this frame the watch reads.
     fn capture(&self) -> usize {
         match self.kind {
-            kind::RST_STREAM | kind::GOAWAY => (self.len as usize).min(CAPTURE),
+            kind::RST_STREAM | kind::GOAWAY | kind::SETTINGS | kind::HEADERS => {
+                (self.len as usize).min(CAPTURE)
+            }
             _ => 0,
         }
     }
@@ -114,13 +125,44 @@ impl Scanner {
 
     /// Takes the next bytes of the stream; calls `on` once per frame with
     /// its head and the start of its payload (up to [`CAPTURE`] bytes, for
-    /// RST_STREAM and GOAWAY only; empty for the others), as soon as those
-    /// are in.
+    /// RST_STREAM, GOAWAY, SETTINGS and HEADERS; empty for the others), as
+    /// soon as those are in.
     pub(super) fn feed(&mut self, mut bytes: &[u8], on: &mut impl FnMut(Head, &[u8])) {
         while !bytes.is_empty() {
             let used = self.step(bytes, on);
             bytes = &bytes[used..];
         }
+    }
+
+    /// Where in `bytes` (slices of one stream, in order) the first frame
+    /// that `pick` takes begins, scanning a copy of this scanner. `pick`
+    /// sees each frame as [`feed`](Self::feed) reports it; a frame that
+    /// began before `bytes` is passed over. `None` when no frame is picked.
+    pub(super) fn find<'a>(
+        &self,
+        bytes: impl IntoIterator<Item = &'a [u8]>,
+        mut pick: impl FnMut(Head, &[u8]) -> bool,
+    ) -> Option<usize> {
+        let mut copy = self.clone();
+        let (mut offset, mut start) = (0, None);
+        for slice in bytes {
+            let mut rest = slice;
+            while !rest.is_empty() {
+                if let State::Head { have: 0 } = copy.state {
+                    start = Some(offset);
+                }
+                let mut picked = false;
+                let used = copy.step(rest, &mut |head, captured| {
+                    picked = pick(head, captured);
+                });
+                if picked && start.is_some() {
+                    return start;
+                }
+                offset += used;
+                rest = &rest[used..];
+            }
+        }
+        None
     }
 
     /// Consumes some of `bytes` (at least one); returns how many.

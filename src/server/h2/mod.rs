@@ -15,6 +15,7 @@
 
 mod budget;
 mod frame;
+mod refusal;
 mod watch;
 
 use std::convert::Infallible;
@@ -248,11 +249,7 @@ fn end_label(
         (Some(Closer::Unused), _) => "unused",
         (Some(Closer::Drain), _) => "drain",
         (None, Err(e)) => error_label(e),
-        (None, Ok(())) if seen.client_left() => "closed",
-        // hyper's h2 server ends a connection by itself only when a CONNECT
-        // declares a body (it resets the stream and returns, dropping the
-        // connection, hyper 1.12).
-        (None, Ok(())) => "connect_body",
+        (None, Ok(())) => "closed",
     }
 }
 

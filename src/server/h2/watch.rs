@@ -17,17 +17,22 @@
 //! - name why the connection ended: the GOAWAY h2 wrote says it
 //!   (`too_many_resets`, `too_many_continuations`, ...), and count every
 //!   RST_STREAM either side sent, by error code. The first stream the
-//!   gateway resets for an error on a connection (a malformed request, a
-//!   stream over the limit) is also logged: h2 does it before any request
-//!   reaches the gateway's code, which would otherwise say nothing.
+//!   gateway resets for an error on a connection (a stream over the
+//!   limit, say) is also logged: h2 does it before any request reaches the
+//!   gateway's code, which would otherwise say nothing;
+//! - answer the requests h2 and hyper refuse by themselves as the gateway
+//!   would (see [`refusal`](super::refusal)): a `400` before the reset of a
+//!   malformed request, and a count and a log line for each.
 //!
-//! The watch reads only frame heads (and four to forty payload bytes of
-//! RST_STREAM and GOAWAY); it never buffers or changes a byte.
+//! The watch reads frame heads, and at most sixty payload bytes of
+//! RST_STREAM, GOAWAY, SETTINGS and HEADERS. The one change it makes to
+//! what h2 writes is that `400`: a ten-byte HEADERS frame put in front of
+//! a reset (which it replaces when the client had ended its side).
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -35,7 +40,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use super::budget::{Bucket, PING_BUDGET, RESET_BUDGET, SETTINGS_BUDGET};
-use super::frame::{kind, Head, Scanner, ACK};
+use super::frame::{kind, Head, Scanner, ACK, END_STREAM};
+use super::refusal::{self, Answer, Requests};
 use crate::telemetry::metrics::Metrics;
 
 /// What a flood of one frame type ended the connection as.
@@ -88,8 +94,6 @@ pub(super) struct Seen {
     flood: AtomicU8,
     /// The first GOAWAY with an error code the gateway sent.
     goaway: Mutex<Option<GoAway>>,
-    /// The client said it was leaving: its GOAWAY, or the end of its stream.
-    client_left: AtomicBool,
 }
 
 impl Default for Seen {
@@ -99,7 +103,6 @@ impl Default for Seen {
             streams: AtomicU64::default(),
             flood: AtomicU8::default(),
             goaway: Mutex::default(),
-            client_left: AtomicBool::default(),
         }
     }
 }
@@ -137,11 +140,6 @@ impl Seen {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
-
-    /// Whether the client sent GOAWAY or closed its side.
-    pub(super) fn client_left(&self) -> bool {
-        self.client_left.load(Ordering::Relaxed)
-    }
 }
 
 /// The client's side of the watch: what it scans and spends.
@@ -155,16 +153,18 @@ struct Inbound {
     last_stream: u32,
 }
 
-/// The gateway's side of the watch: what it scans, and whether it logged
-/// a reset yet.
+/// The gateway's side of the watch: what it scans, whether it logged a
+/// reset yet, and the `400` it is putting in front of a reset.
 #[derive(Debug)]
 struct Outbound {
     scanner: Scanner,
     /// The client, for the log line.
     peer: SocketAddr,
-    /// A reset for an error was logged on this connection (only the first
-    /// is; the rest are counted).
+    /// A reset for an error, or a refusal, was logged on this connection
+    /// (only the first is; the rest are counted).
     logged_reset: bool,
+    /// Bytes the watch writes before any more of h2's.
+    answer: Answer,
 }
 
 /// A connection's stream with the watch on it.
@@ -175,6 +175,7 @@ pub(super) struct Watched<IO> {
     metrics: Arc<Metrics>,
     inbound: Inbound,
     outbound: Outbound,
+    requests: Requests,
 }
 
 impl<IO> Watched<IO> {
@@ -197,13 +198,15 @@ impl<IO> Watched<IO> {
                 scanner: Scanner::server(),
                 peer,
                 logged_reset: false,
+                answer: Answer::default(),
             },
+            requests: Requests::default(),
         }
     }
 
     /// Scans bytes the client sent; the flood they complete, if any.
     fn on_read(&mut self, bytes: &[u8]) -> Option<Flood> {
-        let (seen, metrics) = (&self.seen, &self.metrics);
+        let (seen, metrics, requests) = (&self.seen, &self.metrics, &mut self.requests);
         let Inbound {
             scanner,
             settings,
@@ -219,19 +222,25 @@ impl<IO> Watched<IO> {
                     seen.acked_after(seen.streams());
                     None
                 }
-                kind::SETTINGS => (!settings.take(now)).then_some(Flood::Settings),
+                kind::SETTINGS => {
+                    requests.settings(captured, head.len);
+                    (!settings.take(now)).then_some(Flood::Settings)
+                }
                 kind::PING if head.flags & ACK == 0 => (!pings.take(now)).then_some(Flood::Ping),
                 kind::RST_STREAM => {
+                    requests.awaiting.take(head.stream);
                     metrics.http2_stream_reset("client", code_label(error_code(captured)));
                     (!resets.take(now)).then_some(Flood::Reset)
-                }
-                kind::GOAWAY => {
-                    seen.client_left.store(true, Ordering::Relaxed);
-                    None
                 }
                 kind::HEADERS if head.stream > *last_stream => {
                     *last_stream = head.stream;
                     seen.streams.fetch_add(1, Ordering::Relaxed);
+                    let done = head.flags & END_STREAM != 0;
+                    requests.awaiting.opened(head.stream, done);
+                    None
+                }
+                kind::HEADERS | kind::DATA if head.flags & END_STREAM != 0 => {
+                    requests.awaiting.client_done(head.stream);
                     None
                 }
                 _ => None,
@@ -241,22 +250,45 @@ impl<IO> Watched<IO> {
         flood
     }
 
-    /// Scans bytes the gateway sent.
-    fn on_write(&mut self, bytes: &[u8]) {
-        let (seen, metrics) = (&self.seen, &self.metrics);
+    /// Scans bytes the gateway sent, or, when `taken`, the reset the watch
+    /// answers instead of sending it as is: that answer is staged here.
+    fn on_write(&mut self, bytes: &[u8], taken: bool) {
+        let (seen, metrics, requests) = (&self.seen, &self.metrics, &mut self.requests);
         let Outbound {
             scanner,
             peer,
             logged_reset,
+            answer,
         } = &mut self.outbound;
         scanner.feed(bytes, &mut |head: Head, captured: &[u8]| match head.kind {
             kind::RST_STREAM => {
                 let code = error_code(captured);
-                metrics.http2_stream_reset("gateway", code_label(code));
+                let refused = requests.refused(head.stream, code);
+                let taken = taken && refused.is_some();
+                if let Some(refused) = refused {
+                    metrics.http2_request_refused(refused.reason);
+                    let answer = if taken { "400" } else { "reset" };
+                    log_refusal(logged_reset, peer, head.stream, answer, refused.reason);
+                }
+                let reset = refused.map_or(true, |r| r.reset) || !taken;
+                if taken {
+                    answer.stage(head.stream, reset.then_some(code));
+                }
+                if reset {
+                    metrics.http2_stream_reset("gateway", code_label(code));
+                }
                 if !*logged_reset && !matches!(code, NO_ERROR | CANCEL) {
                     *logged_reset = true;
                     let (code, stream) = (code_label(code), head.stream);
                     tracing::info!(client = %peer, stream, code, "HTTP/2 stream reset by the gateway (further resets on this connection are counted, not logged)");
+                }
+            }
+            kind::HEADERS => {
+                let h2s_own_431 = requests.answered(head, captured);
+                if h2s_own_431 {
+                    metrics.http2_request_refused("header_list_too_large");
+                    let why = "header_list_too_large";
+                    log_refusal(logged_reset, peer, head.stream, "431", why);
                 }
             }
             kind::GOAWAY if captured.len() >= 8 => {
@@ -273,6 +305,20 @@ impl<IO> Watched<IO> {
         });
     }
 
+    /// Where in `bytes` (what h2 asks to write) a reset the watch answers
+    /// begins, if one does.
+    fn answer_at<'a>(&self, bytes: impl IntoIterator<Item = &'a [u8]>) -> Option<usize> {
+        let requests = &self.requests;
+        if !requests.may_answer() {
+            return None;
+        }
+        let reset = |head: Head, captured: &[u8]| {
+            head.kind == kind::RST_STREAM
+                && requests.refused_peek(head.stream, error_code(captured), head.len)
+        };
+        self.outbound.scanner.find(bytes, reset)
+    }
+
     /// Scans what a vectored write accepted: the first `n` bytes of `bufs`.
     fn on_write_vectored(&mut self, bufs: &[io::IoSlice<'_>], mut n: usize) {
         for buf in bufs {
@@ -280,9 +326,18 @@ impl<IO> Watched<IO> {
                 break;
             }
             let taken = n.min(buf.len());
-            self.on_write(&buf[..taken]);
+            self.on_write(&buf[..taken], false);
             n -= taken;
         }
+    }
+}
+
+/// Logs a request h2 or hyper refused, unless something was logged on
+/// this connection already.
+/// `answer` is what the client got: a status, or `reset` alone.
+fn log_refusal(logged: &mut bool, peer: &SocketAddr, stream: u32, answer: &str, why: &str) {
+    if !std::mem::replace(logged, true) {
+        tracing::info!(client = %peer, stream, answer, why, "HTTP/2 request refused before it reached the gateway (further refusals and resets on this connection are counted, not logged)");
     }
 }
 
@@ -327,13 +382,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let read = std::task::ready!(Pin::new(&mut this.io).poll_read(cx, buf));
-        // An end of stream, or a read error (a TLS stream cut without
-        // close_notify is one): the client is gone.
-        if read.is_err() || buf.filled().len() == before {
-            this.seen.client_left.store(true, Ordering::Relaxed);
-        }
-        read?;
+        std::task::ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         if let Some(flood) = this.on_read(&buf.filled()[before..]) {
             this.seen.flood.store(flood as u8, Ordering::Relaxed);
             let message = format!("HTTP/2 {}: connection cut", flood.label());
@@ -344,14 +393,26 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    /// A write stops short of a reset the watch answers; once that reset
+    /// leads the buffer, it is taken in (the answer staged in its place)
+    /// and the answer goes out before any more of h2's bytes.
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let n = std::task::ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
-        this.on_write(&buf[..n]);
+        std::task::ready!(this.outbound.answer.poll_send(Pin::new(&mut this.io), cx))?;
+        let len = match this.answer_at([buf]) {
+            Some(0) => {
+                this.on_write(&buf[..refusal::RESET_LEN], true);
+                return Poll::Ready(Ok(refusal::RESET_LEN));
+            }
+            Some(before) => before,
+            None => buf.len(),
+        };
+        let n = std::task::ready!(Pin::new(&mut this.io).poll_write(cx, &buf[..len]))?;
+        this.on_write(&buf[..n], false);
         Poll::Ready(Ok(n))
     }
 
@@ -361,6 +422,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.answer_at(bufs.iter().map(|b| &b[..])).is_some() {
+            let first = bufs.iter().find(|b| !b.is_empty());
+            return Pin::new(this).poll_write(cx, first.map_or(&[], |b| &b[..]));
+        }
+        std::task::ready!(this.outbound.answer.poll_send(Pin::new(&mut this.io), cx))?;
         let n = std::task::ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
         this.on_write_vectored(bufs, n);
         Poll::Ready(Ok(n))
@@ -371,11 +437,15 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.outbound.answer.poll_send(Pin::new(&mut this.io), cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.outbound.answer.poll_send(Pin::new(&mut this.io), cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 
