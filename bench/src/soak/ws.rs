@@ -444,8 +444,30 @@ impl Conn {
     async fn after_eof(&mut self, _ctx: &Ctx) -> End {
         End::Failed(
             "ws: EOF without a close frame",
-            format!("{} in flight", self.pending.len()),
+            format!(
+                "{} in flight, {}, port {}",
+                self.pending.len(),
+                self.where_cut(),
+                self.tcp.local_addr().map_or(0, |a| a.port())
+            ),
         )
+    }
+
+    /// Where in the gateway's stream it ended: at a frame boundary, inside
+    /// a header, or inside a frame's payload (the gateway cannot send a
+    /// close there). Says which failure a bare EOF is.
+    fn where_cut(&self) -> String {
+        let rest = &self.buf[..self.filled];
+        match parse_header(rest) {
+            _ if rest.is_empty() => "at a frame boundary".into(),
+            None => format!("{} bytes into a frame header", rest.len()),
+            Some(h) => format!(
+                "{} of {} payload bytes into a frame (opcode {})",
+                rest.len() - h.header_len,
+                h.payload_len,
+                h.opcode
+            ),
+        }
     }
 
     /// An I/O error: a reset is as unexpected as a bare EOF.
