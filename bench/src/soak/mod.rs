@@ -99,7 +99,10 @@ tally! {
     ws_echoed,
     /// Connections closed by the gateway with 1011 within a kill window.
     ws_backend_closes,
-    /// Messages in flight on those connections (legitimately lost).
+    /// Connections the gateway ended inside a frame within a kill window:
+    /// the killed backend's echo was cut short, no close can follow it.
+    ws_cut_by_kill,
+    /// Messages in flight on the connections of both (legitimately lost).
     ws_lost_in_flight,
     /// Connections closed cleanly by the client at the end of their lifetime.
     ws_churn_closes,

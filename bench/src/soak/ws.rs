@@ -12,7 +12,13 @@
 //! - the gateway closes it with 1011 because its backend was killed: its
 //!   messages in flight are counted as lost (expected), but only within the
 //!   kill window; a 1011 at any other time, any other close code, or an EOF
-//!   without a close is a failure.
+//!   without a close is a failure;
+//! - the gateway closes it in the middle of a frame, within the kill window:
+//!   the killed backend was echoing a message (the echo streams, so with
+//!   messages of tens of KiB a kill can land inside one), the frame can never
+//!   be finished and no close can follow half a frame (RFC 6455 §7.1.7, and
+//!   docs/proxying.md). Counted like a 1011; at a frame boundary, or outside
+//!   a kill window, a bare EOF still fails.
 
 use std::collections::VecDeque;
 use std::io;
@@ -76,6 +82,8 @@ enum End {
     Vanished,
     /// The gateway sent a close frame with this code.
     Closed(u16),
+    /// The gateway's stream ended inside a frame, within a kill window.
+    CutByKill,
     /// A broken expectation: (kind, detail).
     Failed(&'static str, String),
 }
@@ -126,14 +134,24 @@ pub async fn slot(
             End::Stopped => Tally::bump(&t.ws_final_closes),
             End::Churned => Tally::bump(&t.ws_churn_closes),
             End::Vanished => Tally::add(&t.ws_abandoned_at_vanish, in_flight),
-            End::Closed(1011) if ctx.chaos.recent() => {
-                Tally::bump(&t.ws_backend_closes);
+            End::Closed(1011) | End::CutByKill if ctx.chaos.recent() => {
+                match matches!(end, End::CutByKill) {
+                    true => Tally::bump(&t.ws_cut_by_kill),
+                    false => Tally::bump(&t.ws_backend_closes),
+                }
                 Tally::add(&t.ws_lost_in_flight, in_flight);
                 if let Some(&oldest) = conn.pending.front() {
                     lost_since(&ctx.ws_lost_age_ms, &ctx.chaos, oldest);
                 }
                 // Everyone on the killed backend reconnects: spread them.
                 sleep(rng.duration(Duration::ZERO, Duration::from_secs(1))).await;
+            }
+            End::CutByKill => {
+                // The kill window closed between the EOF and here.
+                Tally::add(&t.ws_unechoed_at_failure, in_flight);
+                let detail = format!("{in_flight} in flight");
+                ctx.failures
+                    .record("ws: frame cut short outside a kill window", detail);
             }
             End::Closed(code) => {
                 Tally::add(&t.ws_unechoed_at_failure, in_flight);
@@ -440,12 +458,38 @@ impl Conn {
         End::Vanished
     }
 
-    /// EOF without a close frame: never expected from the gateway.
-    async fn after_eof(&mut self, _ctx: &Ctx) -> End {
+    /// EOF without a close frame: expected only inside a frame the gateway
+    /// could not finish because its backend was killed.
+    async fn after_eof(&mut self, ctx: &Ctx) -> End {
+        if self.filled > 0 && ctx.chaos.recent() {
+            return End::CutByKill;
+        }
         End::Failed(
             "ws: EOF without a close frame",
-            format!("{} in flight", self.pending.len()),
+            format!(
+                "{} in flight, {}, port {}",
+                self.pending.len(),
+                self.where_cut(),
+                self.tcp.local_addr().map_or(0, |a| a.port())
+            ),
         )
+    }
+
+    /// Where in the gateway's stream it ended: at a frame boundary, inside
+    /// a header, or inside a frame's payload (the gateway cannot send a
+    /// close there). Says which failure a bare EOF is.
+    fn where_cut(&self) -> String {
+        let rest = &self.buf[..self.filled];
+        match parse_header(rest) {
+            _ if rest.is_empty() => "at a frame boundary".into(),
+            None => format!("{} bytes into a frame header", rest.len()),
+            Some(h) => format!(
+                "{} of {} payload bytes into a frame (opcode {})",
+                rest.len() - h.header_len,
+                h.payload_len,
+                h.opcode
+            ),
+        }
     }
 
     /// An I/O error: a reset is as unexpected as a bare EOF.
