@@ -30,8 +30,6 @@ mod pool;
 mod pump;
 mod splice;
 #[cfg(all(test, target_os = "linux"))]
-mod splice_kill_tests;
-#[cfg(all(test, target_os = "linux"))]
 mod splice_tests;
 mod split;
 #[cfg(test)]

@@ -264,3 +264,7 @@ mod other {
         }
     }
 }
+
+/// A peer dying at every point of a spliced frame ends as on the copy path.
+#[cfg(all(test, target_os = "linux"))]
+mod tests;

@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::*;
+use super::super::*;
 use crate::net::short_read::poll_read_tcp;
 use crate::ws::frame::{parse_header, OpCode};
 use crate::ws::test_support::{client_frame, encode};
