@@ -1,8 +1,30 @@
-//! Test helpers: hand-encoding frames and reading them back off a stream.
+//! Test helpers: hand-encoding frames, reading them back off a stream, and
+//! the relay configuration the relay's tests start from.
+
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::frame::{apply_mask, parse_header, FrameHeader, OpCode, MAX_HEADER_LEN};
+use super::relay::RelayConfig;
+
+/// A relay configuration for tests: messages up to `max_message_size`,
+/// UTF-8 checked, no idle timeout, no pings of the gateway's own, no
+/// deflate and no client limits.
+pub(crate) fn relay_config(max_message_size: u64) -> RelayConfig {
+    RelayConfig {
+        max_message_size,
+        idle_timeout: Duration::ZERO,
+        ping_interval: Duration::ZERO,
+        pong_timeout: Duration::from_secs(10),
+        close_timeout: Duration::from_secs(5),
+        drain_delay: Duration::ZERO,
+        deflate: false,
+        validate_utf8: true,
+        client_messages: None,
+        client_bytes_per_second: None,
+    }
+}
 
 /// Encodes one frame; `b0` is the whole first byte (FIN, RSV, opcode).
 pub(crate) fn encode(b0: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {

@@ -17,21 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::ws::frame::{FrameError, OpCode};
-use crate::ws::test_support::{client_frame, encode, read_close, read_frame};
+use crate::ws::test_support::{client_frame, encode, read_close, read_frame, relay_config};
 
 fn cfg() -> RelayConfig {
-    RelayConfig {
-        max_message_size: 2 << 20,
-        idle_timeout: Duration::ZERO,
-        ping_interval: Duration::ZERO,
-        pong_timeout: Duration::from_secs(10),
-        close_timeout: Duration::from_secs(5),
-        drain_delay: Duration::ZERO,
-        deflate: false,
-        validate_utf8: true,
-        client_messages: None,
-        client_bytes_per_second: None,
-    }
+    relay_config(2 << 20)
 }
 
 /// The peers' ends of the pipes plus the running relay.

@@ -29,21 +29,10 @@ use tokio_util::sync::CancellationToken;
 use super::super::*;
 use crate::net::short_read::poll_read_tcp;
 use crate::ws::frame::{parse_header, OpCode};
-use crate::ws::test_support::{client_frame, encode};
+use crate::ws::test_support::{client_frame, encode, relay_config};
 
 fn cfg() -> RelayConfig {
-    RelayConfig {
-        max_message_size: 8 << 20,
-        idle_timeout: Duration::ZERO,
-        ping_interval: Duration::ZERO,
-        pong_timeout: Duration::from_secs(10),
-        close_timeout: Duration::from_secs(5),
-        drain_delay: Duration::ZERO,
-        deflate: false,
-        validate_utf8: true,
-        client_messages: None,
-        client_bytes_per_second: None,
-    }
+    relay_config(8 << 20)
 }
 
 /// A TCP stream the relay cannot splice: the copy path, with the reads
