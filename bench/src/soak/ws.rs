@@ -135,9 +135,10 @@ pub async fn slot(
             End::Churned => Tally::bump(&t.ws_churn_closes),
             End::Vanished => Tally::add(&t.ws_abandoned_at_vanish, in_flight),
             End::Closed(1011) | End::CutByKill if ctx.chaos.recent() => {
-                match matches!(end, End::CutByKill) {
-                    true => Tally::bump(&t.ws_cut_by_kill),
-                    false => Tally::bump(&t.ws_backend_closes),
+                if matches!(end, End::CutByKill) {
+                    Tally::bump(&t.ws_cut_by_kill);
+                } else {
+                    Tally::bump(&t.ws_backend_closes);
                 }
                 Tally::add(&t.ws_lost_in_flight, in_flight);
                 if let Some(&oldest) = conn.pending.front() {

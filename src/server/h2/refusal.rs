@@ -78,9 +78,9 @@ impl Default for Requests {
 pub(super) struct Refused {
     /// The `reason` label.
     pub reason: &'static str,
-    /// Whether the reset still goes out behind the `400` (the client had
-    /// not ended its side, so the reset tells it to stop sending).
-    pub reset: bool,
+    /// Whether the client had ended its side: a `400` then ends the
+    /// stream, and no reset may follow it.
+    pub client_done: bool,
 }
 
 impl Requests {
@@ -110,10 +110,10 @@ impl Requests {
     /// The gateway reset `stream` with `code`: a refusal if it awaited its
     /// response and the code says so. The stream no longer awaits.
     pub(super) fn refused(&mut self, stream: u32, code: u32) -> Option<Refused> {
-        let done = self.awaiting.take(stream)?;
+        let client_done = self.awaiting.take(stream)?;
         Some(Refused {
             reason: refusal(code)?,
-            reset: !(done && self.answerable),
+            client_done,
         })
     }
 

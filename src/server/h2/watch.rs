@@ -169,14 +169,15 @@ impl<IO> Watched<IO> {
             kind::RST_STREAM => {
                 let code = error_code(captured);
                 let refused = requests.refused(head.stream, code);
-                let taken = taken && refused.is_some();
+                let answered = taken && refused.is_some();
                 if let Some(refused) = refused {
                     metrics.http2_request_refused(refused.reason);
-                    let answer = if taken { "400" } else { "reset" };
+                    let answer = if answered { "400" } else { "reset" };
                     log_refusal(logged_reset, peer, head.stream, answer, refused.reason);
                 }
-                let reset = refused.map_or(true, |r| r.reset) || !taken;
-                if taken {
+                // The 400 takes the reset's place once both sides ended.
+                let reset = !(answered && refused.is_some_and(|r| r.client_done));
+                if answered {
                     answer.stage(head.stream, reset.then_some(code));
                 }
                 if reset {
